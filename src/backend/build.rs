@@ -1,0 +1,171 @@
+//! Build the [`Backend`] a [`Source`] names, with its credentials and client settings.
+
+use super::{Backend, ObjectStoreBackend};
+use crate::config::{MountConfig, Source};
+use crate::credentials::azure::{self, AzureAuth};
+use crate::credentials::s3::{self, S3Credentials};
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn client_options(cfg: &MountConfig) -> ClientOptions {
+    let http = cfg
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
+    ClientOptions::new()
+        .with_allow_http(http)
+        .with_connect_timeout(cfg.connect_timeout)
+        .with_timeout(cfg.request_timeout)
+        .with_pool_idle_timeout(Duration::from_secs(50))
+}
+
+fn retry(cfg: &MountConfig) -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: cfg.retries,
+        // Bound the total time spent retrying one request, so an outage surfaces as an error.
+        retry_timeout: cfg.request_timeout.max(Duration::from_secs(1)) * (cfg.retries as u32 + 1),
+    }
+}
+
+/// Build the backend for `source`. Credential problems are reported here, before mounting,
+/// with the file and line at fault.
+pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<Arc<dyn Backend>, String> {
+    let name = source.to_string();
+    match source {
+        Source::S3 { bucket, prefix } => {
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_client_options(client_options(cfg))
+                .with_retry(retry(cfg))
+                .with_virtual_hosted_style_request(cfg.virtual_hosted && !cfg.path_style);
+            if let Some(r) = cfg
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+            {
+                b = b.with_region(r);
+            } else if std::env::var("AWS_DEFAULT_REGION").is_err() {
+                b = b.with_region("us-east-1");
+            }
+            if let Some(e) = &cfg.endpoint {
+                b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+            }
+            match s3::resolve(cfg, bucket)? {
+                S3Credentials::Static {
+                    access_key,
+                    secret_key,
+                    session_token,
+                    origin,
+                } => {
+                    tracing::info!(%origin, %access_key, "S3 credentials");
+                    b = b
+                        .with_access_key_id(access_key)
+                        .with_secret_access_key(secret_key.expose());
+                    if let Some(t) = session_token {
+                        b = b.with_token(t.expose());
+                    }
+                }
+                S3Credentials::InstanceChain => {
+                    tracing::info!("S3 credentials from the instance credential chain");
+                }
+            }
+            let store = Arc::new(
+                b.build()
+                    .map_err(|e| format!("S3 client for {name}: {e}"))?,
+            );
+            Ok(Arc::new(ObjectStoreBackend::new(
+                store.clone(),
+                Some(store),
+                prefix,
+                name,
+            )))
+        }
+        Source::Azure { container, prefix } => {
+            let creds = azure::resolve(cfg)?;
+            if let Some(c) = creds.container.as_deref().filter(|c| c != container) {
+                tracing::warn!(config_container = c, url_container = %container, "the container of the URL wins over containerName of the config file");
+            }
+            let mut b = MicrosoftAzureBuilder::new()
+                .with_account(&creds.account)
+                .with_container_name(container)
+                .with_client_options(client_options(cfg))
+                .with_retry(retry(cfg));
+            if let Some(e) = cfg.endpoint.clone().or(creds.endpoint.clone()) {
+                b = b.with_allow_http(e.starts_with("http://")).with_endpoint(e);
+            }
+            b = match &creds.auth {
+                AzureAuth::Key(k) => b.with_access_key(k.expose()),
+                AzureAuth::Sas(s) => {
+                    let pairs = object_store::azure::split_sas(s.expose().trim_start_matches('?'))
+                        .map_err(|_| {
+                            "the Azure SAS token is not a valid query string".to_string()
+                        })?;
+                    b.with_sas_authorization(pairs)
+                }
+                AzureAuth::Chain => b,
+            };
+            tracing::info!(account = %creds.account, auth = auth_kind(&creds.auth), "Azure credentials");
+            let store = Arc::new(
+                b.build()
+                    .map_err(|e| format!("Azure client for {name}: {e}"))?,
+            );
+            Ok(Arc::new(ObjectStoreBackend::new(
+                store.clone(),
+                Some(store),
+                prefix,
+                name,
+            )))
+        }
+        Source::Gcs { bucket, prefix } => {
+            let mut b = GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_client_options(client_options(cfg))
+                .with_retry(retry(cfg));
+            if let Some(f) = &cfg.service_account {
+                crate::credentials::check_private(f)?;
+                b = b.with_service_account_path(f.to_string_lossy());
+            }
+            if let Some(e) = &cfg.endpoint {
+                b = b.with_base_url(e);
+            }
+            let store = Arc::new(
+                b.build()
+                    .map_err(|e| format!("GCS client for {name}: {e}"))?,
+            );
+            Ok(Arc::new(ObjectStoreBackend::new(
+                store.clone(),
+                Some(store),
+                prefix,
+                name,
+            )))
+        }
+        Source::Local { dir } => {
+            let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| {
+                format!("cannot use {} as the source directory: {e}", dir.display())
+            })?;
+            Ok(Arc::new(ObjectStoreBackend::local(
+                Arc::new(store),
+                dir.clone(),
+                name,
+            )))
+        }
+    }
+}
+
+fn auth_kind(a: &AzureAuth) -> &'static str {
+    match a {
+        AzureAuth::Key(_) => "shared key",
+        AzureAuth::Sas(_) => "SAS token",
+        AzureAuth::Chain => "credential chain",
+    }
+}

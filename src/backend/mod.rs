@@ -1,0 +1,89 @@
+//! The narrow interface between the filesystem core and an object store.
+//!
+//! Keys handed to a [`Backend`] are relative to the mounted root (the backend adds the source
+//! URL's prefix) and use `/` as the only separator. A directory is never an object of its own
+//! here: it exists when a listing with its prefix returns anything (an implicit directory) or
+//! when a marker object `dir/` exists (s3fs style), which [`Backend::list`] reports as a prefix
+//! of its parent and hides inside its own listing.
+//!
+//! Implementations must never log or format secrets, and must map every failure onto
+//! [`BackendError`] so that the core can turn it into one errno.
+
+mod build;
+mod error;
+pub mod memory;
+mod store;
+
+pub use build::build_backend;
+pub use error::BackendError;
+pub use store::ObjectStoreBackend;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::fmt::Debug;
+use std::ops::Range;
+use std::time::SystemTime;
+
+/// What a listing or a HEAD says about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Key relative to the mounted root, without a trailing `/`.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time reported by the server.
+    pub mtime: SystemTime,
+    /// Entity tag (or version) identifying this content, when the server gives one.
+    pub etag: Option<String>,
+}
+
+/// One page of a delimited listing (`/` is the delimiter).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Objects directly under the prefix, sorted by key.
+    pub objects: Vec<ObjectInfo>,
+    /// Sub-directories directly under the prefix, as relative keys ending in `/`, sorted.
+    pub prefixes: Vec<String>,
+    /// Token for the next page; `None` on the last page.
+    pub next_token: Option<String>,
+    /// The prefix's own directory marker (an object named exactly `prefix`, or a real local
+    /// directory) exists. An empty directory made by mkdir is known only by this.
+    pub marker: bool,
+}
+
+/// The operations the filesystem needs from an object store.
+#[async_trait]
+pub trait Backend: Send + Sync + Debug + 'static {
+    /// A human readable name of what is mounted, e.g. `s3://bucket/prefix` (no secrets).
+    fn describe(&self) -> String;
+
+    /// Metadata of one object; [`BackendError::NotFound`] when it does not exist.
+    async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError>;
+
+    /// One page of the objects and sub-prefixes directly under `prefix` (`""` for the root,
+    /// otherwise ending in `/`). At most `max_keys` items per page (objects plus prefixes).
+    async fn list(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max_keys: usize,
+    ) -> Result<ListPage, BackendError>;
+
+    /// Bytes `range` of `key`. With `etag`, fails with [`BackendError::Changed`] when the
+    /// object no longer has that entity tag (where the server supports conditional reads).
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, BackendError>;
+
+    /// Store `data` as `key`, replacing any object of that name.
+    async fn put(&self, key: &str, data: Bytes) -> Result<ObjectInfo, BackendError>;
+
+    /// Server-side copy of `from` to `to`.
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError>;
+
+    /// Delete `key`; deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), BackendError>;
+}

@@ -1,0 +1,258 @@
+//! [`Backend`] over `object_store`: S3 and S3-compatibles, Azure Blob, GCS and a local directory.
+//!
+//! Paging: the cloud stores implement `PaginatedListStore`, so each [`Backend::list`] call is one
+//! LIST request. The local directory store has no paged listing; its pages are cut from a full
+//! listing of the one directory (local directories are cheap to list; documented limitation).
+
+use super::{Backend, BackendError, ListPage, ObjectInfo};
+use async_trait::async_trait;
+use bytes::Bytes;
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// A [`Backend`] on top of any `object_store` store.
+pub struct ObjectStoreBackend {
+    store: Arc<dyn ObjectStore>,
+    /// The paged LIST of cloud stores; `None` for the local directory store.
+    pager: Option<Arc<dyn PaginatedListStore>>,
+    /// Key prefix of the mounted root inside the bucket: `""` or ending in `/`.
+    root: String,
+    /// Shown in logs and errors, e.g. `s3://bucket/prefix`.
+    name: String,
+    /// For the local directory store: its directory, to tell empty directories apart.
+    local_dir: Option<std::path::PathBuf>,
+}
+
+impl fmt::Debug for ObjectStoreBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectStoreBackend")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStoreBackend {
+    /// Wrap `store`; `root` is the key prefix of the mounted directory (may be empty).
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        pager: Option<Arc<dyn PaginatedListStore>>,
+        root: &str,
+        name: String,
+    ) -> Self {
+        let trimmed = root.trim_matches('/');
+        let root = if trimmed.is_empty() {
+            String::new()
+        } else {
+            format!("{trimmed}/")
+        };
+        ObjectStoreBackend {
+            store,
+            pager,
+            root,
+            name,
+            local_dir: None,
+        }
+    }
+
+    /// A backend over a local directory (which has no paged listing).
+    pub fn local(store: Arc<dyn ObjectStore>, dir: std::path::PathBuf, name: String) -> Self {
+        ObjectStoreBackend {
+            local_dir: Some(dir),
+            ..Self::new(store, None, "", name)
+        }
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        format!("{}{}", self.root, key)
+    }
+
+    fn path(&self, key: &str) -> Result<Path, BackendError> {
+        let full = self.full_key(key);
+        Path::parse(&full).map_err(|e| BackendError::InvalidKey {
+            key: full,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Strip the mount root from a key the store returned; `None` when outside the root.
+    fn relative<'a>(&self, full: &'a str) -> Option<&'a str> {
+        full.strip_prefix(self.root.as_str())
+    }
+
+    fn info(&self, meta: ObjectMeta) -> Option<ObjectInfo> {
+        let key = self.relative(meta.location.as_ref())?.to_string();
+        Some(ObjectInfo {
+            key,
+            size: meta.size,
+            mtime: meta.last_modified.into(),
+            etag: meta.e_tag.or(meta.version),
+        })
+    }
+
+    /// Turn a store listing of `prefix` into a page: drop the directory's own marker (`dir/`
+    /// comes back as the object `dir`) and anything outside the prefix.
+    fn page(
+        &self,
+        prefix: &str,
+        result: object_store::ListResult,
+        next: Option<String>,
+    ) -> ListPage {
+        let own_marker = prefix.strip_suffix('/');
+        let mut marker = false;
+        let objects = result
+            .objects
+            .into_iter()
+            .filter_map(|m| self.info(m))
+            .filter(|o| {
+                marker |= own_marker == Some(o.key.as_str());
+                o.key.len() > prefix.len() && o.key.starts_with(prefix)
+            })
+            .collect();
+        let prefixes = result
+            .common_prefixes
+            .into_iter()
+            .filter_map(|p| self.relative(p.as_ref()).map(|r| format!("{r}/")))
+            .filter(|p| p.len() > prefix.len() && p.starts_with(prefix))
+            .collect();
+        ListPage {
+            objects,
+            prefixes,
+            next_token: next,
+            marker,
+        }
+    }
+
+    async fn list_local(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max_keys: usize,
+    ) -> Result<ListPage, BackendError> {
+        let full = self.full_key(prefix);
+        let path = if full.is_empty() {
+            None
+        } else {
+            Some(self.path(prefix)?)
+        };
+        let exists = self
+            .local_dir
+            .as_ref()
+            .is_some_and(|d| d.join(&full).is_dir());
+        if !exists {
+            return Ok(ListPage::default());
+        }
+        let all = self.store.list_with_delimiter(path.as_ref()).await?;
+        let mut page = self.page(prefix, all, None);
+        page.marker = !prefix.is_empty();
+        // Merge objects and prefixes in key order, then cut the page after `token`.
+        let mut items: Vec<(String, Option<ObjectInfo>)> = page
+            .objects
+            .drain(..)
+            .map(|o| (o.key.clone(), Some(o)))
+            .chain(page.prefixes.drain(..).map(|p| (p, None)))
+            .filter(|(k, _)| token.is_none_or(|t| k.as_str() > t))
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = items.len() > max_keys;
+        items.truncate(max_keys);
+        let next_token = if more {
+            items.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        for (k, o) in items {
+            match o {
+                Some(o) => page.objects.push(o),
+                None => page.prefixes.push(k),
+            }
+        }
+        page.next_token = next_token;
+        Ok(page)
+    }
+}
+
+#[async_trait]
+impl Backend for ObjectStoreBackend {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
+        let meta = self.store.head(&self.path(key)?).await?;
+        self.info(meta)
+            .ok_or_else(|| BackendError::NotFound(key.to_string()))
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max_keys: usize,
+    ) -> Result<ListPage, BackendError> {
+        let Some(pager) = &self.pager else {
+            return self.list_local(prefix, token, max_keys).await;
+        };
+        let full = self.full_key(prefix);
+        let opts = PaginatedListOptions {
+            delimiter: Some(Cow::Borrowed("/")),
+            max_keys: Some(max_keys.max(1)),
+            page_token: token.map(str::to_string),
+            ..Default::default()
+        };
+        let prefix_arg = if full.is_empty() {
+            None
+        } else {
+            Some(full.as_str())
+        };
+        let res = pager.list_paginated(prefix_arg, opts).await?;
+        Ok(self.page(prefix, res.result, res.page_token))
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, BackendError> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            if_match: etag.map(str::to_string),
+            ..Default::default()
+        };
+        let res = self.store.get_opts(&self.path(key)?, opts).await?;
+        Ok(res.bytes().await?)
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<ObjectInfo, BackendError> {
+        let size = data.len() as u64;
+        let res = self
+            .store
+            .put(&self.path(key)?, PutPayload::from(data))
+            .await?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size,
+            mtime: std::time::SystemTime::now(),
+            etag: res.e_tag.or(res.version),
+        })
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        Ok(self.store.copy(&self.path(from)?, &self.path(to)?).await?)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        match self.store.delete(&self.path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

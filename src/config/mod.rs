@@ -1,0 +1,182 @@
+//! Mount configuration: one [`MountConfig`] built from defaults, an optional TOML file and the
+//! `-o` options of the command line (which win over the file).
+//!
+//! [`options::OPTIONS`] is the single source of truth for option names, values and docs; the
+//! TOML file uses the same names as keys.
+
+mod file;
+pub mod options;
+mod source;
+mod values;
+
+pub use file::load_file;
+pub use options::{apply_option_list, OptionError};
+pub use source::Source;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a mount is built from, apart from secrets (see [`crate::credentials`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountConfig {
+    /// Let users other than the mounting user access the mount (`allow_other`).
+    pub allow_other: bool,
+    /// Let root access the mount in addition to the mounting user (`allow_root`).
+    pub allow_root: bool,
+    /// Kernel permission checks against the mode bits. `None` means automatic: on with
+    /// `allow_other` or `allow_root`, off otherwise.
+    pub default_permissions: Option<bool>,
+    /// Mount read-only (`ro`). Writes are not implemented yet, so they fail with EROFS anyway.
+    pub read_only: bool,
+    /// Owner reported for every file and directory; default: the mounting user.
+    pub uid: Option<u32>,
+    /// Group reported for every file and directory; default: the mounting user's group.
+    pub gid: Option<u32>,
+    /// Bits cleared from the default modes 0666 (files) and 0777 (directories); default 022.
+    pub umask: u32,
+    /// Permission bits of files; overrides `umask` for files.
+    pub file_mode: Option<u32>,
+    /// Permission bits of directories; overrides `umask` for directories.
+    pub dir_mode: Option<u32>,
+    /// Service endpoint URL (S3-compatible server, Azurite, private endpoint).
+    pub endpoint: Option<String>,
+    /// S3 region; default `us-east-1` or `AWS_REGION`/`AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// Path-style S3 requests (`http://host/bucket/key`), which is also the default.
+    pub path_style: bool,
+    /// Virtual-hosted-style S3 requests (`http://bucket.host/key`).
+    pub virtual_hosted: bool,
+    /// s3fs-format credential file for S3.
+    pub passwd_file: Option<PathBuf>,
+    /// Profile of `~/.aws/credentials` to use.
+    pub profile: Option<String>,
+    /// blobfuse `connection.cfg` file for Azure.
+    pub config_file: Option<PathBuf>,
+    /// Azure storage account name (else from the config file or `AZURE_STORAGE_ACCOUNT`).
+    pub account: Option<String>,
+    /// GCS service-account JSON key file (else `GOOGLE_APPLICATION_CREDENTIALS`).
+    pub service_account: Option<PathBuf>,
+    /// How long the kernel and cloudmount trust file attributes.
+    pub attr_timeout: Duration,
+    /// How long the kernel trusts a name → inode lookup.
+    pub entry_timeout: Duration,
+    /// How long a name that was not found stays "not found" without asking the server.
+    pub negative_timeout: Duration,
+    /// How long a complete directory listing is reused without listing again.
+    pub dir_cache_timeout: Duration,
+    /// Largest directory (in entries) whose listing is kept in the listing cache; larger
+    /// directories are always streamed page by page.
+    pub dir_cache_max_entries: usize,
+    /// Objects asked for per LIST request (1..=1000 on S3).
+    pub list_page_size: usize,
+    /// Name suffix under which a file stays reachable when a directory has the same name.
+    pub conflict_suffix: String,
+    /// Debug logging (`debug`); `RUST_LOG` overrides the level.
+    pub debug: bool,
+    /// Stay in the foreground and log to stderr (`-f`).
+    pub foreground: bool,
+    /// Log file of the background daemon; default under the user's state directory.
+    pub log_file: Option<PathBuf>,
+    /// Allow mounting over a non-empty directory (`nonempty`).
+    pub nonempty: bool,
+    /// Timeout of one connection attempt to the server.
+    pub connect_timeout: Duration,
+    /// Timeout of one request to the server.
+    pub request_timeout: Duration,
+    /// Retries of a failed request before an error reaches the application.
+    pub retries: usize,
+    /// FUSE worker threads reading requests from the kernel.
+    pub fuse_threads: usize,
+    /// Largest read-ahead window of one open file, in bytes.
+    pub read_ahead_max: u64,
+}
+
+impl Default for MountConfig {
+    fn default() -> Self {
+        MountConfig {
+            allow_other: false,
+            allow_root: false,
+            default_permissions: None,
+            read_only: false,
+            uid: None,
+            gid: None,
+            umask: 0o022,
+            file_mode: None,
+            dir_mode: None,
+            endpoint: None,
+            region: None,
+            path_style: false,
+            virtual_hosted: false,
+            passwd_file: None,
+            profile: None,
+            config_file: None,
+            account: None,
+            service_account: None,
+            attr_timeout: Duration::from_secs(10),
+            entry_timeout: Duration::from_secs(10),
+            negative_timeout: Duration::from_secs(5),
+            dir_cache_timeout: Duration::from_secs(60),
+            dir_cache_max_entries: 200_000,
+            list_page_size: 1000,
+            conflict_suffix: ".file".to_string(),
+            debug: false,
+            foreground: false,
+            log_file: None,
+            nonempty: false,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            retries: 3,
+            fuse_threads: 2,
+            read_ahead_max: 16 << 20,
+        }
+    }
+}
+
+impl MountConfig {
+    /// Whether the kernel checks permissions against the mode bits.
+    pub fn kernel_permission_checks(&self) -> bool {
+        self.default_permissions
+            .unwrap_or(self.allow_other || self.allow_root)
+    }
+
+    /// Permission bits of files.
+    pub fn file_perm(&self) -> u16 {
+        (self.file_mode.unwrap_or(0o666 & !self.umask) & 0o7777) as u16
+    }
+
+    /// Permission bits of directories.
+    pub fn dir_perm(&self) -> u16 {
+        (self.dir_mode.unwrap_or(0o777 & !self.umask) & 0o7777) as u16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_other_turns_on_kernel_permission_checks_unless_disabled() {
+        let mut c = MountConfig {
+            allow_other: true,
+            ..Default::default()
+        };
+        assert!(c.kernel_permission_checks());
+        c.default_permissions = Some(false);
+        assert!(!c.kernel_permission_checks());
+        assert!(!MountConfig::default().kernel_permission_checks());
+    }
+
+    #[test]
+    fn modes_follow_umask_unless_set() {
+        let c = MountConfig {
+            umask: 0o027,
+            ..Default::default()
+        };
+        assert_eq!((c.file_perm(), c.dir_perm()), (0o640, 0o750));
+        let c = MountConfig {
+            file_mode: Some(0o400),
+            ..Default::default()
+        };
+        assert_eq!(c.file_perm(), 0o400);
+    }
+}

@@ -1,0 +1,285 @@
+//! The `-o` mount options: names, values, documentation, and how each one sets [`MountConfig`].
+//!
+//! [`OPTIONS`] is the only list of options. The command line, the TOML config file and the
+//! documentation (`docs/options.md`, checked by a test) all come from it.
+
+use super::values::{duration, flag, octal, size, uint};
+use super::MountConfig;
+use std::path::PathBuf;
+
+/// What an option takes after `=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// A flag: `name`, or `name=true|false`.
+    Flag,
+    /// A value, described by the text (e.g. `SECONDS`).
+    Value(&'static str),
+}
+
+/// One mount option.
+#[derive(Debug)]
+pub struct OptionSpec {
+    /// The canonical name, also the TOML key.
+    pub name: &'static str,
+    /// Other accepted names.
+    pub aliases: &'static [&'static str],
+    /// Flag or value.
+    pub takes: Takes,
+    /// One-line documentation.
+    pub doc: &'static str,
+    /// Sets the option on a config.
+    apply: fn(&mut MountConfig, Option<&str>) -> Result<(), String>,
+}
+
+fn need(v: Option<&str>) -> Result<&str, String> {
+    match v {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err("needs a value (name=value)".to_string()),
+    }
+}
+
+fn path(v: Option<&str>) -> Result<PathBuf, String> {
+    need(v).map(PathBuf::from)
+}
+
+macro_rules! opt {
+    ($name:literal, [$($alias:literal),*], $takes:expr, $doc:literal, |$c:ident, $v:ident| $body:expr) => {
+        OptionSpec {
+            name: $name,
+            aliases: &[$($alias),*],
+            takes: $takes,
+            doc: $doc,
+            apply: |$c: &mut MountConfig, $v: Option<&str>| -> Result<(), String> {
+                $body;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// Every mount option cloudmount knows.
+pub static OPTIONS: &[OptionSpec] = &[
+    opt!("allow_other", [], Takes::Flag,
+        "Let every user access the mount; turns on kernel permission checks (default_permissions). A non-root user needs user_allow_other in /etc/fuse.conf.",
+        |c, v| c.allow_other = flag(v)?),
+    opt!("allow_root", [], Takes::Flag,
+        "Let root access the mount in addition to the mounting user.",
+        |c, v| c.allow_root = flag(v)?),
+    opt!("default_permissions", [], Takes::Flag,
+        "Kernel permission checks against the mode bits. On by default with allow_other/allow_root; default_permissions=false turns them off.",
+        |c, v| c.default_permissions = Some(flag(v)?)),
+    opt!("ro", [], Takes::Flag, "Mount read-only.", |c, v| c.read_only = flag(v)?),
+    opt!("rw", [], Takes::Flag, "Mount read-write (the default; writes are not implemented yet and fail with EROFS).",
+        |c, v| c.read_only = !flag(v)?),
+    opt!("uid", [], Takes::Value("UID"), "Owner of every file and directory (default: the mounting user).",
+        |c, v| c.uid = Some(uint(need(v)?)?)),
+    opt!("gid", [], Takes::Value("GID"), "Group of every file and directory (default: the mounting user's group).",
+        |c, v| c.gid = Some(uint(need(v)?)?)),
+    opt!("umask", [], Takes::Value("OCTAL"), "Bits cleared from 0666 (files) and 0777 (directories); default 022.",
+        |c, v| c.umask = octal(need(v)?)?),
+    opt!("file_mode", [], Takes::Value("OCTAL"), "Permission bits of files, e.g. 0640 (overrides umask).",
+        |c, v| c.file_mode = Some(octal(need(v)?)?)),
+    opt!("dir_mode", [], Takes::Value("OCTAL"), "Permission bits of directories, e.g. 0750 (overrides umask).",
+        |c, v| c.dir_mode = Some(octal(need(v)?)?)),
+    opt!("endpoint", ["url"], Takes::Value("URL"), "Service endpoint, e.g. http://127.0.0.1:9000 for an S3-compatible server or http://127.0.0.1:10000/devstoreaccount1 for Azurite.",
+        |c, v| c.endpoint = Some(need(v)?.to_string())),
+    opt!("region", [], Takes::Value("REGION"), "S3 region (default us-east-1, or AWS_REGION).",
+        |c, v| c.region = Some(need(v)?.to_string())),
+    opt!("use_path_request_style", ["path_style"], Takes::Flag, "Path-style S3 requests (http://host/bucket/key); this is the default.",
+        |c, v| c.path_style = flag(v)?),
+    opt!("virtual_hosted", [], Takes::Flag, "Virtual-hosted-style S3 requests (http://bucket.host/key).",
+        |c, v| c.virtual_hosted = flag(v)?),
+    opt!("passwd_file", [], Takes::Value("FILE"), "s3fs credential file (ACCESS_KEY_ID:SECRET_ACCESS_KEY or BUCKET:ACCESS_KEY_ID:SECRET_ACCESS_KEY lines); must not be readable by group or others.",
+        |c, v| c.passwd_file = Some(path(v)?)),
+    opt!("profile", [], Takes::Value("NAME"), "Profile of ~/.aws/credentials (or AWS_SHARED_CREDENTIALS_FILE) to use.",
+        |c, v| c.profile = Some(need(v)?.to_string())),
+    opt!("config_file", [], Takes::Value("FILE"), "blobfuse connection.cfg for Azure (accountName, accountKey or sasToken, authType, containerName, blobEndpoint); must not be readable by group or others.",
+        |c, v| c.config_file = Some(path(v)?)),
+    opt!("account", ["account_name"], Takes::Value("NAME"), "Azure storage account (else from config_file or AZURE_STORAGE_ACCOUNT).",
+        |c, v| c.account = Some(need(v)?.to_string())),
+    opt!("service_account", [], Takes::Value("FILE"), "GCS service-account JSON key (else GOOGLE_APPLICATION_CREDENTIALS).",
+        |c, v| c.service_account = Some(path(v)?)),
+    opt!("attr_timeout", ["stat_cache_expire"], Takes::Value("DURATION"), "How long file attributes are trusted by the kernel and by cloudmount (default 10s).",
+        |c, v| c.attr_timeout = duration(need(v)?)?),
+    opt!("entry_timeout", [], Takes::Value("DURATION"), "How long the kernel trusts a name lookup (default 10s).",
+        |c, v| c.entry_timeout = duration(need(v)?)?),
+    opt!("negative_timeout", [], Takes::Value("DURATION"), "How long a missing name stays missing without asking the server (default 5s; 0 disables).",
+        |c, v| c.negative_timeout = duration(need(v)?)?),
+    opt!("dir_cache_timeout", [], Takes::Value("DURATION"), "How long a complete directory listing is reused (default 60s; 0 disables).",
+        |c, v| c.dir_cache_timeout = duration(need(v)?)?),
+    opt!("dir_cache_max_entries", [], Takes::Value("N"), "Largest directory kept in the listing cache (default 200000); larger ones are always streamed page by page.",
+        |c, v| c.dir_cache_max_entries = uint(need(v)?)?),
+    opt!("list_page_size", [], Takes::Value("N"), "Objects per LIST request, 1 to 1000 (default 1000).",
+        |c, v| {
+            let n: usize = uint(need(v)?)?;
+            if !(1..=1000).contains(&n) { return Err(format!("must be 1 to 1000, got {n}")); }
+            c.list_page_size = n
+        }),
+    opt!("conflict_suffix", [], Takes::Value("SUFFIX"), "When a file and a directory have the same name, the directory keeps the name and the file is shown as NAME+SUFFIX (default .file).",
+        |c, v| {
+            let s = need(v)?;
+            if s.contains('/') { return Err("must not contain '/'".to_string()); }
+            c.conflict_suffix = s.to_string()
+        }),
+    opt!("debug", [], Takes::Flag, "Debug logging (RUST_LOG overrides the level).", |c, v| c.debug = flag(v)?),
+    opt!("foreground", [], Takes::Flag, "Stay in the foreground and log to stderr (same as -f).",
+        |c, v| c.foreground = flag(v)?),
+    opt!("log_file", ["logfile"], Takes::Value("FILE"), "Log file of the background daemon (default: /var/log/cloudmount/ for root, else ~/.local/state/cloudmount/).",
+        |c, v| c.log_file = Some(path(v)?)),
+    opt!("nonempty", [], Takes::Flag, "Allow mounting over a non-empty directory (its files are hidden while mounted).",
+        |c, v| c.nonempty = flag(v)?),
+    opt!("connect_timeout", [], Takes::Value("DURATION"), "Timeout of one connection attempt (default 5s).",
+        |c, v| c.connect_timeout = duration(need(v)?)?),
+    opt!("request_timeout", [], Takes::Value("DURATION"), "Timeout of one request (default 60s).",
+        |c, v| c.request_timeout = duration(need(v)?)?),
+    opt!("retries", [], Takes::Value("N"), "Retries of a failed request (default 3).",
+        |c, v| c.retries = uint(need(v)?)?),
+    opt!("fuse_threads", [], Takes::Value("N"), "Threads reading FUSE requests (default 2; the work itself runs on an async runtime).",
+        |c, v| {
+            let n: usize = uint(need(v)?)?;
+            if !(1..=64).contains(&n) { return Err(format!("must be 1 to 64, got {n}")); }
+            c.fuse_threads = n
+        }),
+    opt!("read_ahead_max", [], Takes::Value("SIZE"), "Largest read-ahead of one open file, e.g. 16M (default).",
+        |c, v| {
+            let n = size(need(v)?)?;
+            if !(4096..=(1u64 << 30)).contains(&n) { return Err("must be 4K to 1G".to_string()); }
+            c.read_ahead_max = n
+        }),
+];
+
+/// A bad option, with enough context for the user to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    /// The name is not an option.
+    #[error("unknown mount option {name:?}{hint}; `cloudmount mount --help` and docs/options.md list every option")]
+    Unknown {
+        /// What was given.
+        name: String,
+        /// A suggestion, if a known name is close.
+        hint: String,
+    },
+    /// The value does not fit the option.
+    #[error("mount option {name:?}: {reason}")]
+    BadValue {
+        /// The option.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The `-o` list itself is malformed.
+    #[error("malformed -o list {list:?}: {reason}")]
+    Malformed {
+        /// The list.
+        list: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Find an option by name or alias.
+pub fn find(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS
+        .iter()
+        .find(|o| o.name == name || o.aliases.contains(&name))
+}
+
+/// Set one option on `cfg`.
+pub fn apply_option(
+    cfg: &mut MountConfig,
+    name: &str,
+    value: Option<&str>,
+) -> Result<(), OptionError> {
+    let Some(spec) = find(name) else {
+        let hint = OPTIONS
+            .iter()
+            .find(|o| o.name.contains(name) || name.contains(o.name))
+            .map(|o| format!(" (did you mean {:?}?)", o.name))
+            .unwrap_or_default();
+        return Err(OptionError::Unknown {
+            name: name.to_string(),
+            hint,
+        });
+    };
+    (spec.apply)(cfg, value).map_err(|reason| OptionError::BadValue {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+/// Apply a comma-separated `-o` list such as `allow_other,uid=1000,endpoint=http://h:9000`.
+pub fn apply_option_list(cfg: &mut MountConfig, list: &str) -> Result<(), OptionError> {
+    for item in list.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(OptionError::Malformed {
+                list: list.to_string(),
+                reason: "empty option between commas".to_string(),
+            });
+        }
+        let (name, value) = match item.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v)),
+            None => (item, None),
+        };
+        if name.is_empty() {
+            return Err(OptionError::Malformed {
+                list: list.to_string(),
+                reason: format!("{item:?} has no option name before '='"),
+            });
+        }
+        apply_option(cfg, name, value)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn applies_a_list() {
+        let mut c = MountConfig::default();
+        apply_option_list(
+            &mut c,
+            "allow_other,uid=1000,url=http://h:9000,attr_timeout=2,ro",
+        )
+        .unwrap();
+        assert!(c.allow_other && c.read_only);
+        assert_eq!(c.uid, Some(1000));
+        assert_eq!(c.endpoint.as_deref(), Some("http://h:9000"));
+        assert_eq!(c.attr_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn reports_unknown_malformed_and_bad_values() {
+        let mut c = MountConfig::default();
+        let e = apply_option_list(&mut c, "allow_othr").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown mount option \"allow_othr\""),
+            "{e}"
+        );
+        let e = apply_option_list(&mut c, "ro,,uid=1").unwrap_err();
+        assert!(matches!(e, OptionError::Malformed { .. }), "{e}");
+        let e = apply_option_list(&mut c, "uid=abc").unwrap_err();
+        assert!(
+            e.to_string().contains("\"uid\": expected a whole number"),
+            "{e}"
+        );
+        let e = apply_option_list(&mut c, "=3").unwrap_err();
+        assert!(matches!(e, OptionError::Malformed { .. }), "{e}");
+        let e = apply_option_list(&mut c, "endpoint").unwrap_err();
+        assert!(e.to_string().contains("needs a value"), "{e}");
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for o in OPTIONS {
+            for n in std::iter::once(&o.name).chain(o.aliases) {
+                assert!(seen.insert(*n), "duplicate option name {n}");
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Secrets: where they come from, how they are checked, and a type that never prints them.
+//!
+//! Sources, per store:
+//! - S3 ([`s3::resolve`]): `passwd_file=`, `profile=`, the `AWS_*` environment variables,
+//!   `~/.passwd-s3fs`, `/etc/passwd-s3fs`, the `default` profile of `~/.aws/credentials`,
+//!   then object_store's instance credential chain.
+//! - Azure ([`azure::resolve`]): `config_file=` (blobfuse `connection.cfg`), then
+//!   `AZURE_STORAGE_ACCOUNT` + `AZURE_STORAGE_ACCESS_KEY` or `AZURE_STORAGE_SAS_TOKEN`.
+//!
+//! Every file holding a secret is refused when its group or others can read it.
+
+pub mod azure;
+mod files;
+pub mod s3;
+mod secret;
+
+pub use files::check_private;
+pub use secret::Secret;

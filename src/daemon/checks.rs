@@ -1,0 +1,92 @@
+//! Checks made before mounting, each with a message that says how to fix the problem.
+
+use crate::config::MountConfig;
+use std::path::Path;
+
+/// The mountpoint must exist, be a directory, be reachable, and be empty unless `nonempty`.
+pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(format!(
+                "mountpoint {} belongs to a dead FUSE mount (Transport endpoint is not connected); \
+                 run `cloudmount unmount --lazy {}` (or `fusermount3 -uz {}`) and mount again",
+                path.display(),
+                path.display(),
+                path.display()
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "mountpoint {} does not exist; create it with `mkdir -p {}`",
+                path.display(),
+                path.display()
+            ))
+        }
+        Err(e) => return Err(format!("cannot use mountpoint {}: {e}", path.display())),
+    };
+    if !meta.is_dir() {
+        return Err(format!("mountpoint {} is not a directory", path.display()));
+    }
+    if !nonempty {
+        let mut entries = std::fs::read_dir(path)
+            .map_err(|e| format!("cannot read mountpoint {}: {e}", path.display()))?;
+        if entries.next().is_some() {
+            return Err(format!(
+                "mountpoint {} is not empty; its files would be hidden while mounted. Empty it, \
+                 or pass -o nonempty to mount over it anyway",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A non-root user may use `allow_other`/`allow_root` only with `user_allow_other` in
+/// `/etc/fuse.conf` (fusermount3's rule); say so before trying.
+pub fn check_allow_other(cfg: &MountConfig) -> Result<(), String> {
+    if !(cfg.allow_other || cfg.allow_root) || nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let conf = std::fs::read_to_string("/etc/fuse.conf").unwrap_or_default();
+    let allowed = conf.lines().any(|l| {
+        l.split('#')
+            .next()
+            .is_some_and(|l| l.trim() == "user_allow_other")
+    });
+    if allowed {
+        return Ok(());
+    }
+    let opt = if cfg.allow_other {
+        "allow_other"
+    } else {
+        "allow_root"
+    };
+    Err(format!(
+        "-o {opt} needs the line `user_allow_other` in /etc/fuse.conf when a non-root user mounts; \
+         add it (as root) or mount as root"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountpoint_problems_are_explained() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(check_mountpoint(d.path(), false).is_ok());
+        let missing = d.path().join("nope");
+        assert!(check_mountpoint(&missing, false)
+            .unwrap_err()
+            .contains("mkdir -p"));
+        std::fs::write(d.path().join("f"), "x").unwrap();
+        assert!(check_mountpoint(d.path(), false)
+            .unwrap_err()
+            .contains("-o nonempty"));
+        assert!(check_mountpoint(d.path(), true).is_ok());
+        assert!(check_mountpoint(&d.path().join("f"), true)
+            .unwrap_err()
+            .contains("not a directory"));
+    }
+}

@@ -1,0 +1,12 @@
+//! Process life of a mount: checks before mounting, daemonizing with a readiness report to the
+//! parent, logging, signals, and unmounting on exit.
+
+mod checks;
+mod daemonize;
+mod logging;
+mod run;
+
+pub use checks::{check_allow_other, check_mountpoint};
+pub use daemonize::{daemonize, Readiness};
+pub use logging::{default_log_file, init_logging};
+pub use run::{run_mount, MountRequest};

@@ -1,0 +1,151 @@
+//! One mount from start to unmount: build the backend, prove it answers, mount, prove the mount
+//! answers, report readiness, then serve until SIGTERM/SIGINT or an external unmount.
+
+use super::daemonize::Readiness;
+use crate::backend::{build_backend, Backend, BackendError};
+use crate::config::{MountConfig, Source};
+use crate::fs::CloudFs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// What to mount where, and how.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    /// What to mount.
+    pub source: Source,
+    /// Where (absolute).
+    pub mountpoint: PathBuf,
+    /// Options.
+    pub config: MountConfig,
+}
+
+/// Mount and serve until told to stop. Errors before readiness are also sent to `readiness`.
+pub fn run_mount(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
+    let result = serve(req, readiness);
+    if let Err(msg) = &result {
+        tracing::error!("{msg}");
+        readiness.failed(msg);
+    }
+    result
+}
+
+fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .max(2),
+        )
+        .thread_name("cloudmount-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let backend = {
+        let _guard = rt.enter();
+        build_backend(&req.source, &req.config)?
+    };
+    rt.block_on(check_backend(backend.as_ref(), &req))?;
+    let fs = Arc::new(CloudFs::new(backend, &req.config));
+    let handle = crate::fuse::mount(fs, rt.handle().clone(), &req.mountpoint, &req.config)
+        .map_err(|e| {
+            format!(
+                "cannot mount {} on {}: {e}",
+                req.source,
+                req.mountpoint.display()
+            )
+        })?;
+    let mp = req.mountpoint.clone();
+    let answered = rt.block_on(async {
+        let stat = tokio::task::spawn_blocking(move || std::fs::metadata(&mp));
+        tokio::time::timeout(Duration::from_secs(30), stat).await
+    });
+    match answered {
+        Ok(Ok(Ok(_))) => {}
+        other => {
+            let _ = handle.unmount();
+            return Err(format!(
+                "the mount at {} does not answer: {other:?}",
+                req.mountpoint.display()
+            ));
+        }
+    }
+    tracing::info!(source = %req.source, mountpoint = %req.mountpoint.display(), "mounted");
+    readiness.ready();
+    let reason = rt.block_on(wait_for_stop(&handle));
+    tracing::info!(%reason, "unmounting");
+    handle
+        .unmount()
+        .map_err(|e| format!("unmount of {} failed: {e}", req.mountpoint.display()))?;
+    tracing::info!("unmounted");
+    Ok(())
+}
+
+/// Wait for SIGTERM, SIGINT or the end of the session; says which.
+async fn wait_for_stop(handle: &crate::fuse::MountHandle) -> &'static str {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; unmount with `cloudmount unmount`");
+        loop {
+            if handle.is_finished() {
+                return "the filesystem was unmounted";
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return "SIGTERM",
+            _ = int.recv() => return "SIGINT",
+            _ = hup.recv() => tracing::info!("SIGHUP ignored (credential reload comes with the systemd work)"),
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if handle.is_finished() {
+                    return "the filesystem was unmounted";
+                }
+            }
+        }
+    }
+}
+
+/// Prove before mounting that the store answers, the bucket exists and the keys are accepted.
+async fn check_backend(backend: &dyn Backend, req: &MountRequest) -> Result<(), String> {
+    if let Source::Local { dir } = &req.source {
+        if !dir.is_dir() {
+            return Err(format!(
+                "source directory {} does not exist or is not a directory",
+                dir.display()
+            ));
+        }
+    }
+    let limit =
+        req.config.request_timeout * (req.config.retries as u32 + 1) + Duration::from_secs(5);
+    let listed = tokio::time::timeout(limit, backend.list("", None, 1))
+        .await
+        .map_err(|_| format!("{}: no answer from the server within {limit:?}", req.source))?;
+    let endpoint = req
+        .config
+        .endpoint
+        .as_deref()
+        .unwrap_or("the default endpoint");
+    match listed {
+        Ok(_) => Ok(()),
+        Err(BackendError::NotFound(m)) => Err(format!(
+            "{}: the bucket or container does not exist (create it first, or check the name): {m}",
+            req.source
+        )),
+        Err(BackendError::Denied(m)) => Err(format!(
+            "{}: the server refused the credentials; check the keys (passwd_file, AWS_* or \
+             AZURE_STORAGE_* variables, config_file) and their permissions: {m}",
+            req.source
+        )),
+        Err(BackendError::Unreachable(m)) => Err(format!(
+            "{}: cannot reach {endpoint}; check -o endpoint= and that the server is running: {m}",
+            req.source
+        )),
+        Err(e) => Err(format!("{}: the first listing failed: {e}", req.source)),
+    }
+}

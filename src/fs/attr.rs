@@ -1,0 +1,92 @@
+//! Attributes as the core hands them out (no `fuser` types), and how they are derived.
+
+use crate::config::MountConfig;
+use std::time::{Duration, SystemTime};
+
+/// File or directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file (an object).
+    File,
+    /// A directory (a common prefix or a `dir/` marker).
+    Dir,
+}
+
+/// What the store says about an object or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Modification time.
+    pub mtime: SystemTime,
+    /// Entity tag of the content (files only).
+    pub etag: Option<String>,
+}
+
+/// Attributes of one inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode number.
+    pub ino: u64,
+    /// File or directory.
+    pub kind: Kind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification (and change, and access) time.
+    pub mtime: SystemTime,
+    /// Permission bits.
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// A name resolved to an inode, with how long the kernel may trust it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The inode's attributes.
+    pub attr: Attr,
+    /// How long the kernel may keep the name → inode mapping.
+    pub entry_ttl: Duration,
+    /// How long the kernel may keep the attributes.
+    pub attr_ttl: Duration,
+}
+
+/// Owner and modes for every inode of a mount (object metadata support comes with writes).
+#[derive(Debug, Clone)]
+pub struct AttrPolicy {
+    uid: u32,
+    gid: u32,
+    file_perm: u16,
+    dir_perm: u16,
+}
+
+impl AttrPolicy {
+    /// From the mount options; owner defaults to the mounting user.
+    pub fn new(cfg: &MountConfig) -> Self {
+        AttrPolicy {
+            uid: cfg.uid.unwrap_or_else(|| nix::unistd::geteuid().as_raw()),
+            gid: cfg.gid.unwrap_or_else(|| nix::unistd::getegid().as_raw()),
+            file_perm: cfg.file_perm(),
+            dir_perm: cfg.dir_perm(),
+        }
+    }
+
+    /// The attributes of inode `ino`.
+    pub fn attr(&self, ino: u64, kind: Kind, stat: &Stat) -> Attr {
+        Attr {
+            ino,
+            kind,
+            size: if kind == Kind::Dir { 0 } else { stat.size },
+            mtime: stat.mtime,
+            perm: if kind == Kind::Dir {
+                self.dir_perm
+            } else {
+                self.file_perm
+            },
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+}

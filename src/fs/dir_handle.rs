@@ -1,0 +1,145 @@
+//! An open directory: serves `readdir` pages from a cached listing or from a paged stream.
+//!
+//! Entry indexes are positions in the listing; the kernel's offset for the entry at index `i`
+//! is `i + 3` (after `.` and `..`). A stream keeps only the entries the kernel has not taken yet
+//! (at most one page), so a 100,000-entry directory never sits in memory per call. A request for
+//! an earlier position (rewinddir, seekdir) restarts the listing. A stream that ends with at most
+//! `dir_cache_max_entries` entries is stored in the listing cache.
+
+use super::dir_cache::{DirCache, Listing};
+use super::listing::{DirStream, Listed};
+use crate::backend::{Backend, BackendError};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+#[derive(Debug)]
+enum Source {
+    Cached(Arc<Listing>),
+    Stream {
+        stream: DirStream,
+        /// Entries pulled from the stream but not yet taken by the kernel.
+        buffered: VecDeque<Listed>,
+        /// Listing index of the entry after the last buffered one.
+        next_index: u64,
+        /// Every entry so far, for the listing cache, while the directory is small enough.
+        collected: Option<Vec<Listed>>,
+    },
+}
+
+/// One `opendir` of a directory.
+#[derive(Debug)]
+pub struct DirHandle {
+    /// The directory's inode.
+    pub ino: u64,
+    /// The directory's parent inode (for `..`).
+    pub parent: u64,
+    key: String,
+    suffix: String,
+    page_size: usize,
+    mtime: SystemTime,
+    source: Source,
+}
+
+impl DirHandle {
+    /// Open directory `key`, from the listing cache when it has a fresh listing.
+    pub fn open(
+        ino: u64,
+        parent: u64,
+        key: &str,
+        cache: &DirCache,
+        suffix: &str,
+        page_size: usize,
+        mtime: SystemTime,
+    ) -> Self {
+        let source = match cache.get(key) {
+            Some(l) => Source::Cached(l),
+            None => Self::fresh_stream(key, suffix, page_size, mtime),
+        };
+        DirHandle {
+            ino,
+            parent,
+            key: key.to_string(),
+            suffix: suffix.to_string(),
+            page_size,
+            mtime,
+            source,
+        }
+    }
+
+    fn fresh_stream(key: &str, suffix: &str, page_size: usize, mtime: SystemTime) -> Source {
+        Source::Stream {
+            stream: DirStream::new(key, suffix, page_size, mtime),
+            buffered: VecDeque::new(),
+            next_index: 0,
+            collected: Some(Vec::new()),
+        }
+    }
+
+    /// Hand entries with index `>= start` to `emit` until it returns `false` (the reply is
+    /// full; that entry is kept for the next call) or the listing ends.
+    pub async fn feed(
+        &mut self,
+        start: u64,
+        backend: &dyn Backend,
+        cache: &DirCache,
+        emit: &mut (dyn FnMut(&Listed, u64) -> bool + Send),
+    ) -> Result<(), BackendError> {
+        if let Source::Cached(listing) = &self.source {
+            for (i, e) in listing.entries.iter().enumerate().skip(start as usize) {
+                if !emit(e, i as u64) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        let rewind = matches!(&self.source, Source::Stream { buffered, next_index, .. }
+            if start < next_index - buffered.len() as u64);
+        if rewind {
+            self.source = Self::fresh_stream(&self.key, &self.suffix, self.page_size, self.mtime);
+        }
+        let Source::Stream {
+            stream,
+            buffered,
+            next_index,
+            collected,
+        } = &mut self.source
+        else {
+            return Ok(());
+        };
+        loop {
+            if buffered.is_empty() {
+                match stream.next(backend).await? {
+                    Some(e) => {
+                        if let Some(c) = collected.as_mut() {
+                            c.push(e.clone());
+                            if !cache.accepts(c.len()) {
+                                *collected = None;
+                            }
+                        }
+                        buffered.push_back(e);
+                        *next_index += 1;
+                    }
+                    None => {
+                        if let Some(c) = collected.take() {
+                            cache.put(&self.key, c);
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            let index = *next_index - buffered.len() as u64;
+            let Some(front) = buffered.front() else {
+                continue;
+            };
+            if index < start {
+                buffered.pop_front();
+                continue;
+            }
+            if !emit(front, index) {
+                return Ok(());
+            }
+            buffered.pop_front();
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The filesystem's error type and the one exhaustive mapping of errors to errno values.
+
+use crate::backend::BackendError;
+
+/// Why a filesystem operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FsError {
+    /// No such file or directory.
+    #[error("no such file or directory")]
+    NotFound,
+    /// The inode number is not (or no longer) known.
+    #[error("unknown inode {0}")]
+    UnknownInode(u64),
+    /// A directory operation on a file.
+    #[error("not a directory")]
+    NotDir,
+    /// A file operation on a directory.
+    #[error("is a directory")]
+    IsDir,
+    /// A write on this read-only filesystem.
+    #[error("read-only filesystem")]
+    ReadOnly,
+    /// The name is longer than a key may be.
+    #[error("name too long")]
+    NameTooLong,
+    /// A handle that was never opened or is already released.
+    #[error("bad file handle {0}")]
+    BadHandle(u64),
+    /// The object changed on the server while it was open.
+    #[error("the object changed on the server while open; reopen the file")]
+    Stale,
+    /// The backend failed.
+    #[error("{0}")]
+    Backend(#[from] BackendError),
+}
+
+impl FsError {
+    /// The errno to answer the kernel with. Exhaustive on purpose: a new variant must choose.
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::NotFound | FsError::UnknownInode(_) => libc::ENOENT,
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::IsDir => libc::EISDIR,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
+            FsError::BadHandle(_) => libc::EBADF,
+            FsError::Stale => libc::ESTALE,
+            FsError::Backend(b) => match b {
+                BackendError::NotFound(_) => libc::ENOENT,
+                BackendError::Changed(_) => libc::ESTALE,
+                BackendError::Denied(_) => libc::EACCES,
+                BackendError::Unreachable(_) => libc::EIO,
+                BackendError::InvalidKey { .. } => libc::EINVAL,
+                BackendError::Unsupported(_) => libc::ENOTSUP,
+                BackendError::Other(_) => libc::EIO,
+            },
+        }
+    }
+
+    /// Whether this error is part of normal operation (logged at debug, not warn).
+    pub fn is_expected(&self) -> bool {
+        matches!(
+            self,
+            FsError::NotFound | FsError::ReadOnly | FsError::NotDir | FsError::IsDir
+        ) || matches!(self, FsError::Backend(BackendError::NotFound(_)))
+    }
+}
+
+/// Result of a filesystem operation.
+pub type FsResult<T> = Result<T, FsError>;

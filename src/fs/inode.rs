@@ -1,0 +1,256 @@
+//! The inode table: inode numbers, the names the kernel knows, and lookup counts.
+//!
+//! Rules (the kernel's contract):
+//! - inode numbers come from a counter and are never reused; the root is 1 and never removed;
+//! - every entry handed to the kernel (lookup, readdirplus) is counted with [`InodeTable::remember`];
+//!   `forget(ino, n)` subtracts (saturating) and removes the inode at zero;
+//! - a name maps to at most one inode; a newer inode for the same name (the object turned from a
+//!   file into a directory) replaces the mapping, and the old inode lives on, unnamed, until the
+//!   kernel forgets it. Removing an inode unlinks its name only if the name still points to it.
+//!
+//! One `std::sync::Mutex` guards the table; it is never held across an `.await`.
+
+use super::attr::{Kind, Stat};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+/// The root directory's inode number.
+pub const ROOT_INO: u64 = 1;
+
+/// A copy of what the table knows about one inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Inode number.
+    pub ino: u64,
+    /// Parent directory's inode.
+    pub parent: u64,
+    /// Name in the parent.
+    pub name: String,
+    /// Object key: `a/b` for a file, `a/b/` for a directory, `""` for the root.
+    pub key: String,
+    /// File or directory.
+    pub kind: Kind,
+    /// Size, mtime, etag as last seen.
+    pub stat: Stat,
+    /// Until when `stat` may be trusted without asking the store.
+    pub expires: Instant,
+    /// How many times the kernel was handed this inode and has not forgotten it.
+    pub lookups: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    nodes: HashMap<u64, Node>,
+    names: HashMap<(u64, String), u64>,
+}
+
+/// All inodes of one mount.
+#[derive(Debug)]
+pub struct InodeTable {
+    inner: Mutex<Inner>,
+    next_ino: AtomicU64,
+}
+
+impl InodeTable {
+    /// A table holding only the root directory.
+    pub fn new(root_stat: Stat) -> Self {
+        let root = Node {
+            ino: ROOT_INO,
+            parent: ROOT_INO,
+            name: String::new(),
+            key: String::new(),
+            kind: Kind::Dir,
+            stat: root_stat,
+            expires: Instant::now(),
+            lookups: 1,
+        };
+        let mut inner = Inner::default();
+        inner.nodes.insert(ROOT_INO, root);
+        InodeTable {
+            inner: Mutex::new(inner),
+            next_ino: AtomicU64::new(ROOT_INO + 1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while holding this lock; recover the data if something ever did.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh inode number that was never handed out.
+    pub fn alloc_ino(&self) -> u64 {
+        self.next_ino.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The inode `ino`, if known.
+    pub fn get(&self, ino: u64) -> Option<Node> {
+        self.lock().nodes.get(&ino).cloned()
+    }
+
+    /// The inode named `name` in `parent`, if known.
+    pub fn child(&self, parent: u64, name: &str) -> Option<Node> {
+        let inner = self.lock();
+        let ino = inner.names.get(&(parent, name.to_string()))?;
+        inner.nodes.get(ino).cloned()
+    }
+
+    /// Record what the store says about `name` in `parent`; returns its inode number.
+    /// Keeps the inode when the kind is unchanged, otherwise makes a new one.
+    pub fn upsert(
+        &self,
+        parent: u64,
+        name: &str,
+        key: &str,
+        kind: Kind,
+        stat: Stat,
+        expires: Instant,
+    ) -> u64 {
+        let mut inner = self.lock();
+        let name_key = (parent, name.to_string());
+        if let Some(&ino) = inner.names.get(&name_key) {
+            if let Some(node) = inner.nodes.get_mut(&ino) {
+                if node.kind == kind {
+                    node.stat = stat;
+                    node.expires = expires;
+                    node.key = key.to_string();
+                    return ino;
+                }
+            }
+        }
+        let ino = self.alloc_ino();
+        let node = Node {
+            ino,
+            parent,
+            name: name.to_string(),
+            key: key.to_string(),
+            kind,
+            stat,
+            expires,
+            lookups: 0,
+        };
+        inner.nodes.insert(ino, node);
+        inner.names.insert(name_key, ino);
+        ino
+    }
+
+    /// Update the attributes of `ino` after a fresh HEAD.
+    pub fn refresh(&self, ino: u64, stat: Stat, expires: Instant) {
+        if let Some(node) = self.lock().nodes.get_mut(&ino) {
+            node.stat = stat;
+            node.expires = expires;
+        }
+    }
+
+    /// Mark the attributes of `ino` stale, so the next use asks the store.
+    pub fn expire(&self, ino: u64) {
+        if let Some(node) = self.lock().nodes.get_mut(&ino) {
+            node.expires = Instant::now();
+        }
+    }
+
+    /// Forget the name `name` in `parent` (the object is gone); the inode stays until forgotten.
+    pub fn unlink(&self, parent: u64, name: &str) {
+        self.lock().names.remove(&(parent, name.to_string()));
+    }
+
+    /// The kernel was handed `ino` once more.
+    pub fn remember(&self, ino: u64) {
+        if let Some(node) = self.lock().nodes.get_mut(&ino) {
+            node.lookups += 1;
+        }
+    }
+
+    /// The kernel dropped `n` references to `ino`; removes the inode at zero.
+    pub fn forget(&self, ino: u64, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        let mut inner = self.lock();
+        let Some(node) = inner.nodes.get_mut(&ino) else {
+            tracing::debug!(ino, "forget of an unknown inode");
+            return;
+        };
+        node.lookups = node.lookups.saturating_sub(n);
+        if node.lookups > 0 {
+            return;
+        }
+        let name_key = (node.parent, node.name.clone());
+        inner.nodes.remove(&ino);
+        if inner.names.get(&name_key) == Some(&ino) {
+            inner.names.remove(&name_key);
+        }
+    }
+
+    /// Number of inodes in the table (the root included).
+    pub fn len(&self) -> usize {
+        self.lock().nodes.len()
+    }
+
+    /// Whether only the root is left.
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn stat(size: u64) -> Stat {
+        Stat {
+            size,
+            mtime: SystemTime::UNIX_EPOCH,
+            etag: None,
+        }
+    }
+
+    #[test]
+    fn numbers_are_monotonic_and_never_reused() {
+        let t = InodeTable::new(stat(0));
+        let later = Instant::now() + Duration::from_secs(5);
+        let a = t.upsert(ROOT_INO, "a", "a", Kind::File, stat(1), later);
+        t.remember(a);
+        t.forget(a, 1);
+        assert!(t.get(a).is_none(), "removed at lookup count zero");
+        let a2 = t.upsert(ROOT_INO, "a", "a", Kind::File, stat(1), later);
+        assert!(a2 > a, "a new inode number, never a reused one");
+    }
+
+    #[test]
+    fn forget_counts_lookups_and_saturates() {
+        let t = InodeTable::new(stat(0));
+        let later = Instant::now() + Duration::from_secs(5);
+        let a = t.upsert(ROOT_INO, "a", "a", Kind::File, stat(1), later);
+        t.remember(a);
+        t.remember(a);
+        t.forget(a, 1);
+        assert_eq!(t.get(a).map(|n| n.lookups), Some(1));
+        t.forget(a, 10);
+        assert!(t.get(a).is_none());
+        assert!(t.child(ROOT_INO, "a").is_none());
+        t.forget(ROOT_INO, 100);
+        assert!(t.get(ROOT_INO).is_some(), "the root is never forgotten");
+    }
+
+    #[test]
+    fn same_kind_keeps_the_inode_other_kind_replaces_the_name() {
+        let t = InodeTable::new(stat(0));
+        let later = Instant::now() + Duration::from_secs(5);
+        let f = t.upsert(ROOT_INO, "x", "x", Kind::File, stat(1), later);
+        t.remember(f);
+        assert_eq!(t.upsert(ROOT_INO, "x", "x", Kind::File, stat(2), later), f);
+        assert_eq!(t.get(f).map(|n| n.stat.size), Some(2));
+        let d = t.upsert(ROOT_INO, "x", "x/", Kind::Dir, stat(0), later);
+        assert_ne!(d, f);
+        assert_eq!(t.child(ROOT_INO, "x").map(|n| n.ino), Some(d));
+        t.forget(f, 1);
+        assert_eq!(
+            t.child(ROOT_INO, "x").map(|n| n.ino),
+            Some(d),
+            "old inode's forget keeps the new name"
+        );
+    }
+}

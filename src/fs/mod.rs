@@ -1,0 +1,469 @@
+//! The filesystem core: what every FUSE operation means for an object store, with no `fuser`
+//! types, so it is testable with [`crate::backend::memory::MemoryBackend`] and no kernel.
+//!
+//! Owns: the inode table ([`inode`]), open file and directory handles, the metadata TTLs, the
+//! negative-lookup cache ([`negative`]) and the listing cache ([`dir_cache`]).
+//! Never: holds a `std` lock across an `.await`, or lists a whole directory to answer a lookup
+//! when a HEAD and a one-key LIST can.
+//!
+//! Lookup order: a fresh inode → the negative cache → a fresh cached listing of the parent →
+//! the store (HEAD `key` and LIST `key/` at once; the directory wins a name clash and the file
+//! stays reachable as `name` + `conflict_suffix`).
+
+pub mod attr;
+pub mod dir_cache;
+mod dir_handle;
+mod error;
+mod file_handle;
+pub mod inode;
+pub mod listing;
+pub mod negative;
+
+pub use attr::{Attr, Entry, Kind, Stat};
+pub use error::{FsError, FsResult};
+
+use crate::backend::{Backend, BackendError};
+use crate::config::MountConfig;
+use attr::AttrPolicy;
+use bytes::Bytes;
+use dir_cache::DirCache;
+use dir_handle::DirHandle;
+use file_handle::FileHandle;
+use inode::{InodeTable, Node, ROOT_INO};
+use listing::Listed;
+use negative::NegativeCache;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Longest object key S3 accepts, in bytes.
+const MAX_KEY_LEN: usize = 1024;
+
+/// `statfs` answers: object stores have no capacity, so report a large, fixed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatFs {
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Blocks available to unprivileged users.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Block size.
+    pub bsize: u32,
+    /// Longest name.
+    pub namelen: u32,
+}
+
+/// Receives directory entries for one `readdir` reply.
+pub trait DirReplier: Send {
+    /// Add an entry whose next offset is `offset`; returns `true` when the reply is full (the
+    /// entry was not added).
+    fn add(&mut self, name: &str, attr: &Attr, offset: u64) -> bool;
+}
+
+/// Settings the core needs, derived from [`MountConfig`].
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Metadata TTL (and the kernel's attribute TTL).
+    pub attr_timeout: Duration,
+    /// The kernel's entry TTL.
+    pub entry_timeout: Duration,
+    /// See [`MountConfig::conflict_suffix`].
+    pub conflict_suffix: String,
+    /// See [`MountConfig::list_page_size`].
+    pub list_page_size: usize,
+    /// See [`MountConfig::read_ahead_max`].
+    pub read_ahead_max: u64,
+    /// See [`MountConfig::read_only`].
+    pub read_only: bool,
+}
+
+impl From<&MountConfig> for CoreConfig {
+    fn from(c: &MountConfig) -> Self {
+        CoreConfig {
+            attr_timeout: c.attr_timeout,
+            entry_timeout: c.entry_timeout,
+            conflict_suffix: c.conflict_suffix.clone(),
+            list_page_size: c.list_page_size,
+            read_ahead_max: c.read_ahead_max,
+            read_only: c.read_only,
+        }
+    }
+}
+
+/// The filesystem of one mount.
+#[derive(Debug)]
+pub struct CloudFs {
+    backend: Arc<dyn Backend>,
+    cfg: CoreConfig,
+    policy: AttrPolicy,
+    inodes: InodeTable,
+    negative: NegativeCache,
+    dirs: DirCache,
+    /// Lock order: `files` and `dir_handles` are never held together, nor with `inodes`.
+    files: Mutex<HashMap<u64, Arc<FileHandle>>>,
+    dir_handles: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
+    next_fh: AtomicU64,
+    mounted_at: SystemTime,
+}
+
+impl CloudFs {
+    /// A filesystem over `backend` with the options of `mount`.
+    pub fn new(backend: Arc<dyn Backend>, mount: &MountConfig) -> Self {
+        let now = SystemTime::now();
+        CloudFs {
+            backend,
+            cfg: CoreConfig::from(mount),
+            policy: AttrPolicy::new(mount),
+            inodes: InodeTable::new(Stat {
+                size: 0,
+                mtime: now,
+                etag: None,
+            }),
+            negative: NegativeCache::new(mount.negative_timeout),
+            dirs: DirCache::new(mount.dir_cache_timeout, mount.dir_cache_max_entries),
+            files: Mutex::new(HashMap::new()),
+            dir_handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            mounted_at: now,
+        }
+    }
+
+    /// The backend this filesystem reads.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// How long the kernel may keep a name → inode mapping.
+    pub fn entry_ttl(&self) -> Duration {
+        self.cfg.entry_timeout
+    }
+
+    /// Number of inodes currently known (for tests and metrics).
+    pub fn inode_count(&self) -> usize {
+        self.inodes.len()
+    }
+
+    fn node(&self, ino: u64) -> FsResult<Node> {
+        self.inodes.get(ino).ok_or(FsError::UnknownInode(ino))
+    }
+
+    fn expiry(&self) -> Instant {
+        Instant::now() + self.cfg.attr_timeout
+    }
+
+    fn entry(&self, node: &Node) -> Entry {
+        Entry {
+            attr: self.policy.attr(node.ino, node.kind, &node.stat),
+            entry_ttl: self.cfg.entry_timeout,
+            attr_ttl: self.cfg.attr_timeout,
+        }
+    }
+
+    /// Resolve `name` in directory `parent`; counts one kernel reference on success.
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        let dir = self.node(parent)?;
+        if dir.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        if dir.key.len() + name.len() > MAX_KEY_LEN {
+            return Err(FsError::NameTooLong);
+        }
+        if let Some(node) = self.inodes.child(parent, name) {
+            if Instant::now() < node.expires {
+                self.inodes.remember(node.ino);
+                return Ok(self.entry(&node));
+            }
+        }
+        if self.negative.contains(parent, name) {
+            return Err(FsError::NotFound);
+        }
+        let found = match self.dirs.get(&dir.key) {
+            Some(listing) => listing.get(name).cloned(),
+            None => self.remote_lookup(&dir.key, name).await?,
+        };
+        let Some(found) = found else {
+            self.negative.insert(parent, name);
+            self.inodes.unlink(parent, name);
+            return Err(FsError::NotFound);
+        };
+        let ino = self.inodes.upsert(
+            parent,
+            name,
+            &found.key,
+            found.kind,
+            found.stat,
+            self.expiry(),
+        );
+        self.inodes.remember(ino);
+        self.node(ino).map(|n| self.entry(&n))
+    }
+
+    /// Ask the store whether `name` exists under directory key `dir_key`.
+    async fn remote_lookup(&self, dir_key: &str, name: &str) -> FsResult<Option<Listed>> {
+        let key = format!("{dir_key}{name}");
+        let as_dir = format!("{key}/");
+        let (head, list) =
+            tokio::join!(self.backend.head(&key), self.backend.list(&as_dir, None, 1));
+        let is_dir = match list {
+            Ok(p) => p.marker || !p.objects.is_empty() || !p.prefixes.is_empty(),
+            Err(BackendError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if is_dir {
+            let stat = Stat {
+                size: 0,
+                mtime: self.mounted_at,
+                etag: None,
+            };
+            return Ok(Some(Listed {
+                name: name.to_string(),
+                key: as_dir,
+                kind: Kind::Dir,
+                stat,
+            }));
+        }
+        match head {
+            Ok(o) => {
+                let stat = Stat {
+                    size: o.size,
+                    mtime: o.mtime,
+                    etag: o.etag,
+                };
+                return Ok(Some(Listed {
+                    name: name.to_string(),
+                    key,
+                    kind: Kind::File,
+                    stat,
+                }));
+            }
+            Err(BackendError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // A file hidden by a directory of the same name is reachable as NAME + suffix.
+        let suffix = self.cfg.conflict_suffix.as_str();
+        if let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
+            let base_key = format!("{dir_key}{base}");
+            let base_dir = format!("{base_key}/");
+            let (head, list) = tokio::join!(
+                self.backend.head(&base_key),
+                self.backend.list(&base_dir, None, 1)
+            );
+            let shadowed =
+                list.is_ok_and(|p| p.marker || !p.objects.is_empty() || !p.prefixes.is_empty());
+            if let (true, Ok(o)) = (shadowed, head) {
+                let stat = Stat {
+                    size: o.size,
+                    mtime: o.mtime,
+                    etag: o.etag,
+                };
+                return Ok(Some(Listed {
+                    name: name.to_string(),
+                    key: base_key,
+                    kind: Kind::File,
+                    stat,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Attributes of `ino`; a file whose attributes expired is checked with a HEAD.
+    pub async fn getattr(&self, ino: u64) -> FsResult<(Attr, Duration)> {
+        let node = self.fresh_node(ino).await?;
+        Ok((
+            self.policy.attr(ino, node.kind, &node.stat),
+            self.cfg.attr_timeout,
+        ))
+    }
+
+    /// The node of `ino`, refreshed from the store when it is a file whose TTL ran out.
+    async fn fresh_node(&self, ino: u64) -> FsResult<Node> {
+        let node = self.node(ino)?;
+        if node.kind == Kind::Dir || Instant::now() < node.expires {
+            return Ok(node);
+        }
+        match self.backend.head(&node.key).await {
+            Ok(o) => {
+                self.inodes.refresh(
+                    ino,
+                    Stat {
+                        size: o.size,
+                        mtime: o.mtime,
+                        etag: o.etag,
+                    },
+                    self.expiry(),
+                );
+                self.node(ino)
+            }
+            Err(BackendError::NotFound(_)) => {
+                self.inodes.unlink(node.parent, &node.name);
+                self.dirs.invalidate(&parent_key(&node.key));
+                Err(FsError::NotFound)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The kernel dropped `n` references to `ino`.
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.inodes.forget(ino, n);
+    }
+
+    /// Open a file for reading; returns the handle number.
+    pub async fn open(&self, ino: u64, write: bool) -> FsResult<u64> {
+        if write {
+            return Err(FsError::ReadOnly);
+        }
+        let node = self.fresh_node(ino).await?;
+        if node.kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let handle = FileHandle::new(ino, node.key, node.stat.size, node.stat.etag);
+        lock(&self.files).insert(fh, Arc::new(handle));
+        Ok(fh)
+    }
+
+    /// Read from an open file.
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let handle = lock(&self.files)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle(fh))?;
+        match handle
+            .read(self.backend.as_ref(), offset, size, self.cfg.read_ahead_max)
+            .await
+        {
+            Ok(b) => Ok(b),
+            Err(BackendError::Changed(msg)) => {
+                tracing::warn!(key = %handle.key, %msg, "object changed on the server while open");
+                self.inodes.expire(handle.ino);
+                Err(FsError::Stale)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Close an open file.
+    pub fn release(&self, fh: u64) {
+        lock(&self.files).remove(&fh);
+    }
+
+    /// Open a directory; returns the handle number.
+    pub fn opendir(&self, ino: u64) -> FsResult<u64> {
+        let node = self.node(ino)?;
+        if node.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        let mtime = if ino == ROOT_INO {
+            self.mounted_at
+        } else {
+            node.stat.mtime
+        };
+        let handle = DirHandle::open(
+            ino,
+            node.parent,
+            &node.key,
+            &self.dirs,
+            &self.cfg.conflict_suffix,
+            self.cfg.list_page_size,
+            mtime,
+        );
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.dir_handles).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
+        Ok(fh)
+    }
+
+    /// Fill one `readdir` (or, with `plus`, `readdirplus`) reply starting at kernel `offset`.
+    /// With `plus`, every entry added counts one kernel reference.
+    pub async fn readdir(
+        &self,
+        fh: u64,
+        offset: u64,
+        plus: bool,
+        out: &mut dyn DirReplier,
+    ) -> FsResult<()> {
+        let handle = lock(&self.dir_handles)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle(fh))?;
+        let mut h = handle.lock().await;
+        let dot = [(".", h.ino), ("..", h.parent)];
+        for (i, (name, ino)) in dot.iter().enumerate().skip(offset as usize) {
+            let node = self.node(*ino).or_else(|_| self.node(ROOT_INO))?;
+            let mut attr = self.policy.attr(node.ino, Kind::Dir, &node.stat);
+            attr.ino = *ino;
+            if out.add(name, &attr, i as u64 + 1) {
+                return Ok(());
+            }
+        }
+        let dir_ino = h.ino;
+        let start = offset.saturating_sub(2);
+        let expires = self.expiry();
+        let mut emit = |e: &Listed, index: u64| -> bool {
+            let ino = if plus {
+                self.inodes
+                    .upsert(dir_ino, &e.name, &e.key, e.kind, e.stat.clone(), expires)
+            } else {
+                self.inodes
+                    .child(dir_ino, &e.name)
+                    .map_or_else(|| self.inodes.alloc_ino(), |n| n.ino)
+            };
+            let attr = self.policy.attr(ino, e.kind, &e.stat);
+            if out.add(&e.name, &attr, index + 3) {
+                return false;
+            }
+            if plus {
+                self.inodes.remember(ino);
+            }
+            self.negative.remove(dir_ino, &e.name);
+            true
+        };
+        h.feed(start, self.backend.as_ref(), &self.dirs, &mut emit)
+            .await?;
+        Ok(())
+    }
+
+    /// Close an open directory.
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.dir_handles).remove(&fh);
+    }
+
+    /// Filesystem statistics.
+    pub fn statfs(&self) -> StatFs {
+        // 1 PiB in 4 KiB blocks, like other object-store mounts, so `df` and space checks pass.
+        let blocks = (1u64 << 50) / 4096;
+        StatFs {
+            blocks,
+            bfree: blocks,
+            bavail: blocks,
+            files: 1 << 32,
+            ffree: 1 << 32,
+            bsize: 4096,
+            namelen: 255,
+        }
+    }
+}
+
+/// The key of the directory holding `key` (`a/b` → `a/`, `a/b/` → `a/`, `b` → ``).
+fn parent_key(key: &str) -> String {
+    let trimmed = key.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(i) => trimmed[..=i].to_string(),
+        None => String::new(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // No code panics while holding these locks; if one ever did, the map is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests;

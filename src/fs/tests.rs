@@ -1,0 +1,309 @@
+//! Core tests over the in-memory backend: no kernel, no network.
+
+use super::*;
+use crate::backend::memory::MemoryBackend;
+use std::sync::atomic::Ordering::Relaxed;
+
+fn fs_with(b: &Arc<MemoryBackend>, cfg: MountConfig) -> CloudFs {
+    CloudFs::new(b.clone(), &cfg)
+}
+
+fn cfg() -> MountConfig {
+    MountConfig::default()
+}
+
+#[derive(Default)]
+struct Collect {
+    names: Vec<(String, u64, u64)>,
+    room: usize,
+}
+
+impl DirReplier for Collect {
+    fn add(&mut self, name: &str, attr: &Attr, offset: u64) -> bool {
+        if self.names.len() >= self.room {
+            return true;
+        }
+        self.names.push((name.to_string(), attr.ino, offset));
+        false
+    }
+}
+
+async fn list_all(fs: &CloudFs, ino: u64, room: usize, plus: bool) -> Vec<(String, u64, u64)> {
+    let fh = fs.opendir(ino).unwrap();
+    let mut all: Vec<(String, u64, u64)> = vec![];
+    let mut offset = 0;
+    for _ in 0..100_000 {
+        let mut c = Collect {
+            room,
+            ..Default::default()
+        };
+        fs.readdir(fh, offset, plus, &mut c).await.unwrap();
+        if c.names.is_empty() {
+            break;
+        }
+        offset = c.names.last().map(|n| n.2).unwrap_or(offset);
+        all.extend(c.names);
+    }
+    fs.releasedir(fh);
+    all
+}
+
+#[tokio::test]
+async fn lookup_finds_files_implicit_dirs_and_markers() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("a.txt", "hello");
+    b.insert("implicit/x", "1");
+    b.insert("empty/", "");
+    let fs = fs_with(&b, cfg());
+    let f = fs.lookup(ROOT_INO, "a.txt").await.unwrap();
+    assert_eq!((f.attr.kind, f.attr.size), (Kind::File, 5));
+    assert_eq!(
+        fs.lookup(ROOT_INO, "implicit").await.unwrap().attr.kind,
+        Kind::Dir
+    );
+    assert_eq!(
+        fs.lookup(ROOT_INO, "empty").await.unwrap().attr.kind,
+        Kind::Dir
+    );
+    assert_eq!(
+        fs.lookup(ROOT_INO, "nope").await.unwrap_err(),
+        FsError::NotFound
+    );
+    let file = fs.lookup(ROOT_INO, "a.txt").await.unwrap().attr.ino;
+    assert_eq!(fs.lookup(file, "x").await.unwrap_err(), FsError::NotDir);
+}
+
+#[tokio::test]
+async fn lookup_counts_and_forget_remove_inodes() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("f", "1");
+    let fs = fs_with(&b, cfg());
+    let ino = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
+    assert_eq!(
+        fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino,
+        ino,
+        "same inode while known"
+    );
+    fs.forget(ino, 1);
+    assert!(fs.getattr(ino).await.is_ok(), "one reference left");
+    fs.forget(ino, 1);
+    assert_eq!(
+        fs.getattr(ino).await.unwrap_err(),
+        FsError::UnknownInode(ino)
+    );
+    let again = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
+    assert!(again > ino, "a forgotten inode number is never reused");
+}
+
+#[tokio::test]
+async fn attributes_are_cached_until_the_ttl_expires() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("f", "1");
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            attr_timeout: Duration::from_millis(100),
+            ..cfg()
+        },
+    );
+    let ino = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
+    let heads = b.counters.head.load(Relaxed);
+    b.insert("f", "12345");
+    assert_eq!(
+        fs.getattr(ino).await.unwrap().0.size,
+        1,
+        "cached within the TTL"
+    );
+    assert_eq!(
+        b.counters.head.load(Relaxed),
+        heads,
+        "no request within the TTL"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        fs.getattr(ino).await.unwrap().0.size,
+        5,
+        "refreshed after the TTL"
+    );
+    b.remove("f");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(fs.getattr(ino).await.unwrap_err(), FsError::NotFound);
+}
+
+#[tokio::test]
+async fn negative_cache_spares_requests_until_it_expires() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            negative_timeout: Duration::from_millis(100),
+            dir_cache_timeout: Duration::ZERO,
+            ..cfg()
+        },
+    );
+    assert_eq!(
+        fs.lookup(ROOT_INO, "late").await.unwrap_err(),
+        FsError::NotFound
+    );
+    let heads = b.counters.head.load(Relaxed);
+    b.insert("late", "1");
+    assert_eq!(
+        fs.lookup(ROOT_INO, "late").await.unwrap_err(),
+        FsError::NotFound
+    );
+    assert_eq!(
+        b.counters.head.load(Relaxed),
+        heads,
+        "answered from the negative cache"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        fs.lookup(ROOT_INO, "late").await.is_ok(),
+        "seen once the entry expired"
+    );
+}
+
+#[tokio::test]
+async fn readdir_pages_through_a_large_directory_with_a_small_reply_buffer() {
+    let b = Arc::new(MemoryBackend::new());
+    for i in 0..2500 {
+        b.insert(&format!("big/f{i:05}"), "x");
+    }
+    b.insert("big/sub/y", "1");
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            list_page_size: 100,
+            ..cfg()
+        },
+    );
+    let dir = fs.lookup(ROOT_INO, "big").await.unwrap().attr.ino;
+    let all = list_all(&fs, dir, 7, true).await;
+    let names: Vec<&str> = all.iter().map(|n| n.0.as_str()).collect();
+    assert_eq!(names.len(), 2503, "., .., 2500 files and one directory");
+    assert_eq!(&names[..2], [".", ".."]);
+    let unique: std::collections::HashSet<_> = names.iter().collect();
+    assert_eq!(
+        unique.len(),
+        names.len(),
+        "no duplicates across reply boundaries"
+    );
+    assert!(
+        fs.inode_count() >= 2502,
+        "readdirplus entries are in the inode table"
+    );
+}
+
+#[tokio::test]
+async fn second_listing_and_lookups_come_from_the_listing_cache() {
+    let b = Arc::new(MemoryBackend::new());
+    for i in 0..50 {
+        b.insert(&format!("d/f{i}"), "x");
+    }
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            list_page_size: 10,
+            attr_timeout: Duration::ZERO,
+            ..cfg()
+        },
+    );
+    let dir = fs.lookup(ROOT_INO, "d").await.unwrap().attr.ino;
+    let first = list_all(&fs, dir, 1000, true).await;
+    let (lists, heads) = (b.counters.list.load(Relaxed), b.counters.head.load(Relaxed));
+    let second = list_all(&fs, dir, 1000, true).await;
+    assert_eq!(first.len(), second.len());
+    assert!(fs.lookup(dir, "f7").await.is_ok());
+    assert_eq!(
+        fs.lookup(dir, "missing").await.unwrap_err(),
+        FsError::NotFound
+    );
+    assert_eq!(
+        (b.counters.list.load(Relaxed), b.counters.head.load(Relaxed)),
+        (lists, heads),
+        "no request for a cached directory"
+    );
+}
+
+#[tokio::test]
+async fn rewinddir_restarts_the_listing() {
+    let b = Arc::new(MemoryBackend::new());
+    for i in 0..30 {
+        b.insert(&format!("f{i:02}"), "x");
+    }
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            list_page_size: 4,
+            dir_cache_timeout: Duration::ZERO,
+            ..cfg()
+        },
+    );
+    let fh = fs.opendir(ROOT_INO).unwrap();
+    let mut c = Collect {
+        room: 20,
+        ..Default::default()
+    };
+    fs.readdir(fh, 0, false, &mut c).await.unwrap();
+    let mut again = Collect {
+        room: 20,
+        ..Default::default()
+    };
+    fs.readdir(fh, 0, false, &mut again).await.unwrap();
+    let n = |c: &Collect| c.names.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    assert_eq!(n(&c), n(&again));
+}
+
+#[tokio::test]
+async fn file_shadowed_by_a_directory_is_reachable_with_the_suffix() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("same", "file-content");
+    b.insert("same/inner", "1");
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            dir_cache_timeout: Duration::ZERO,
+            ..cfg()
+        },
+    );
+    assert_eq!(
+        fs.lookup(ROOT_INO, "same").await.unwrap().attr.kind,
+        Kind::Dir
+    );
+    let f = fs.lookup(ROOT_INO, "same.file").await.unwrap();
+    assert_eq!((f.attr.kind, f.attr.size), (Kind::File, 12));
+    let fh = fs.open(f.attr.ino, false).await.unwrap();
+    assert_eq!(&fs.read(fh, 0, 100).await.unwrap()[..], b"file-content");
+    let names: Vec<String> = list_all(&fs, ROOT_INO, 100, true)
+        .await
+        .into_iter()
+        .map(|n| n.0)
+        .collect();
+    assert!(
+        names.contains(&"same".to_string()) && names.contains(&"same.file".to_string()),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn reads_return_exact_bytes_and_writes_are_refused() {
+    let b = Arc::new(MemoryBackend::new());
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    b.insert("blob", data.clone());
+    let fs = fs_with(&b, cfg());
+    let ino = fs.lookup(ROOT_INO, "blob").await.unwrap().attr.ino;
+    assert_eq!(fs.open(ino, true).await.unwrap_err(), FsError::ReadOnly);
+    let fh = fs.open(ino, false).await.unwrap();
+    assert_eq!(
+        &fs.read(fh, 1_000_000, 10).await.unwrap()[..],
+        &data[1_000_000..1_000_010]
+    );
+    assert_eq!(
+        fs.read(fh, 2_999_990, 100).await.unwrap().len(),
+        10,
+        "short read at EOF"
+    );
+    assert!(fs.read(fh, 5_000_000, 10).await.unwrap().is_empty());
+    fs.release(fh);
+    assert_eq!(fs.read(fh, 0, 1).await.unwrap_err(), FsError::BadHandle(fh));
+}

@@ -150,6 +150,12 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<Arc<dyn Backe
             )))
         }
         Source::Local { dir } => {
+            if !dir.is_dir() {
+                return Err(format!(
+                    "source directory {} does not exist or is not a directory",
+                    dir.display()
+                ));
+            }
             let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| {
                 format!("cannot use {} as the source directory: {e}", dir.display())
             })?;

@@ -77,5 +77,9 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         .unwrap_or_else(|| daemon::default_log_file(&req.mountpoint));
     daemon::init_logging(req.config.debug, Some(&log))?;
     let mut readiness = daemon::daemonize()?;
-    daemon::run_mount(req, &mut readiness)
+    if daemon::run_mount(req, &mut readiness).is_err() {
+        // The parent has printed the reason already (it came through the readiness pipe).
+        std::process::exit(1);
+    }
+    Ok(())
 }

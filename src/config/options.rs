@@ -184,6 +184,21 @@ pub fn find(name: &str) -> Option<&'static OptionSpec> {
         .find(|o| o.name == name || o.aliases.contains(&name))
 }
 
+/// Levenshtein distance, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// Set one option on `cfg`.
 pub fn apply_option(
     cfg: &mut MountConfig,
@@ -193,8 +208,10 @@ pub fn apply_option(
     let Some(spec) = find(name) else {
         let hint = OPTIONS
             .iter()
-            .find(|o| o.name.contains(name) || name.contains(o.name))
-            .map(|o| format!(" (did you mean {:?}?)", o.name))
+            .map(|o| (edit_distance(o.name, name), o.name))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, n)| format!(" (did you mean {n:?}?)"))
             .unwrap_or_default();
         return Err(OptionError::Unknown {
             name: name.to_string(),
@@ -232,10 +249,84 @@ pub fn apply_option_list(cfg: &mut MountConfig, list: &str) -> Result<(), Option
     Ok(())
 }
 
+/// The options reference as Markdown (`docs/options.md` is this text, checked by a test).
+pub fn markdown_reference() -> String {
+    let mut s = String::from(
+        "# Mount options\n\n<!-- Generated from src/config/options.rs by `UPDATE_DOCS=1 cargo test --lib docs`; do not edit. -->\n\n\
+         Give them as `-o name[=value],...` on the command line, or as `name = value` keys in the\n\
+         TOML file passed with `--config` (see `config/cloudmount.example.toml`). Command-line\n\
+         options win over the file. Durations take `500ms`, `30s`, `5m`, `2h` or plain seconds;\n\
+         sizes take `4096`, `512K`, `16M`, `10G`.\n\n| option | aliases | value | meaning |\n|---|---|---|---|\n",
+    );
+    for o in OPTIONS {
+        let value = match o.takes {
+            Takes::Flag => "flag".to_string(),
+            Takes::Value(v) => format!("`{v}`"),
+        };
+        let aliases = o
+            .aliases
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        s.push_str(&format!(
+            "| `{}` | {aliases} | {value} | {} |\n",
+            o.name,
+            o.doc.replace('|', "\\|")
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn docs_options_md_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/options.md");
+        let want = markdown_reference();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/options.md is out of date: run `UPDATE_DOCS=1 cargo test --lib docs`"
+        );
+    }
+
+    #[test]
+    fn example_config_documents_every_option() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/cloudmount.example.toml"
+        ))
+        .unwrap();
+        for o in OPTIONS {
+            let documented = text.lines().any(|l| {
+                let l = l.trim_start_matches('#').trim_start();
+                l.strip_prefix(o.name)
+                    .is_some_and(|r| r.trim_start().starts_with('='))
+            });
+            assert!(
+                documented,
+                "config/cloudmount.example.toml lacks a `{} = ...` line",
+                o.name
+            );
+        }
+        // And the uncommented part of the example must load.
+        let mut c = MountConfig::default();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        for (k, v) in table {
+            let v = match v {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            apply_option(&mut c, &k, Some(&v)).unwrap();
+        }
+    }
 
     #[test]
     fn applies_a_list() {

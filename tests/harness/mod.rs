@@ -1,0 +1,219 @@
+//! Mounting through the real `cloudmount` binary, and unmounting whatever a test mounted even
+//! when the test fails (the guard's `Drop`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cloudmount")
+}
+
+/// Whether `path` is a mount point now (from /proc/self/mountinfo).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// A mounted filesystem in a private temp directory; unmounted on drop.
+pub struct Mounted {
+    /// Holds the mountpoint, HOME and log file.
+    pub dir: tempfile::TempDir,
+    /// The mountpoint.
+    pub path: PathBuf,
+    /// The daemon's log file.
+    pub log: PathBuf,
+}
+
+/// How to run one `cloudmount mount`.
+#[derive(Default, Clone)]
+pub struct MountCmd {
+    /// SOURCE URL.
+    pub source: String,
+    /// `-o` lists.
+    pub options: Vec<String>,
+    /// Extra environment (credentials).
+    pub env: Vec<(String, String)>,
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+}
+
+impl MountCmd {
+    /// Mount `source` with `-o opts` (joined with commas; empty for none).
+    pub fn new(source: &str, opts: &[&str]) -> Self {
+        let options = if opts.is_empty() {
+            vec![]
+        } else {
+            vec![opts.join(",")]
+        };
+        MountCmd {
+            source: source.to_string(),
+            options,
+            ..Default::default()
+        }
+    }
+
+    /// Add an environment variable for the daemon.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    /// Run `cloudmount mount` at `mountpoint` with HOME set to `home`; returns its output.
+    pub fn run_at(&self, mountpoint: &Path, home: &Path, log: &Path) -> Output {
+        let mut c = Command::new(bin());
+        c.arg("mount").arg(&self.source).arg(mountpoint);
+        for o in &self.options {
+            c.arg("-o").arg(o);
+        }
+        c.arg("-o").arg(format!("log_file={}", log.display()));
+        if let Some(f) = &self.config {
+            c.arg("--config").arg(f);
+        }
+        c.env("HOME", home)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY");
+        c.env_remove("AWS_PROFILE")
+            .env_remove("AZURE_STORAGE_ACCOUNT")
+            .env_remove("AZURE_STORAGE_ACCESS_KEY");
+        c.env_remove("AZURE_STORAGE_SAS_TOKEN")
+            .env_remove("RUST_LOG");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        // The daemon must return once mounted; bound the wait anyway.
+        run_bounded(&mut c, Duration::from_secs(120))
+    }
+
+    /// Mount in a fresh temp dir; panics with the daemon's stderr and log if it fails.
+    pub fn mount(&self) -> Mounted {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mnt");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&path).expect("mkdir mnt");
+        std::fs::create_dir_all(&home).expect("mkdir home");
+        let log = dir.path().join("cloudmount.log");
+        let out = self.run_at(&path, &home, &log);
+        let m = Mounted { dir, path, log };
+        assert!(
+            out.status.success(),
+            "mount of {} failed: {}\nlog:\n{}",
+            self.source,
+            String::from_utf8_lossy(&out.stderr),
+            m.log_text()
+        );
+        assert!(
+            is_mounted(&m.path),
+            "mount returned 0 but {} is not mounted",
+            m.path.display()
+        );
+        m
+    }
+
+    /// Try a mount that must fail; returns (exit code, stderr) and checks nothing stays mounted.
+    pub fn mount_err(&self) -> (i32, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mnt");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&path).expect("mkdir");
+        std::fs::create_dir_all(&home).expect("mkdir");
+        let out = self.run_at(&path, &home, &dir.path().join("log"));
+        let mounted = is_mounted(&path);
+        if mounted {
+            unmount(&path);
+        }
+        assert!(!mounted, "a failed mount left {} mounted", path.display());
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Mounted {
+    /// A path inside the mount.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        unmount(&self.path);
+    }
+}
+
+/// Unmount `path` (normally, then lazily) and wait, bounded, until it is gone.
+pub fn unmount(path: &Path) {
+    if !is_mounted(path) {
+        return;
+    }
+    let _ = run_bounded(
+        Command::new(bin()).arg("unmount").arg(path),
+        Duration::from_secs(20),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_mounted(path) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if is_mounted(path) {
+        let _ = Command::new("umount").arg("-l").arg(path).output();
+    }
+}
+
+/// Run a command with a time limit; kills it (by its PID) on timeout.
+pub fn run_bounded(c: &mut Command, limit: Duration) -> Output {
+    use std::io::Read;
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null());
+    let mut child = c.spawn().expect("spawn");
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let status = child.wait().expect("wait");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_end(&mut out);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_end(&mut err);
+    }
+    Output {
+        status,
+        stdout: out,
+        stderr: err,
+    }
+}
+
+/// Run a shell command line (tests only), returning (status ok, stdout, stderr).
+pub fn sh(cmd: &str) -> (bool, String, String) {
+    let out = run_bounded(
+        Command::new("bash").arg("-c").arg(cmd),
+        Duration::from_secs(300),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

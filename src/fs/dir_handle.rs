@@ -76,6 +76,15 @@ impl DirHandle {
         }
     }
 
+    /// Entries this handle holds in memory for the stream (0 when served from the cache);
+    /// the listing collected for the cache is not counted.
+    pub fn in_memory(&self) -> usize {
+        match &self.source {
+            Source::Cached(_) => 0,
+            Source::Stream { stream, buffered, .. } => stream.in_memory() + buffered.len(),
+        }
+    }
+
     /// Hand entries with index `>= start` to `emit` until it returns `false` (the reply is
     /// full; that entry is kept for the next call) or the listing ends.
     pub async fn feed(

@@ -58,6 +58,11 @@ impl DirStream {
         }
     }
 
+    /// Entries held in memory right now (held-back files plus ready entries).
+    pub fn in_memory(&self) -> usize {
+        self.held.len() + self.ready.len()
+    }
+
     /// Whether every entry has been returned.
     pub fn is_done(&self) -> bool {
         self.started && self.token.is_none() && self.held.is_empty() && self.ready.is_empty()

@@ -430,6 +430,13 @@ impl CloudFs {
         Ok(())
     }
 
+    /// Entries an open directory handle holds in memory (for tests and metrics).
+    pub async fn dir_handle_in_memory(&self, fh: u64) -> Option<usize> {
+        let handle = lock(&self.dir_handles).get(&fh).cloned()?;
+        let n = handle.lock().await.in_memory();
+        Some(n)
+    }
+
     /// Close an open directory.
     pub fn releasedir(&self, fh: u64) {
         lock(&self.dir_handles).remove(&fh);

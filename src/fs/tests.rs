@@ -307,3 +307,29 @@ async fn reads_return_exact_bytes_and_writes_are_refused() {
     fs.release(fh);
     assert_eq!(fs.read(fh, 0, 1).await.unwrap_err(), FsError::BadHandle(fh));
 }
+
+#[tokio::test]
+async fn a_100000_entry_directory_streams_with_bounded_memory() {
+    let b = Arc::new(MemoryBackend::new());
+    for i in 0..100_000 {
+        b.insert(&format!("huge/k{i:06}"), "");
+    }
+    // A cache limit below the directory's size forces the paged stream.
+    let fs = fs_with(&b, MountConfig { list_page_size: 1000, dir_cache_max_entries: 5000, ..cfg() });
+    let dir = fs.lookup(ROOT_INO, "huge").await.unwrap().attr.ino;
+    let fh = fs.opendir(dir).unwrap();
+    let (mut offset, mut seen, mut peak) = (0u64, 0usize, 0usize);
+    for _ in 0..10_000 {
+        let mut c = Collect { room: 250, ..Default::default() };
+        fs.readdir(fh, offset, false, &mut c).await.unwrap();
+        if c.names.is_empty() {
+            break;
+        }
+        seen += c.names.len();
+        offset = c.names.last().map(|n| n.2).unwrap_or(offset);
+        peak = peak.max(fs.dir_handle_in_memory(fh).await.unwrap());
+    }
+    assert_eq!(seen, 100_002, "every entry plus . and ..");
+    assert!(peak <= 1001, "at most one page in memory, saw {peak}");
+    assert_eq!(b.counters.list.load(Relaxed), 100 + 1, "100 pages plus the lookup probe");
+}

@@ -42,6 +42,8 @@ pub struct MountCmd {
     pub env: Vec<(String, String)>,
     /// `--config FILE`.
     pub config: Option<PathBuf>,
+    /// Files to create (mode 0600) under the daemon's HOME before mounting.
+    pub home_files: Vec<(String, String)>,
 }
 
 impl MountCmd {
@@ -65,8 +67,21 @@ impl MountCmd {
         self
     }
 
+    /// Create `rel` (mode 0600) under the daemon's HOME before mounting.
+    pub fn home_file(mut self, rel: &str, text: &str) -> Self {
+        self.home_files.push((rel.to_string(), text.to_string()));
+        self
+    }
+
     /// Run `cloudmount mount` at `mountpoint` with HOME set to `home`; returns its output.
     pub fn run_at(&self, mountpoint: &Path, home: &Path, log: &Path) -> Output {
+        use std::os::unix::fs::PermissionsExt;
+        for (rel, text) in &self.home_files {
+            let p = home.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, text).expect("write home file");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
         let mut c = Command::new(bin());
         c.arg("mount").arg(&self.source).arg(mountpoint);
         for o in &self.options {

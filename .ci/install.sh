@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Install what the integration tests need (FUSE, curl/openssl, moto, boto3, Azurite).
+# Idempotent: every step checks first and only installs what is missing, so a second run
+# takes about a second. Run as root on Debian 12; needs network only to package registries.
+set -euo pipefail
+
+log() { echo "[install] $*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "[install] must run as root" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+# ---------------------------------------------------------------- Debian packages
+# useradd is in 'passwd', runuser in 'util-linux', md5sum/id in 'coreutils'.
+DEB_PKGS=(fuse3 libfuse3-dev pkg-config curl openssl util-linux procps passwd coreutils)
+apt_updated=0
+apt_install() { # apt_install PKG...  -- apt-get update once, then install
+  if [ "$apt_updated" -eq 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+deb_missing() { # print the packages of "$@" that are not installed
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
+
+mapfile -t missing < <(deb_missing "${DEB_PKGS[@]}")
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "debian: installing ${missing[*]}"
+  apt_install "${missing[@]}"
+else
+  log "debian: ${DEB_PKGS[*]} already installed"
+fi
+
+# /dev/fuse must exist for the mount tests (containers need --device /dev/fuse)
+if [ -e /dev/fuse ]; then
+  log "fuse: /dev/fuse present"
+else
+  log "fuse: WARNING /dev/fuse missing; mount tests will fail"
+fi
+
+# ---------------------------------------------------------------- Python: moto + boto3
+PY=python3
+if ! command -v "$PY" >/dev/null; then
+  log "python: installing python3 + pip (debian)"
+  apt_install python3 python3-pip python3-venv
+fi
+if moto_ver=$("$PY" -c 'import moto, flask, flask_cors; print(moto.__version__)' 2>/dev/null) &&
+  command -v moto_server >/dev/null; then
+  log "moto: $moto_ver already installed"
+else
+  log "moto: installing moto[server]"
+  "$PY" -m pip install -q 'moto[server]' ||
+    "$PY" -m pip install -q --break-system-packages 'moto[server]'
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+# boto3 bootstraps the moto-auth server (IAM user + key); moto[server] pulls it in.
+if "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("boto3") is None)'; then
+  log "boto3: already installed"
+else
+  log "boto3: installing"
+  "$PY" -m pip install -q boto3 || "$PY" -m pip install -q --break-system-packages boto3
+fi
+
+# ---------------------------------------------------------------- Node: Azurite
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "node: installing nodejs + npm (debian)"
+  apt_install nodejs npm
+fi
+if command -v azurite-blob >/dev/null; then
+  # version from package.json (running azurite-blob --version costs a node start)
+  az_pkg=$(dirname "$(readlink -f "$(command -v azurite-blob)")")/../../../package.json
+  az_ver=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$az_pkg" 2>/dev/null | head -1)
+  log "azurite: ${az_ver:-?} already installed"
+else
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  # 3.37.0 declares node >=22 but works on 20; 3.34.0 declares node >=10
+  if [ "$node_major" -ge 20 ]; then azv=3.37.0; else azv=3.34.0; fi
+  log "azurite: installing azurite@$azv (node $node_major)"
+  npm install -g --no-fund --no-audit --loglevel=error "azurite@$azv" >/dev/null
+fi
+
+# ---------------------------------------------------------------- final check
+for c in fusermount3 pkg-config curl openssl md5sum runuser useradd moto_server azurite-blob; do
+  command -v "$c" >/dev/null || { echo "[install] ERROR: $c not found on PATH" >&2; exit 1; }
+done
+log "done"

@@ -17,7 +17,7 @@ demo-stop:
 # Install the test servers (moto, Azurite, fuse3) when missing, then run every test.
 test:
 	bash .ci/install.sh
-	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test -- --test-threads=2
 
 check:
 	$(CARGO) fmt --all -- --check

@@ -15,3 +15,4 @@ pub mod credentials;
 pub mod daemon;
 pub mod fs;
 pub mod fuse;
+pub mod read;

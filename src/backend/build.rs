@@ -188,19 +188,34 @@ mod tests {
         std::fs::write(&key, "{}").unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let src = Source::parse("gs://bucket/pre").unwrap();
-        let cfg = MountConfig { service_account: Some(key.clone()), ..Default::default() };
+        let cfg = MountConfig {
+            service_account: Some(key.clone()),
+            ..Default::default()
+        };
         let err = build_backend(&src, &cfg).unwrap_err();
         assert!(err.contains("chmod 600"), "{err}");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = build_backend(&src, &cfg).unwrap_err();
         assert!(err.starts_with("GCS client for gs://bucket/pre"), "{err}");
-        let missing = MountConfig { service_account: Some(dir.path().join("nope.json")), ..Default::default() };
-        assert!(build_backend(&src, &missing).unwrap_err().contains("nope.json"));
+        let missing = MountConfig {
+            service_account: Some(dir.path().join("nope.json")),
+            ..Default::default()
+        };
+        assert!(build_backend(&src, &missing)
+            .unwrap_err()
+            .contains("nope.json"));
     }
 
     #[test]
     fn local_source_must_exist() {
-        let err = build_backend(&Source::parse("file:///no/such/dir").unwrap(), &MountConfig::default()).unwrap_err();
-        assert!(err.contains("/no/such/dir") && err.contains("does not exist"), "{err}");
+        let err = build_backend(
+            &Source::parse("file:///no/such/dir").unwrap(),
+            &MountConfig::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("/no/such/dir") && err.contains("does not exist"),
+            "{err}"
+        );
     }
 }

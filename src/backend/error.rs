@@ -62,7 +62,7 @@ pub fn redact(msg: &str) -> String {
         while let Some(pos) = out[from..].find(p) {
             let start = from + pos + p.len();
             let end = out[start..]
-                .find(|c: char| c == '&' || c == ' ' || c == ')' || c == '"' || c == '\'')
+                .find(['&', ' ', ')', '"', '\''])
                 .map_or(out.len(), |e| start + e);
             out.replace_range(start..end, "REDACTED");
             from = start + "REDACTED".len();

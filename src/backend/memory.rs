@@ -110,7 +110,13 @@ impl Backend for MemoryBackend {
         let mut page = ListPage::default();
         let mut count = 0;
         let mut last: Option<String> = None;
-        for (key, obj) in map.range(prefix.to_string()..) {
+        // Resume after the token (a prefix ends in '/', so skip everything under it at once).
+        let from = match token {
+            Some(t) if t.ends_with('/') => format!("{t}\u{10ffff}"),
+            Some(t) => format!("{t}\0"),
+            None => prefix.to_string(),
+        };
+        for (key, obj) in map.range(from.max(prefix.to_string())..) {
             if !key.starts_with(prefix) {
                 break;
             }

@@ -92,12 +92,15 @@ pub fn from_passwd_file(path: &Path, bucket: &str) -> Result<Option<S3Credential
         })
 }
 
+/// Line number, access key and secret key of one passwd line.
+type PasswdLine = (usize, String, String);
+
 /// `(line, access key, secret key)` for `bucket`; errors are `(line, message)` and never
 /// contain the line's text, which holds a secret.
 fn parse_passwd(
     text: &str,
     bucket: &str,
-) -> Result<Option<(usize, String, String)>, (usize, String)> {
+) -> Result<Option<PasswdLine>, (usize, String)> {
     let mut default = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 enum Source {
     Cached(Arc<Listing>),
     Stream {
-        stream: DirStream,
+        stream: Box<DirStream>,
         /// Entries pulled from the stream but not yet taken by the kernel.
         buffered: VecDeque<Listed>,
         /// Listing index of the entry after the last buffered one.
@@ -69,7 +69,7 @@ impl DirHandle {
 
     fn fresh_stream(key: &str, suffix: &str, page_size: usize, mtime: SystemTime) -> Source {
         Source::Stream {
-            stream: DirStream::new(key, suffix, page_size, mtime),
+            stream: Box::new(DirStream::new(key, suffix, page_size, mtime)),
             buffered: VecDeque::new(),
             next_index: 0,
             collected: Some(Vec::new()),
@@ -81,7 +81,9 @@ impl DirHandle {
     pub fn in_memory(&self) -> usize {
         match &self.source {
             Source::Cached(_) => 0,
-            Source::Stream { stream, buffered, .. } => stream.in_memory() + buffered.len(),
+            Source::Stream {
+                stream, buffered, ..
+            } => stream.in_memory() + buffered.len(),
         }
     }
 

@@ -315,12 +315,22 @@ async fn a_100000_entry_directory_streams_with_bounded_memory() {
         b.insert(&format!("huge/k{i:06}"), "");
     }
     // A cache limit below the directory's size forces the paged stream.
-    let fs = fs_with(&b, MountConfig { list_page_size: 1000, dir_cache_max_entries: 5000, ..cfg() });
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            list_page_size: 1000,
+            dir_cache_max_entries: 5000,
+            ..cfg()
+        },
+    );
     let dir = fs.lookup(ROOT_INO, "huge").await.unwrap().attr.ino;
     let fh = fs.opendir(dir).unwrap();
     let (mut offset, mut seen, mut peak) = (0u64, 0usize, 0usize);
     for _ in 0..10_000 {
-        let mut c = Collect { room: 250, ..Default::default() };
+        let mut c = Collect {
+            room: 250,
+            ..Default::default()
+        };
         fs.readdir(fh, offset, false, &mut c).await.unwrap();
         if c.names.is_empty() {
             break;
@@ -331,5 +341,9 @@ async fn a_100000_entry_directory_streams_with_bounded_memory() {
     }
     assert_eq!(seen, 100_002, "every entry plus . and ..");
     assert!(peak <= 1001, "at most one page in memory, saw {peak}");
-    assert_eq!(b.counters.list.load(Relaxed), 100 + 1, "100 pages plus the lookup probe");
+    assert_eq!(
+        b.counters.list.load(Relaxed),
+        100 + 1,
+        "100 pages plus the lookup probe"
+    );
 }

@@ -1,0 +1,245 @@
+//! Blocks of objects, from the disk cache or the backend, with in-flight GETs shared.
+//!
+//! An object is cut into blocks of `block_size` bytes. [`BlockSource::blocks`] returns a run of
+//! blocks: each comes from the disk cache when present, joins a GET already in flight for it
+//! (from any handle of the mount), or is fetched; consecutive missing blocks go out as one ranged
+//! GET (with If-Match on the ETag) and are written to the cache when they arrive. Objects
+//! without an ETag are never cached (nothing could tell their versions apart).
+
+use super::block_cache::DiskBlockCache;
+use crate::backend::{Backend, BackendError};
+use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One version of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// Object key.
+    pub key: String,
+    /// Entity tag of this version, if the store gives one.
+    pub etag: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+type RunFuture = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, BackendError>>>;
+type BlockKey = (String, String, u64);
+
+/// Request counters of a block source.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// Ranged GETs sent.
+    pub gets: AtomicU64,
+    /// Bytes received from the backend.
+    pub bytes_fetched: AtomicU64,
+    /// Blocks that joined a GET already in flight.
+    pub shared: AtomicU64,
+}
+
+/// Where blocks come from.
+#[derive(Debug)]
+pub struct BlockSource {
+    backend: Arc<dyn Backend>,
+    cache: Option<Arc<DiskBlockCache>>,
+    block_size: u64,
+    inflight: Mutex<HashMap<BlockKey, (RunFuture, usize)>>,
+    /// Requests made.
+    pub stats: SourceStats,
+}
+
+impl BlockSource {
+    /// Blocks of `block_size` bytes from `backend`, cached in `cache` when given.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        cache: Option<Arc<DiskBlockCache>>,
+        block_size: u64,
+    ) -> Arc<Self> {
+        Arc::new(BlockSource {
+            backend,
+            cache,
+            block_size: block_size.max(4096),
+            inflight: Mutex::new(HashMap::new()),
+            stats: SourceStats::default(),
+        })
+    }
+
+    /// The block size.
+    pub fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
+    /// The backend behind the blocks.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The disk cache, if any.
+    pub fn cache(&self) -> Option<&Arc<DiskBlockCache>> {
+        self.cache.as_ref()
+    }
+
+    /// Number of blocks of `obj`.
+    pub fn block_count(&self, obj: &ObjectRef) -> u64 {
+        obj.size.div_ceil(self.block_size)
+    }
+
+    fn block_range(&self, obj: &ObjectRef, index: u64) -> std::ops::Range<u64> {
+        let start = index * self.block_size;
+        start..(start + self.block_size).min(obj.size)
+    }
+
+    /// Blocks `first .. first + count` of `obj` (clamped to the object).
+    pub async fn blocks(
+        self: &Arc<Self>,
+        obj: &ObjectRef,
+        first: u64,
+        count: u64,
+    ) -> Result<Vec<Bytes>, BackendError> {
+        let end = (first + count).min(self.block_count(obj));
+        let mut slots: Vec<Option<Bytes>> = vec![None; end.saturating_sub(first) as usize];
+        if let (Some(cache), Some(etag)) = (&self.cache, &obj.etag) {
+            let (cache, key, etag) = (cache.clone(), obj.key.clone(), etag.clone());
+            let hits = tokio::task::spawn_blocking(move || {
+                (first..end)
+                    .map(|i| cache.get(&key, &etag, i).map(Bytes::from))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| BackendError::Other(format!("cache read task failed: {e}")))?;
+            slots = hits;
+        }
+        // Join GETs in flight, then start one GET per run of still-missing blocks.
+        let mut waits: Vec<(usize, RunFuture, usize)> = Vec::new();
+        {
+            let etag = obj.etag.clone().unwrap_or_default();
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            let mut i = 0;
+            while i < slots.len() {
+                if slots[i].is_some() {
+                    i += 1;
+                    continue;
+                }
+                let idx = first + i as u64;
+                if let Some((fut, pos)) = inflight.get(&(obj.key.clone(), etag.clone(), idx)) {
+                    self.stats.shared.fetch_add(1, Ordering::Relaxed);
+                    waits.push((i, fut.clone(), *pos));
+                    i += 1;
+                    continue;
+                }
+                let run_start = i;
+                while i < slots.len()
+                    && slots[i].is_none()
+                    && !inflight.contains_key(&(obj.key.clone(), etag.clone(), first + i as u64))
+                {
+                    i += 1;
+                }
+                let run = first + run_start as u64..first + i as u64;
+                let fut = self.fetch_run(obj, run.clone());
+                for (pos, idx) in run.clone().enumerate() {
+                    inflight.insert((obj.key.clone(), etag.clone(), idx), (fut.clone(), pos));
+                    waits.push((run_start + pos, fut.clone(), pos));
+                }
+            }
+        }
+        for (slot, fut, pos) in waits {
+            let run = fut.await?;
+            slots[slot] = run.get(pos).cloned();
+        }
+        slots
+            .into_iter()
+            .map(|b| {
+                b.ok_or_else(|| BackendError::Other(format!("{}: a block went missing", obj.key)))
+            })
+            .collect()
+    }
+
+    /// One GET for blocks `run`, split into blocks, cached, and removed from the in-flight map.
+    fn fetch_run(self: &Arc<Self>, obj: &ObjectRef, run: std::ops::Range<u64>) -> RunFuture {
+        let this = self.clone();
+        let obj = obj.clone();
+        let task = tokio::spawn(async move {
+            let range =
+                this.block_range(&obj, run.start).start..this.block_range(&obj, run.end - 1).end;
+            this.stats.gets.fetch_add(1, Ordering::Relaxed);
+            let got = this
+                .backend
+                .get_range(&obj.key, range.clone(), obj.etag.as_deref())
+                .await;
+            let etag = obj.etag.clone().unwrap_or_default();
+            {
+                let mut inflight = this.inflight.lock().unwrap_or_else(|p| p.into_inner());
+                for idx in run.clone() {
+                    inflight.remove(&(obj.key.clone(), etag.clone(), idx));
+                }
+            }
+            let data = got?;
+            if data.len() as u64 != range.end - range.start {
+                return Err(BackendError::Changed(format!(
+                    "{}: expected {} bytes at {}, got {}",
+                    obj.key,
+                    range.end - range.start,
+                    range.start,
+                    data.len()
+                )));
+            }
+            this.stats
+                .bytes_fetched
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            let blocks: Vec<Bytes> = run
+                .clone()
+                .map(|i| {
+                    let r = this.block_range(&obj, i);
+                    data.slice((r.start - range.start) as usize..(r.end - range.start) as usize)
+                })
+                .collect();
+            if let (Some(cache), Some(etag)) = (this.cache.clone(), obj.etag.clone()) {
+                let (to_cache, key, first) = (blocks.clone(), obj.key.clone(), run.start);
+                tokio::task::spawn_blocking(move || {
+                    for (i, b) in to_cache.iter().enumerate() {
+                        cache.put(&key, &etag, first + i as u64, b);
+                    }
+                });
+            }
+            Ok(Arc::new(blocks))
+        });
+        async move {
+            match task.await {
+                Ok(r) => r,
+                Err(e) => Err(BackendError::Other(format!("fetch task failed: {e}"))),
+            }
+        }
+        .boxed()
+        .shared()
+    }
+
+    /// Bytes `range` of `obj` straight from the backend, bypassing blocks and cache (for small
+    /// random reads, which should not pull whole blocks).
+    pub async fn direct(
+        &self,
+        obj: &ObjectRef,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, BackendError> {
+        self.stats.gets.fetch_add(1, Ordering::Relaxed);
+        let data = self
+            .backend
+            .get_range(&obj.key, range.clone(), obj.etag.as_deref())
+            .await?;
+        self.stats
+            .bytes_fetched
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+
+    /// Whether block `index` of `obj` is on disk (no I/O beyond an open; for random reads).
+    pub async fn cached_block(&self, obj: &ObjectRef, index: u64) -> Option<Bytes> {
+        let (cache, etag) = (self.cache.clone()?, obj.etag.clone()?);
+        let key = obj.key.clone();
+        tokio::task::spawn_blocking(move || cache.get(&key, &etag, index).map(Bytes::from))
+            .await
+            .ok()
+            .flatten()
+    }
+}

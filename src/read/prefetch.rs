@@ -1,0 +1,310 @@
+//! Per-handle read-ahead: sequential detection, a geometrically growing window of parallel
+//! part fetches, and a memory budget that shrinks the window instead of growing the process.
+//!
+//! State machine of one open file:
+//! - **Idle/random.** A read that does not continue the previous one (and is not at offset 0 of
+//!   a fresh handle) is random: it drops any prefetched parts, is answered from a cached block if
+//!   it lies within one, else by one ranged GET of just the asked bytes aligned to
+//!   `random_align` (64 KiB), and leaves the window at 0.
+//! - **Streaming.** A read at the offset where the last one ended (or at most `max_skip` past
+//!   it, or inside data already prefetched — a short backward seek) is sequential: the window
+//!   starts at `initial_window` (1 MiB) and doubles on each sequential read up to `max_window`.
+//!   Parts of up to `part_size` bytes (whole cache blocks) are spawned until they cover the
+//!   window; each part is one [`BlockSource::blocks`] call, so parts run in parallel, come from
+//!   the disk cache when there, and share GETs with other handles.
+//! - **Budget.** Every part holds a [`Reservation`] until it has been read past. Parts only
+//!   prefetched are added with `try_reserve`; when it fails the window halves, prefetching
+//!   stops for this read, and the window does not grow again until a prefetch fits. Parts the current read needs are always reserved, so a read never waits
+//!   on other handles' memory (it may overdraw the budget by its own blocks plus one part).
+//! - **Errors** clear the stream: the next read starts clean.
+//!
+//! Reads of one handle are serialised by an async mutex; the waiting happens on part tasks that
+//! run concurrently, so the mutex never limits throughput to one GET.
+
+use super::blocks::{BlockSource, ObjectRef};
+use super::budget::{MemoryBudget, Reservation};
+use crate::backend::BackendError;
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// Tuning of the read-ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefetchConfig {
+    /// First window of a sequential stream, in bytes.
+    pub initial_window: u64,
+    /// Largest window, in bytes.
+    pub max_window: u64,
+    /// Largest single GET of a stream, in bytes (rounded to whole blocks).
+    pub part_size: u64,
+    /// Granularity of a random read's GET.
+    pub random_align: u64,
+    /// A forward jump up to this many bytes still counts as sequential.
+    pub max_skip: u64,
+}
+
+impl Default for PrefetchConfig {
+    fn default() -> Self {
+        PrefetchConfig {
+            // 1 MiB: the kernel's own read-ahead already asks for up to 1 MiB at once.
+            initial_window: 1 << 20,
+            max_window: 64 << 20,
+            // 8 MiB parts: large enough that per-request latency is amortised, small enough
+            // that several run in parallel within the default 64 MiB budget.
+            part_size: 8 << 20,
+            random_align: 64 << 10,
+            max_skip: 2 << 20,
+        }
+    }
+}
+
+enum PartData {
+    Pending(JoinHandle<Result<Vec<Bytes>, BackendError>>),
+    Ready(Vec<Bytes>),
+}
+
+struct Part {
+    first: u64,
+    count: u64,
+    data: PartData,
+    _res: Reservation,
+}
+
+impl Part {
+    fn end(&self) -> u64 {
+        self.first + self.count
+    }
+}
+
+#[derive(Default)]
+struct State {
+    next: Option<u64>,
+    window: u64,
+    /// The budget refused the last prefetch: do not grow the window on the next read.
+    starved: bool,
+    parts: VecDeque<Part>,
+}
+
+/// Read-ahead for one open file.
+pub struct Prefetcher {
+    src: Arc<BlockSource>,
+    budget: Arc<MemoryBudget>,
+    obj: ObjectRef,
+    cfg: PrefetchConfig,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl std::fmt::Debug for Prefetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetcher")
+            .field("obj", &self.obj)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prefetcher {
+    /// Read-ahead of `obj` from `src`, within `budget`.
+    pub fn new(
+        src: Arc<BlockSource>,
+        budget: Arc<MemoryBudget>,
+        obj: ObjectRef,
+        cfg: PrefetchConfig,
+    ) -> Self {
+        Prefetcher {
+            src,
+            budget,
+            obj,
+            cfg,
+            state: tokio::sync::Mutex::new(State::default()),
+        }
+    }
+
+    /// The object this handle reads.
+    pub fn object(&self) -> &ObjectRef {
+        &self.obj
+    }
+
+    /// Current window in bytes (0 in random mode); for tests.
+    pub async fn window(&self) -> u64 {
+        self.state.lock().await.window
+    }
+
+    /// Exactly the bytes `offset .. offset + len` of the object (fewer only at its end).
+    pub async fn read(&self, offset: u64, len: u64) -> Result<Bytes, BackendError> {
+        let end = offset.saturating_add(len).min(self.obj.size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let mut st = self.state.lock().await;
+        let result = self.read_locked(&mut st, offset, end).await;
+        if result.is_err() {
+            *st = State::default();
+        } else {
+            st.next = Some(end);
+        }
+        result
+    }
+
+    async fn read_locked(
+        &self,
+        st: &mut State,
+        offset: u64,
+        end: u64,
+    ) -> Result<Bytes, BackendError> {
+        let bs = self.src.block_size();
+        let (b0, b1) = (offset / bs, (end - 1) / bs);
+        let covered = st.parts.front().is_some_and(|p| p.first <= b0)
+            && st.parts.back().is_some_and(|p| p.end() > b0);
+        let sequential = covered
+            || match st.next {
+                None => offset == 0,
+                Some(n) => offset >= n && offset - n <= self.cfg.max_skip,
+            };
+        if !sequential {
+            st.parts.clear();
+            st.window = 0;
+            return self.random_read(offset, end).await;
+        }
+        st.window = if st.window == 0 {
+            self.cfg.initial_window
+        } else if st.starved {
+            st.window
+        } else {
+            (st.window * 2).min(self.cfg.max_window.max(self.cfg.initial_window))
+        };
+        while st.parts.front().is_some_and(|p| p.end() <= b0) {
+            st.parts.pop_front();
+        }
+        if st.parts.front().is_some_and(|p| p.first > b0) {
+            st.parts.clear();
+        }
+        self.top_up(st, offset, b0, b1);
+        let out = self.collect(st, offset, end, b0, b1).await?;
+        let done_block = end / bs;
+        while st.parts.front().is_some_and(|p| p.end() <= done_block) {
+            st.parts.pop_front();
+        }
+        Ok(out)
+    }
+
+    /// Spawn parts until they cover the window (or the budget says stop).
+    fn top_up(&self, st: &mut State, offset: u64, b0: u64, b1: u64) {
+        let bs = self.src.block_size();
+        let total = self.src.block_count(&self.obj);
+        let part_blocks = (self.cfg.part_size / bs).max(1);
+        let target = ((offset + st.window).div_ceil(bs)).max(b1 + 1).min(total);
+        let mut next = st.parts.back().map_or(b0, Part::end);
+        st.starved = false;
+        while next < target {
+            let count = part_blocks.min(target - next);
+            let bytes = count * bs;
+            let res = match self.budget.try_reserve(bytes) {
+                Some(r) => r,
+                // The current read needs this part: take it anyway (an overdraw of one part).
+                None if next <= b1 => self.budget.reserve(bytes),
+                None => {
+                    st.window = (st.window / 2).max(self.cfg.initial_window);
+                    st.starved = true;
+                    break;
+                }
+            };
+            let (src, obj) = (self.src.clone(), self.obj.clone());
+            let task = tokio::spawn(async move { src.blocks(&obj, next, count).await });
+            st.parts.push_back(Part {
+                first: next,
+                count,
+                data: PartData::Pending(task),
+                _res: res,
+            });
+            next += count;
+        }
+    }
+
+    /// Wait for the parts holding blocks `b0..=b1` and copy out `offset..end`.
+    async fn collect(
+        &self,
+        st: &mut State,
+        offset: u64,
+        end: u64,
+        b0: u64,
+        b1: u64,
+    ) -> Result<Bytes, BackendError> {
+        let bs = self.src.block_size();
+        let mut pieces: Vec<Bytes> = Vec::new();
+        for part in st.parts.iter_mut() {
+            if part.first > b1 {
+                break;
+            }
+            if part.end() <= b0 {
+                continue;
+            }
+            if let PartData::Pending(task) = &mut part.data {
+                let blocks = task
+                    .await
+                    .map_err(|e| BackendError::Other(format!("prefetch task failed: {e}")))??;
+                part.data = PartData::Ready(blocks);
+            }
+            let PartData::Ready(blocks) = &part.data else {
+                continue;
+            };
+            for (i, block) in blocks.iter().enumerate() {
+                let idx = part.first + i as u64;
+                if idx < b0 || idx > b1 {
+                    continue;
+                }
+                let start = idx * bs;
+                let a = offset.max(start) - start;
+                let z = (end.min(start + block.len() as u64) - start).max(a);
+                pieces.push(block.slice(a as usize..z as usize));
+            }
+        }
+        let got: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        if got != end - offset {
+            return Err(BackendError::Changed(format!(
+                "{}: assembled {got} bytes at {offset}, expected {}",
+                self.obj.key,
+                end - offset
+            )));
+        }
+        Ok(match pieces.len() {
+            1 => pieces.remove(0),
+            _ => {
+                let mut buf = BytesMut::with_capacity((end - offset) as usize);
+                for p in pieces {
+                    buf.extend_from_slice(&p);
+                }
+                buf.freeze()
+            }
+        })
+    }
+
+    /// A read elsewhere: a cached block if it holds the range, else one small aligned GET.
+    async fn random_read(&self, offset: u64, end: u64) -> Result<Bytes, BackendError> {
+        let bs = self.src.block_size();
+        let b0 = offset / bs;
+        if b0 == (end - 1) / bs {
+            if let Some(block) = self.src.cached_block(&self.obj, b0).await {
+                let start = b0 * bs;
+                if (end - start) as usize <= block.len() {
+                    return Ok(block.slice((offset - start) as usize..(end - start) as usize));
+                }
+            }
+        }
+        let align = self.cfg.random_align.max(1);
+        let a = offset / align * align;
+        let z = end.div_ceil(align).saturating_mul(align).min(self.obj.size);
+        let data = self.src.direct(&self.obj, a..z).await?;
+        let (from, to) = ((offset - a) as usize, (end - a) as usize);
+        if data.len() < to {
+            return Err(BackendError::Changed(format!(
+                "{}: short read at {offset}",
+                self.obj.key
+            )));
+        }
+        Ok(data.slice(from..to))
+    }
+}
+
+#[cfg(test)]
+mod tests;

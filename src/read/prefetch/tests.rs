@@ -1,0 +1,243 @@
+use super::*;
+use crate::backend::memory::MemoryBackend;
+use crate::backend::Backend;
+use crate::read::DiskBlockCache;
+use proptest::prelude::*;
+use std::sync::atomic::Ordering::Relaxed;
+
+fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(seed as u32 % 31) as u8
+        })
+        .collect()
+}
+
+async fn setup(
+    len: usize,
+    cache: Option<Arc<DiskBlockCache>>,
+    bs: u64,
+) -> (Arc<MemoryBackend>, Arc<BlockSource>, ObjectRef, Vec<u8>) {
+    let b = Arc::new(MemoryBackend::new());
+    let d = data(len, 3);
+    b.insert("obj", d.clone());
+    let info = b.head("obj").await.unwrap();
+    let obj = ObjectRef {
+        key: "obj".into(),
+        etag: info.etag,
+        size: len as u64,
+    };
+    let src = BlockSource::new(b.clone(), cache, bs);
+    (b, src, obj, d)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn any_read_sequence_returns_exactly_the_objects_bytes(
+        len in 0usize..600_000,
+        bs_pow in 12u32..17,
+        part_blocks in 1u64..6,
+        max_window in 1u64..2_000_000,
+        limit in 4096u64..1_000_000,
+        reads in prop::collection::vec((any::<bool>(), 0u64..700_000, 1u64..200_000), 1..40),
+    ) {
+        rt().block_on(async {
+            let bs = 1u64 << bs_pow;
+            let (_b, src, obj, d) = setup(len, None, bs).await;
+            let budget = MemoryBudget::new(limit);
+            let cfg = PrefetchConfig { initial_window: bs, max_window, part_size: part_blocks * bs, random_align: 4096, max_skip: 3 * bs };
+            let p = Prefetcher::new(src, budget.clone(), obj, cfg);
+            let mut pos = 0u64;
+            let mut max_len = 0;
+            for (continue_on, jump, rlen) in reads {
+                let off = if continue_on { pos } else { jump };
+                max_len = max_len.max(rlen);
+                let got = p.read(off, rlen).await.unwrap();
+                let from = (off as usize).min(d.len());
+                let to = ((off + rlen) as usize).min(d.len());
+                prop_assert_eq!(&got[..], &d[from..to], "read {} +{}", off, rlen);
+                pos = off + got.len() as u64;
+            }
+            // Prefetching stays within the budget; only the blocks a read needs may overdraw it.
+            let overdraw = (max_len / bs + 2 + 2 * part_blocks) * bs;
+            prop_assert!(budget.peak() <= limit + overdraw, "peak {} limit {} overdraw {}", budget.peak(), limit, overdraw);
+            drop(p);
+            prop_assert_eq!(budget.used(), 0, "every reservation is released");
+            Ok(())
+        })?;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_grows_geometrically_and_a_far_seek_resets_it() {
+    let (_b, src, obj, d) = setup(40 << 20, None, 1 << 20).await;
+    let cfg = PrefetchConfig {
+        max_window: 16 << 20,
+        ..PrefetchConfig::default()
+    };
+    let p = Prefetcher::new(src.clone(), MemoryBudget::new(1 << 30), obj, cfg);
+    let mut windows = vec![];
+    for i in 0..6u64 {
+        p.read(i * (128 << 10), 128 << 10).await.unwrap();
+        windows.push(p.window().await >> 20);
+    }
+    assert_eq!(windows, [1, 2, 4, 8, 16, 16], "MiB: doubles to the maximum");
+    let got = p.read(30 << 20, 4096).await.unwrap();
+    assert_eq!(&got[..], &d[30 << 20..(30 << 20) + 4096]);
+    assert_eq!(
+        p.window().await,
+        0,
+        "a far seek is a random read and resets the stream"
+    );
+    p.read((30 << 20) + 4096, 4096).await.unwrap();
+    assert_eq!(
+        p.window().await,
+        1 << 20,
+        "sequential again: restarts at the initial window"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_reads_fetch_only_what_is_asked() {
+    let (_b, src, obj, _d) = setup(8 << 20, None, 1 << 20).await;
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(64 << 20),
+        obj,
+        PrefetchConfig::default(),
+    );
+    for off in [5_000_000u64, 1_000_000, 7_000_000, 3_000_000] {
+        p.read(off, 4096).await.unwrap();
+    }
+    assert_eq!(src.stats.gets.load(Relaxed), 4);
+    assert!(
+        src.stats.bytes_fetched.load(Relaxed) <= 4 * (128 << 10),
+        "aligned 64 KiB reads, not blocks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_share_in_flight_gets() {
+    let (b, src, obj, d) = setup(4 << 20, None, 1 << 20).await;
+    b.slow_down_gets("obj", std::time::Duration::from_millis(200));
+    let budget = MemoryBudget::new(64 << 20);
+    let p1 = Prefetcher::new(
+        src.clone(),
+        budget.clone(),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    let p2 = Prefetcher::new(
+        src.clone(),
+        budget.clone(),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    let (a, c) = tokio::join!(p1.read(0, 1 << 20), p2.read(0, 1 << 20));
+    assert_eq!(&a.unwrap()[..], &d[..1 << 20]);
+    assert_eq!(&c.unwrap()[..], &d[..1 << 20]);
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        1,
+        "the second handle joined the first GET"
+    );
+    assert!(src.stats.shared.load(Relaxed) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tight_budget_shrinks_the_window_but_reads_stay_correct() {
+    let (_b, src, obj, d) = setup(20 << 20, None, 1 << 20).await;
+    let budget = MemoryBudget::new(2 << 20);
+    let p = Prefetcher::new(src, budget.clone(), obj, PrefetchConfig::default());
+    let mut out = Vec::new();
+    let mut off = 0;
+    let mut widest_mid_file = 0;
+    while off < d.len() as u64 {
+        let got = p.read(off, 1 << 20).await.unwrap();
+        off += got.len() as u64;
+        out.extend_from_slice(&got);
+        if off < 12 << 20 {
+            widest_mid_file = widest_mid_file.max(p.window().await);
+        }
+    }
+    assert_eq!(out, d);
+    assert!(
+        budget.peak() <= (2 << 20) + (9 << 20),
+        "peak {}",
+        budget.peak()
+    );
+    assert!(
+        widest_mid_file <= 4 << 20,
+        "window held down by the budget: {widest_mid_file}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_blocks_need_no_get_after_a_restart_and_new_etags_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _, obj, d) = setup(5 << 20, None, 1 << 20).await;
+    {
+        let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30).unwrap());
+        let src = BlockSource::new(b.clone(), Some(cache), 1 << 20);
+        let p = Prefetcher::new(
+            src.clone(),
+            MemoryBudget::new(64 << 20),
+            obj.clone(),
+            PrefetchConfig::default(),
+        );
+        let got = p.read(0, 5 << 20).await.unwrap();
+        assert_eq!(&got[..], &d[..]);
+        // Cache writes run on blocking threads; wait (bounded) until all five blocks are there.
+        let cache = src.cache().unwrap().clone();
+        for _ in 0..200 {
+            if cache.stats.writes.load(Relaxed) >= 5 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(cache.stats.writes.load(Relaxed), 5);
+    }
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30).unwrap());
+    let src = BlockSource::new(b.clone(), Some(cache.clone()), 1 << 20);
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(64 << 20),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    assert_eq!(&p.read(0, 5 << 20).await.unwrap()[..], &d[..]);
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        0,
+        "every block came from the reopened cache"
+    );
+
+    let new = data(5 << 20, 9);
+    b.insert("obj", new.clone());
+    let etag = b.head("obj").await.unwrap().etag;
+    let obj2 = ObjectRef { etag, ..obj };
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(64 << 20),
+        obj2,
+        PrefetchConfig::default(),
+    );
+    assert_eq!(
+        &p.read(0, 5 << 20).await.unwrap()[..],
+        &new[..],
+        "a new ETag reads new bytes"
+    );
+    assert!(src.stats.gets.load(Relaxed) > 0);
+}

@@ -10,7 +10,10 @@ use support::S3Server;
 fn server() -> S3Server {
     let s3 = S3Server::start_moto_auth();
     s3.create_bucket("creds");
-    s3.put_objects("creds", vec![("hello.txt".into(), Bytes::from_static(b"hi"))]);
+    s3.put_objects(
+        "creds",
+        vec![("hello.txt".into(), Bytes::from_static(b"hi"))],
+    );
     s3
 }
 
@@ -31,7 +34,9 @@ fn passwd_files_profiles_and_their_precedence() {
     drop(m);
 
     // The default location ~/.passwd-s3fs, with no option at all.
-    let m = MountCmd::new("s3://creds", &[&ep]).home_file(".passwd-s3fs", &format!("{good}\n")).mount();
+    let m = MountCmd::new("s3://creds", &[&ep])
+        .home_file(".passwd-s3fs", &format!("{good}\n"))
+        .mount();
     assert_eq!(std::fs::read_to_string(m.p("hello.txt")).unwrap(), "hi");
     drop(m);
 
@@ -40,7 +45,9 @@ fn passwd_files_profiles_and_their_precedence() {
         "[default]\naws_access_key_id = NOPE\naws_secret_access_key = nope\n\n[ci]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
         s3.access_key, s3.secret_key
     );
-    let m = MountCmd::new("s3://creds", &[&ep, "profile=ci"]).home_file(".aws/credentials", &creds).mount();
+    let m = MountCmd::new("s3://creds", &[&ep, "profile=ci"])
+        .home_file(".aws/credentials", &creds)
+        .mount();
     assert_eq!(std::fs::read_to_string(m.p("hello.txt")).unwrap(), "hi");
     drop(m);
 
@@ -54,7 +61,12 @@ fn passwd_files_profiles_and_their_precedence() {
     drop(m);
 
     // A wrong default line alone is refused at mount time.
-    let (code, err) = MountCmd::new("s3://creds", &[&ep]).home_file(".passwd-s3fs", "WRONGKEY:wrongsecret\n").mount_err();
+    let (code, err) = MountCmd::new("s3://creds", &[&ep])
+        .home_file(".passwd-s3fs", "WRONGKEY:wrongsecret\n")
+        .mount_err();
     assert_ne!(code, 0);
-    assert!(err.contains("refused the credentials") && !err.contains("wrongsecret"), "{err}");
+    assert!(
+        err.contains("refused the credentials") && !err.contains("wrongsecret"),
+        "{err}"
+    );
 }

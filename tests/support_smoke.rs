@@ -112,7 +112,6 @@ fn moto_roundtrip() {
     );
 }
 
-
 #[test]
 fn moto_auth_checks_signatures() {
     let s3 = S3Server::start_moto_auth();
@@ -313,4 +312,3 @@ fn delay_proxy_delays_only_matching_requests() {
         "proxy still listening"
     );
 }
-

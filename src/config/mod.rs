@@ -89,6 +89,17 @@ pub struct MountConfig {
     pub fuse_threads: usize,
     /// Largest read-ahead window of one open file, in bytes.
     pub read_ahead_max: u64,
+    /// Block cache on local disk: `None` disables it; `Some(None)` uses the default directory
+    /// (`/var/cache/cloudmount` for root, else `$XDG_CACHE_HOME/cloudmount` or `~/.cache/cloudmount`).
+    pub cache: Option<Option<PathBuf>>,
+    /// Most bytes the block cache keeps on disk.
+    pub cache_size: u64,
+    /// Size of one cached block (and the unit of read-ahead), in bytes.
+    pub cache_block_size: u64,
+    /// Largest single ranged GET of a sequential reader, in bytes.
+    pub part_size: u64,
+    /// Memory for read-ahead and in-flight parts across all open files, in bytes.
+    pub max_memory: u64,
 }
 
 impl Default for MountConfig {
@@ -127,7 +138,12 @@ impl Default for MountConfig {
             request_timeout: Duration::from_secs(60),
             retries: 3,
             fuse_threads: 2,
-            read_ahead_max: 16 << 20,
+            read_ahead_max: 64 << 20,
+            cache: Some(None),
+            cache_size: 10 << 30,
+            cache_block_size: 1 << 20,
+            part_size: 8 << 20,
+            max_memory: 64 << 20,
         }
     }
 }
@@ -142,6 +158,22 @@ impl MountConfig {
     /// Permission bits of files.
     pub fn file_perm(&self) -> u16 {
         (self.file_mode.unwrap_or(0o666 & !self.umask) & 0o7777) as u16
+    }
+
+    /// The block cache's root directory, or `None` when the cache is off.
+    pub fn cache_root(&self) -> Option<PathBuf> {
+        let explicit = self.cache.as_ref()?;
+        Some(explicit.clone().unwrap_or_else(|| {
+            if nix::unistd::geteuid().is_root() {
+                PathBuf::from("/var/cache/cloudmount")
+            } else {
+                std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                    .unwrap_or_else(|| PathBuf::from("/tmp"))
+                    .join("cloudmount")
+            }
+        }))
     }
 
     /// Permission bits of directories.

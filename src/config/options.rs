@@ -140,11 +140,40 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !(1..=64).contains(&n) { return Err(format!("must be 1 to 64, got {n}")); }
             c.fuse_threads = n
         }),
-    opt!("read_ahead_max", [], Takes::Value("SIZE"), "Largest read-ahead of one open file, e.g. 16M (default).",
+    opt!("read_ahead_max", [], Takes::Value("SIZE"), "Largest read-ahead window of one sequential reader (default 64M; the memory budget may hold it lower).",
         |c, v| {
             let n = size(need(v)?)?;
             if !(4096..=(1u64 << 30)).contains(&n) { return Err("must be 4K to 1G".to_string()); }
             c.read_ahead_max = n
+        }),
+    opt!("cache", [], Takes::Value("DIR|off"), "Block cache directory, kept across restarts (default /var/cache/cloudmount for root, ~/.cache/cloudmount otherwise); off disables it.",
+        |c, v| {
+            let d = need(v)?;
+            c.cache = if d == "off" { None } else { Some(Some(PathBuf::from(d))) }
+        }),
+    opt!("cache_size", [], Takes::Value("SIZE"), "Most bytes the block cache keeps on disk, e.g. 10G (default).",
+        |c, v| {
+            let n = size(need(v)?)?;
+            if n < 1 << 20 { return Err("must be at least 1M".to_string()); }
+            c.cache_size = n
+        }),
+    opt!("cache_block_size", [], Takes::Value("SIZE"), "Size of one cached block and the unit of read-ahead (default 1M; 64K to 64M).",
+        |c, v| {
+            let n = size(need(v)?)?;
+            if !((64u64 << 10)..=(64u64 << 20)).contains(&n) { return Err("must be 64K to 64M".to_string()); }
+            c.cache_block_size = n
+        }),
+    opt!("part_size", [], Takes::Value("SIZE"), "Largest single ranged GET of a sequential reader (default 8M).",
+        |c, v| {
+            let n = size(need(v)?)?;
+            if !((64u64 << 10)..=(1u64 << 30)).contains(&n) { return Err("must be 64K to 1G".to_string()); }
+            c.part_size = n
+        }),
+    opt!("max_memory", [], Takes::Value("SIZE"), "Memory for read-ahead and in-flight parts of all open files (default 64M); under pressure windows shrink.",
+        |c, v| {
+            let n = size(need(v)?)?;
+            if n < 1 << 20 { return Err("must be at least 1M".to_string()); }
+            c.max_memory = n
         }),
 ];
 

@@ -97,10 +97,7 @@ type PasswdLine = (usize, String, String);
 
 /// `(line, access key, secret key)` for `bucket`; errors are `(line, message)` and never
 /// contain the line's text, which holds a secret.
-fn parse_passwd(
-    text: &str,
-    bucket: &str,
-) -> Result<Option<PasswdLine>, (usize, String)> {
+fn parse_passwd(text: &str, bucket: &str) -> Result<Option<PasswdLine>, (usize, String)> {
     let mut default = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();

@@ -5,6 +5,7 @@ use super::daemonize::Readiness;
 use crate::backend::{build_backend, Backend, BackendError};
 use crate::config::{MountConfig, Source};
 use crate::fs::CloudFs;
+use crate::read::DiskBlockCache;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,8 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         build_backend(&req.source, &req.config)?
     };
     rt.block_on(check_backend(backend.as_ref(), &req))?;
-    let fs = Arc::new(CloudFs::new(backend, &req.config));
+    let cache = open_cache(&req)?;
+    let fs = Arc::new(CloudFs::with_cache(backend, &req.config, cache));
     let handle = crate::fuse::mount(fs, rt.handle().clone(), &req.mountpoint, &req.config)
         .map_err(|e| {
             format!(
@@ -109,6 +111,22 @@ async fn wait_for_stop(handle: &crate::fuse::MountHandle) -> &'static str {
             }
         }
     }
+}
+
+/// Open (and lock) the block cache of this source, if the cache is on.
+fn open_cache(req: &MountRequest) -> Result<Option<Arc<DiskBlockCache>>, String> {
+    let Some(root) = req.config.cache_root() else {
+        return Ok(None);
+    };
+    // The endpoint is part of the identity: two servers may both have a bucket of that name.
+    let id = format!(
+        "{}|{}",
+        req.source,
+        req.config.endpoint.as_deref().unwrap_or("")
+    );
+    let cache = DiskBlockCache::open(&root, &id, req.config.cache_size)?;
+    tracing::info!(dir = %cache.dir().display(), used = cache.used_bytes(), limit = req.config.cache_size, "block cache");
+    Ok(Some(Arc::new(cache)))
 }
 
 /// Prove before mounting that the store answers, the bucket exists and the keys are accepted.

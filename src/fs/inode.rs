@@ -38,6 +38,8 @@ pub struct Node {
     pub expires: Instant,
     /// How many times the kernel was handed this inode and has not forgotten it.
     pub lookups: u64,
+    /// The ETag seen at the last open (the kernel may keep cached pages while it holds).
+    pub open_etag: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +67,7 @@ impl InodeTable {
             stat: root_stat,
             expires: Instant::now(),
             lookups: 1,
+            open_etag: None,
         };
         let mut inner = Inner::default();
         inner.nodes.insert(ROOT_INO, root);
@@ -129,6 +132,7 @@ impl InodeTable {
             stat,
             expires,
             lookups: 0,
+            open_etag: None,
         };
         inner.nodes.insert(ino, node);
         inner.names.insert(name_key, ino);
@@ -141,6 +145,18 @@ impl InodeTable {
             node.stat = stat;
             node.expires = expires;
         }
+    }
+
+    /// Record an open of `ino` at version `etag`; true when the previous open saw the same
+    /// version (so pages the kernel cached from it are still valid).
+    pub fn note_open(&self, ino: u64, etag: Option<&str>) -> bool {
+        let mut inner = self.lock();
+        let Some(node) = inner.nodes.get_mut(&ino) else {
+            return false;
+        };
+        let same = etag.is_some() && node.open_etag.as_deref() == etag;
+        node.open_etag = etag.map(str::to_string);
+        same
     }
 
     /// Mark the attributes of `ino` stale, so the next use asks the store.

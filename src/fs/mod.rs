@@ -24,6 +24,9 @@ pub use error::{FsError, FsResult};
 
 use crate::backend::{Backend, BackendError};
 use crate::config::MountConfig;
+use crate::read::{
+    BlockSource, DiskBlockCache, MemoryBudget, ObjectRef, PrefetchConfig, Prefetcher,
+};
 use attr::AttrPolicy;
 use bytes::Bytes;
 use dir_cache::DirCache;
@@ -59,6 +62,15 @@ pub struct StatFs {
     pub namelen: u32,
 }
 
+/// The answer to `open`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The handle number.
+    pub fh: u64,
+    /// The kernel may keep its cached pages of this file (same ETag as the last open).
+    pub keep_cache: bool,
+}
+
 /// Receives directory entries for one `readdir` reply.
 pub trait DirReplier: Send {
     /// Add an entry whose next offset is `offset`; returns `true` when the reply is full (the
@@ -77,8 +89,8 @@ pub struct CoreConfig {
     pub conflict_suffix: String,
     /// See [`MountConfig::list_page_size`].
     pub list_page_size: usize,
-    /// See [`MountConfig::read_ahead_max`].
-    pub read_ahead_max: u64,
+    /// Read-ahead tuning.
+    pub prefetch: PrefetchConfig,
     /// See [`MountConfig::read_only`].
     pub read_only: bool,
 }
@@ -90,7 +102,11 @@ impl From<&MountConfig> for CoreConfig {
             entry_timeout: c.entry_timeout,
             conflict_suffix: c.conflict_suffix.clone(),
             list_page_size: c.list_page_size,
-            read_ahead_max: c.read_ahead_max,
+            prefetch: PrefetchConfig {
+                max_window: c.read_ahead_max,
+                part_size: c.part_size,
+                ..PrefetchConfig::default()
+            },
             read_only: c.read_only,
         }
     }
@@ -100,6 +116,8 @@ impl From<&MountConfig> for CoreConfig {
 #[derive(Debug)]
 pub struct CloudFs {
     backend: Arc<dyn Backend>,
+    blocks: Arc<BlockSource>,
+    budget: Arc<MemoryBudget>,
     cfg: CoreConfig,
     policy: AttrPolicy,
     inodes: InodeTable,
@@ -113,10 +131,21 @@ pub struct CloudFs {
 }
 
 impl CloudFs {
-    /// A filesystem over `backend` with the options of `mount`.
+    /// A filesystem over `backend` with the options of `mount`, without a disk cache.
     pub fn new(backend: Arc<dyn Backend>, mount: &MountConfig) -> Self {
+        Self::with_cache(backend, mount, None)
+    }
+
+    /// A filesystem over `backend` whose blocks are cached in `cache`.
+    pub fn with_cache(
+        backend: Arc<dyn Backend>,
+        mount: &MountConfig,
+        cache: Option<Arc<DiskBlockCache>>,
+    ) -> Self {
         let now = SystemTime::now();
         CloudFs {
+            blocks: BlockSource::new(backend.clone(), cache, mount.cache_block_size),
+            budget: MemoryBudget::new(mount.max_memory),
             backend,
             cfg: CoreConfig::from(mount),
             policy: AttrPolicy::new(mount),
@@ -132,6 +161,16 @@ impl CloudFs {
             next_fh: AtomicU64::new(1),
             mounted_at: now,
         }
+    }
+
+    /// Where file blocks come from (request counters, cache).
+    pub fn blocks(&self) -> &Arc<BlockSource> {
+        &self.blocks
+    }
+
+    /// The read-ahead memory budget.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
     }
 
     /// The backend this filesystem reads.
@@ -315,8 +354,9 @@ impl CloudFs {
         self.inodes.forget(ino, n);
     }
 
-    /// Open a file for reading; returns the handle number.
-    pub async fn open(&self, ino: u64, write: bool) -> FsResult<u64> {
+    /// Open a file for reading. `keep_cache` tells the kernel it may keep the pages it cached
+    /// from an earlier open, because the object's ETag has not changed since.
+    pub async fn open(&self, ino: u64, write: bool) -> FsResult<Opened> {
         if write {
             return Err(FsError::ReadOnly);
         }
@@ -324,10 +364,21 @@ impl CloudFs {
         if node.kind == Kind::Dir {
             return Err(FsError::IsDir);
         }
+        let keep_cache = self.inodes.note_open(ino, node.stat.etag.as_deref());
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let handle = FileHandle::new(ino, node.key, node.stat.size, node.stat.etag);
-        lock(&self.files).insert(fh, Arc::new(handle));
-        Ok(fh)
+        let obj = ObjectRef {
+            key: node.key,
+            etag: node.stat.etag,
+            size: node.stat.size,
+        };
+        let reader = Prefetcher::new(
+            self.blocks.clone(),
+            self.budget.clone(),
+            obj,
+            self.cfg.prefetch.clone(),
+        );
+        lock(&self.files).insert(fh, Arc::new(FileHandle { ino, reader }));
+        Ok(Opened { fh, keep_cache })
     }
 
     /// Read from an open file.
@@ -336,13 +387,10 @@ impl CloudFs {
             .get(&fh)
             .cloned()
             .ok_or(FsError::BadHandle(fh))?;
-        match handle
-            .read(self.backend.as_ref(), offset, size, self.cfg.read_ahead_max)
-            .await
-        {
+        match handle.reader.read(offset, size as u64).await {
             Ok(b) => Ok(b),
             Err(BackendError::Changed(msg)) => {
-                tracing::warn!(key = %handle.key, %msg, "object changed on the server while open");
+                tracing::warn!(key = %handle.reader.object().key, %msg, "object changed on the server while open");
                 self.inodes.expire(handle.ino);
                 Err(FsError::Stale)
             }

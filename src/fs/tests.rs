@@ -272,7 +272,7 @@ async fn file_shadowed_by_a_directory_is_reachable_with_the_suffix() {
     );
     let f = fs.lookup(ROOT_INO, "same.file").await.unwrap();
     assert_eq!((f.attr.kind, f.attr.size), (Kind::File, 12));
-    let fh = fs.open(f.attr.ino, false).await.unwrap();
+    let fh = fs.open(f.attr.ino, false).await.unwrap().fh;
     assert_eq!(&fs.read(fh, 0, 100).await.unwrap()[..], b"file-content");
     let names: Vec<String> = list_all(&fs, ROOT_INO, 100, true)
         .await
@@ -293,7 +293,7 @@ async fn reads_return_exact_bytes_and_writes_are_refused() {
     let fs = fs_with(&b, cfg());
     let ino = fs.lookup(ROOT_INO, "blob").await.unwrap().attr.ino;
     assert_eq!(fs.open(ino, true).await.unwrap_err(), FsError::ReadOnly);
-    let fh = fs.open(ino, false).await.unwrap();
+    let fh = fs.open(ino, false).await.unwrap().fh;
     assert_eq!(
         &fs.read(fh, 1_000_000, 10).await.unwrap()[..],
         &data[1_000_000..1_000_010]
@@ -346,4 +346,30 @@ async fn a_100000_entry_directory_streams_with_bounded_memory() {
         100 + 1,
         "100 pages plus the lookup probe"
     );
+}
+
+#[tokio::test]
+async fn keep_cache_only_while_the_etag_is_unchanged() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("f", "one");
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            attr_timeout: Duration::ZERO,
+            ..cfg()
+        },
+    );
+    let ino = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
+    assert!(
+        !fs.open(ino, false).await.unwrap().keep_cache,
+        "first open: nothing cached yet"
+    );
+    assert!(
+        fs.open(ino, false).await.unwrap().keep_cache,
+        "same ETag: keep the kernel's pages"
+    );
+    b.insert("f", "two");
+    let o = fs.open(ino, false).await.unwrap();
+    assert!(!o.keep_cache, "new ETag: the kernel must drop its pages");
+    assert_eq!(&fs.read(o.fh, 0, 10).await.unwrap()[..], b"two");
 }

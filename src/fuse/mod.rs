@@ -165,7 +165,14 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(
             async move {
                 match fs.open(ino.0, write).await {
-                    Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                    Ok(o) => {
+                        let flags = if o.keep_cache {
+                            FopenFlags::FOPEN_KEEP_CACHE
+                        } else {
+                            FopenFlags::empty()
+                        };
+                        reply.opened(FileHandle(o.fh), flags)
+                    }
                     Err(e) => reply.error(errno("open", &e)),
                 }
             }

@@ -144,7 +144,13 @@ impl DiskBlockCache {
                     dir.display()
                 )
             })?;
-        fs::write(dir.join("source"), source)
+        OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(dir.join("source"))
+            .and_then(|mut f| f.write_all(source.as_bytes()))
             .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
         let cache = DiskBlockCache {
             dir,

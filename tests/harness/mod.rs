@@ -88,6 +88,15 @@ impl MountCmd {
             c.arg("-o").arg(o);
         }
         c.arg("-o").arg(format!("log_file={}", log.display()));
+        if !self
+            .options
+            .iter()
+            .any(|o| o.split(',').any(|x| x.starts_with("cache=")))
+        {
+            // Keep every test's block cache inside its own temp dir.
+            c.arg("-o")
+                .arg(format!("cache={}", home.join("cache").display()));
+        }
         if let Some(f) = &self.config {
             c.arg("--config").arg(f);
         }

@@ -32,7 +32,19 @@ pub fn run_mount(req: MountRequest, readiness: &mut Readiness) -> Result<(), Str
     result
 }
 
+/// Keep the allocator from hoarding freed part buffers: glibc raises its mmap threshold to the
+/// size of every large block freed (our 8 MiB parts), after which they stay in per-thread arenas
+/// and the resident size grows far past the read-ahead budget. A fixed threshold returns them.
+fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
+    tune_allocator();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(
             std::thread::available_parallelism()
@@ -73,6 +85,7 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
             ));
         }
     }
+    crate::fuse::tune_read_ahead(&req.mountpoint, crate::fuse::KERNEL_READ_AHEAD_KB);
     tracing::info!(source = %req.source, mountpoint = %req.mountpoint.display(), "mounted");
     readiness.ready();
     let reason = rt.block_on(wait_for_stop(&handle));

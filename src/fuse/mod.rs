@@ -4,7 +4,7 @@
 
 mod session;
 
-pub use session::{mount, MountHandle};
+pub use session::{mount, tune_read_ahead, MountHandle, KERNEL_READ_AHEAD_KB};
 
 use crate::fs::{Attr, CloudFs, DirReplier, FsError, Kind};
 use fuser::{

@@ -23,7 +23,13 @@ impl MountHandle {
     pub fn unmount(mut self) -> std::io::Result<()> {
         match self.session.take() {
             Some(s) if !s.guard.is_finished() => s.umount_and_join(),
-            Some(s) => s.join(),
+            Some(s) => {
+                // Unmounted from outside (umount, `cloudmount unmount`). Dropping the session
+                // would unmount the path once more, and by then a new mount may sit there:
+                // leave it alone. The process exits right after, releasing what is left.
+                std::mem::forget(s);
+                Ok(())
+            }
             None => Ok(()),
         }
     }
@@ -58,6 +64,30 @@ pub fn fuse_config(cfg: &MountConfig, source: &str) -> Config {
     c.n_threads = Some(cfg.fuse_threads);
     c.clone_fd = cfg.fuse_threads > 1;
     c
+}
+
+/// Kernel read-ahead of the mount, in KiB. Measured on the 1 GiB cold read against the local
+/// S3 server (2 cores, cache off): 128 KiB (the kernel default) 640 MB/s and 1.36 CPU s/GiB;
+/// 1 MiB 919 MB/s and 0.95 s/GiB; 4 MiB and 16 MiB fell to about 350 MB/s (the kernel then
+/// sends many concurrent reads that arrive out of order). 1 MiB also matches the largest FUSE
+/// request (256 pages).
+pub const KERNEL_READ_AHEAD_KB: u32 = 1024;
+
+/// Set the kernel read-ahead of the mount at `mountpoint` (root only; others keep the default).
+pub fn tune_read_ahead(mountpoint: &Path, kib: u32) {
+    let Ok(st) = nix::sys::stat::stat(mountpoint) else {
+        return;
+    };
+    let dev = st.st_dev;
+    let bdi = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    match std::fs::write(&bdi, kib.to_string()) {
+        Ok(()) => tracing::debug!(%bdi, kib, "kernel read-ahead set"),
+        Err(e) => tracing::debug!(%bdi, error = %e, "kernel read-ahead left at its default"),
+    }
 }
 
 /// Mount `fs` at `mountpoint` and serve it on background threads.

@@ -83,7 +83,14 @@ pub fn source_id(source: &str) -> String {
 
 /// Encode one block file.
 pub fn encode_block(key: &str, etag: &str, index: u64, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + key.len() + etag.len() + data.len());
+    let mut out = encode_header(key, etag, index, data);
+    out.extend_from_slice(data);
+    out
+}
+
+/// The part of a block file before the data.
+fn encode_header(key: &str, etag: &str, index: u64, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + key.len() + etag.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(&(etag.len() as u32).to_le_bytes());
@@ -92,7 +99,6 @@ pub fn encode_block(key: &str, etag: &str, index: u64, data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(etag.as_bytes());
-    out.extend_from_slice(data);
     out
 }
 
@@ -274,8 +280,8 @@ impl DiskBlockCache {
 
     /// Store block `index` of `key` at version `etag`. Failures are logged, never fatal.
     pub fn put(&self, key: &str, etag: &str, index: u64, data: &[u8]) {
-        let encoded = encode_block(key, etag, index, data);
-        let size = encoded.len() as u64;
+        let header = encode_header(key, etag, index, data);
+        let size = (header.len() + data.len()) as u64;
         if size > self.max_bytes {
             return;
         }
@@ -297,7 +303,8 @@ impl DiskBlockCache {
                 .write(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            f.write_all(&encoded)?;
+            f.write_all(&header)?;
+            f.write_all(data)?;
             fs::rename(&tmp, &path)
         })();
         match written {

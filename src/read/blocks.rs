@@ -7,6 +7,7 @@
 //! without an ETag are never cached (nothing could tell their versions apart).
 
 use super::block_cache::DiskBlockCache;
+use super::budget::MemoryBudget;
 use crate::backend::{Backend, BackendError};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -25,6 +26,9 @@ pub struct ObjectRef {
     pub size: u64,
 }
 
+/// Most bytes waiting to be written to the disk cache.
+const PENDING_WRITE_LIMIT: u64 = 16 << 20;
+
 type RunFuture = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, BackendError>>>;
 type BlockKey = (String, String, u64);
 
@@ -37,6 +41,8 @@ pub struct SourceStats {
     pub bytes_fetched: AtomicU64,
     /// Blocks that joined a GET already in flight.
     pub shared: AtomicU64,
+    /// Blocks not cached because the cache writer was behind.
+    pub cache_skipped: AtomicU64,
 }
 
 /// Where blocks come from.
@@ -46,6 +52,9 @@ pub struct BlockSource {
     cache: Option<Arc<DiskBlockCache>>,
     block_size: u64,
     inflight: Mutex<HashMap<BlockKey, (RunFuture, usize)>>,
+    /// Bytes handed to the cache writer and not yet on disk; when full, blocks are not cached
+    /// (reads never wait for the cache, and memory stays bounded).
+    pending_writes: Arc<MemoryBudget>,
     /// Requests made.
     pub stats: SourceStats,
 }
@@ -62,6 +71,7 @@ impl BlockSource {
             cache,
             block_size: block_size.max(4096),
             inflight: Mutex::new(HashMap::new()),
+            pending_writes: MemoryBudget::new(PENDING_WRITE_LIMIT),
             stats: SourceStats::default(),
         })
     }
@@ -196,12 +206,22 @@ impl BlockSource {
                 })
                 .collect();
             if let (Some(cache), Some(etag)) = (this.cache.clone(), obj.etag.clone()) {
-                let (to_cache, key, first) = (blocks.clone(), obj.key.clone(), run.start);
-                tokio::task::spawn_blocking(move || {
-                    for (i, b) in to_cache.iter().enumerate() {
-                        cache.put(&key, &etag, first + i as u64, b);
+                match this.pending_writes.try_reserve(data.len() as u64) {
+                    Some(reservation) => {
+                        let (to_cache, key, first) = (blocks.clone(), obj.key.clone(), run.start);
+                        tokio::task::spawn_blocking(move || {
+                            for (i, b) in to_cache.iter().enumerate() {
+                                cache.put(&key, &etag, first + i as u64, b);
+                            }
+                            drop(reservation);
+                        });
                     }
-                });
+                    None => {
+                        this.stats
+                            .cache_skipped
+                            .fetch_add(blocks.len() as u64, Ordering::Relaxed);
+                    }
+                }
             }
             Ok(Arc::new(blocks))
         });

@@ -42,6 +42,8 @@ pub struct PrefetchConfig {
     pub random_align: u64,
     /// A forward jump up to this many bytes still counts as sequential.
     pub max_skip: u64,
+    /// Bytes behind the newest read kept in memory for reads that arrive late or seek back.
+    pub back_window: u64,
 }
 
 impl Default for PrefetchConfig {
@@ -55,6 +57,8 @@ impl Default for PrefetchConfig {
             part_size: 8 << 20,
             random_align: 64 << 10,
             max_skip: 2 << 20,
+            // 2 MiB: twice the kernel's read-ahead, so its out-of-order reads still hit.
+            back_window: 2 << 20,
         }
     }
 }
@@ -181,8 +185,10 @@ impl Prefetcher {
         }
         self.top_up(st, offset, b0, b1);
         let out = self.collect(st, offset, end, b0, b1).await?;
-        let done_block = end / bs;
-        while st.parts.front().is_some_and(|p| p.end() <= done_block) {
+        // Keep parts the reader passed less than `back_window` ago: the kernel sends its
+        // read-ahead requests concurrently, so some arrive a little behind the newest one.
+        let keep_from = end.saturating_sub(self.cfg.back_window) / bs;
+        while st.parts.front().is_some_and(|p| p.end() <= keep_from) {
             st.parts.pop_front();
         }
         Ok(out)

@@ -57,7 +57,7 @@ proptest! {
             let bs = 1u64 << bs_pow;
             let (_b, src, obj, d) = setup(len, None, bs).await;
             let budget = MemoryBudget::new(limit);
-            let cfg = PrefetchConfig { initial_window: bs, max_window, part_size: part_blocks * bs, random_align: 4096, max_skip: 3 * bs };
+            let cfg = PrefetchConfig { initial_window: bs, max_window, part_size: part_blocks * bs, random_align: 4096, max_skip: 3 * bs, back_window: bs };
             let p = Prefetcher::new(src, budget.clone(), obj, cfg);
             let mut pos = 0u64;
             let mut max_len = 0;

@@ -129,12 +129,23 @@ fn object(
     let path = root.join(bucket).join(key);
     let meta = match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => m,
-        // A directory stands for the marker object `key/` (size 0).
+        // A directory answers for the object `key/` as an empty directory object, like the
+        // file-backed servers s3fs is usually run against (s3fs needs it to see directories).
         Ok(m) if m.is_dir() && key.ends_with('/') => {
             let mut r = full(StatusCode::OK, Bytes::new());
-            r.headers_mut()
-                .insert("etag", "\"d\"".parse().expect("static"));
-            let _ = m;
+            let h = r.headers_mut();
+            h.insert("etag", "\"d\"".parse().expect("static"));
+            h.insert(
+                "content-type",
+                "application/x-directory".parse().expect("static"),
+            );
+            h.insert("content-length", 0u64.into());
+            if let Ok(t) = m.modified() {
+                h.insert(
+                    "last-modified",
+                    httpdate::fmt_http_date(t).parse().expect("date"),
+                );
+            }
             return r;
         }
         _ => return error(StatusCode::NOT_FOUND, "NoSuchKey"),
@@ -383,7 +394,11 @@ async fn handle(req: Request<Incoming>, root: Arc<PathBuf>) -> Result<Response<B
         (Method::PUT, false) => put(&root, &bucket, &key, req).await,
         (Method::DELETE, false) => {
             let p = root.join(&bucket).join(&key);
-            let _ = if key.ends_with('/') { std::fs::remove_dir(&p) } else { std::fs::remove_file(&p) };
+            let _ = if key.ends_with('/') {
+                std::fs::remove_dir(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
             full(StatusCode::NO_CONTENT, Bytes::new())
         }
         _ => error(StatusCode::NOT_IMPLEMENTED, "NotImplemented"),

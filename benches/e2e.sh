@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: cloudmount against the peers that install here (s3fs, rclone mount with
+# --vfs-cache-mode full and off) on the same machine, the same local S3 server and the same data,
+# plus the raw speed of a direct GET (the ceiling). Tools are interleaved and rotated per round;
+# the report gives medians and same-round ratios. Run as root (mounts, drop_caches):
+#
+#   bash benches/e2e.sh              # 3 rounds, all tools, about 10 minutes
+#   ROUNDS=1 TOOLS="cloudmount s3fs" bash benches/e2e.sh
+#
+# Output: a CSV of every measurement and a Markdown table (benches/results/e2e-latest.{csv,md}).
+# Server: examples/bench_s3_server.rs serving files from tmpfs (no signature checks), so the
+# server is not the bottleneck; data lives under $WORK (default /dev/shm/cloudmount-bench).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+WORK=${WORK:-/dev/shm/cloudmount-bench}
+PORT=${PORT:-9871}
+TOOLS=${TOOLS:-"cloudmount s3fs rclone-full rclone-off"}
+OUTDIR=${OUTDIR:-benches/results}
+CSV=$OUTDIR/e2e-latest.csv
+MD=$OUTDIR/e2e-latest.md
+EP=http://127.0.0.1:$PORT
+export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
+mkdir -p "$OUTDIR" "$WORK"
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+now() { date +%s.%N; }
+
+# ---------------------------------------------------------------- tools and build
+if ! command -v s3fs >/dev/null || ! command -v rclone >/dev/null || ! command -v fusermount3 >/dev/null || ! command -v bc >/dev/null; then
+  log "installing s3fs, rclone, fuse3"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq s3fs rclone fuse3 bc >/dev/null
+fi
+log "building (release)"
+cargo build --release --quiet --bin cloudmount --example bench_s3_server || exit 1
+CM=./target/release/cloudmount
+
+# ---------------------------------------------------------------- dataset on tmpfs
+DATA=$WORK/data/bench
+if [ ! -f "$WORK/data/.complete" ]; then
+  log "creating the dataset in $DATA"
+  rm -rf "$WORK/data"
+  mkdir -p "$DATA/big" "$DATA/images" "$DATA/wide" "$DATA/tree"
+  head -c 1G /dev/urandom >"$DATA/big/file1g.bin"
+  python3 - "$DATA" <<'PY'
+import os, sys
+d = sys.argv[1]
+for i in range(2000):
+    with open(f"{d}/images/img{i:05d}.jpg", "wb") as f: f.write(os.urandom(100 * 1024))
+for i in range(10000):
+    with open(f"{d}/wide/obj{i:05d}.txt", "wb") as f: f.write(b"x" * 1024)
+for a in range(4):
+    for b in range(12):
+        p = f"{d}/tree/a{a}/b{b}"
+        os.makedirs(p, exist_ok=True)
+        for c in range(10):
+            with open(f"{p}/f{c}.dat", "wb") as f: f.write(os.urandom(4096))
+PY
+  md5sum "$DATA/big/file1g.bin" | cut -d' ' -f1 >"$WORK/data/big.md5"
+  touch "$WORK/data/.complete"
+fi
+BIG_MD5=$(cat "$WORK/data/big.md5")
+printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$WORK/passwd" && chmod 600 "$WORK/passwd"
+
+# ---------------------------------------------------------------- server and cleanup
+./target/release/examples/bench_s3_server "$WORK/data" "$PORT" 2>"$WORK/server.log" &
+SERVER_PID=$!
+MNT=$WORK/mnt
+TOOL_PID=
+cleanup() {
+  if mountpoint -q "$MNT" 2>/dev/null; then fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null; fi
+  [ -n "$TOOL_PID" ] && kill "$TOOL_PID" 2>/dev/null
+  kill "$SERVER_PID" 2>/dev/null
+}
+trap cleanup EXIT
+for _ in $(seq 100); do curl -s -o /dev/null "$EP/bench?list-type=2&max-keys=1" && break; sleep 0.1; done
+mkdir -p "$MNT"
+
+# ---------------------------------------------------------------- mounting each tool
+mount_tool() { # mount_tool TOOL CACHE_DIR -- foreground daemon in the background; PID in TOOL_PID
+  local tool=$1 cache=$2
+  mkdir -p "$cache"
+  case $tool in
+    cloudmount) "$CM" mount s3://bench "$MNT" -f -o "endpoint=$EP,cache=$cache" 2>"$WORK/tool.log" & ;;
+    s3fs) s3fs bench "$MNT" -f -o "passwd_file=$WORK/passwd,url=$EP,use_path_request_style,endpoint=us-east-1,use_cache=$cache" 2>"$WORK/tool.log" & ;;
+    rclone-full | rclone-off)
+      env -u AWS_CA_BUNDLE RCLONE_CONFIG_B_TYPE=s3 RCLONE_CONFIG_B_PROVIDER=Other RCLONE_CONFIG_B_ENDPOINT=$EP \
+      RCLONE_CONFIG_B_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_B_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+      RCLONE_CONFIG_B_FORCE_PATH_STYLE=true \
+        rclone mount b:bench "$MNT" --cache-dir "$cache" --vfs-cache-mode "${tool#rclone-}" 2>"$WORK/tool.log" & ;;
+  esac
+  TOOL_PID=$!
+  for _ in $(seq 300); do mountpoint -q "$MNT" && return 0; kill -0 "$TOOL_PID" 2>/dev/null || break; sleep 0.1; done
+  log "$tool did not mount: $(tail -3 "$WORK/tool.log")"; return 1
+}
+unmount_tool() {
+  fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+  for _ in $(seq 200); do kill -0 "$TOOL_PID" 2>/dev/null || break; sleep 0.1; done
+  kill "$TOOL_PID" 2>/dev/null; wait "$TOOL_PID" 2>/dev/null; TOOL_PID=
+}
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$TOOL_PID/stat" 2>/dev/null; }
+hwm_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$TOOL_PID/status" 2>/dev/null; }
+rec() { echo "$ROUND,$1,$2,$3,$4,$5" >>"$CSV"; }   # rec TOOL METRIC VALUE UNIT NOTE
+invalid() { rec "$1" "$2" invalid "" "result failed verification"; }   # drops that round's value
+# secs CMD...: wall seconds of CMD, or "fail" when it fails (a failed run is never a number).
+secs() { local t0; t0=$(now); if "$@" >/dev/null 2>&1; then echo "$(now) - $t0" | bc -l; else echo fail; fi; }
+mbps() { [ "$1" = fail ] && echo fail || echo "scale=1; 1073.741824 / $1" | bc -l; }
+per_s() { [ "$2" = fail ] && echo fail || echo "scale=1; $1 / $2" | bc -l; }
+
+randread() { python3 - "$1" <<'PY'
+import os, random, sys, time
+f = os.open(sys.argv[1], os.O_RDONLY); size = os.fstat(f).st_size
+random.seed(7); offs = [random.randrange(0, size // 4096) * 4096 for _ in range(2048)]
+t = time.time()
+for o in offs: os.pread(f, 4096, o)
+print(round(2048 / (time.time() - t)))
+PY
+}
+
+echo "round,tool,metric,value,unit,note" >"$CSV"
+# ---------------------------------------------------------------- rounds
+read -r -a tools <<<"$TOOLS"
+for ROUND in $(seq "$ROUNDS"); do
+  drop
+  raw=$(curl -s -o /dev/null -w '%{speed_download}' "$EP/bench/big/file1g.bin")
+  rec direct-get raw_get "$(echo "scale=1; $raw / 1000000" | bc -l)" MB/s "single-stream curl GET of 1 GiB"
+  n=${#tools[@]}
+  for ((k = 0; k < n; k++)); do
+    tool=${tools[$(((k + ROUND - 1) % n))]}
+    log "round $ROUND: $tool"
+    cache=$WORK/cache-$tool; rm -rf "$cache"
+    # Sequential: cold, warm (same mount), then after a remount with the same cache.
+    drop; mount_tool "$tool" "$cache" || continue
+    s=$(secs dd if="$MNT/big/file1g.bin" of=/dev/null bs=1M); rec "$tool" seq_read_cold "$(mbps "$s")" MB/s ""
+    s=$(secs dd if="$MNT/big/file1g.bin" of=/dev/null bs=1M); rec "$tool" seq_read_warm "$(mbps "$s")" MB/s ""
+    rec "$tool" peak_rss "$(hwm_mib)" MiB "VmHWM after cold+warm 1 GiB"
+    rec "$tool" cpu_per_gib "$(echo "scale=2; $(cpu_s) / 2" | bc -l)" s/GiB "daemon CPU over cold+warm"
+    if [ "$ROUND" = 1 ]; then
+      got=$(md5sum "$MNT/big/file1g.bin" | cut -d' ' -f1)
+      [ "$got" = "$BIG_MD5" ] || { log "$tool: md5 MISMATCH"; invalid "$tool" seq_read_cold; invalid "$tool" seq_read_warm; }
+    fi
+    unmount_tool; drop
+    mount_tool "$tool" "$cache" || continue
+    s=$(secs dd if="$MNT/big/file1g.bin" of=/dev/null bs=1M); rec "$tool" seq_read_remount "$(mbps "$s")" MB/s "same cache dir"
+    unmount_tool
+    # Small files, serial then 8 parallel readers (fresh mounts, empty caches).
+    rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
+    s=$(secs bash -c "cat '$MNT'/images/* >/dev/null"); rec "$tool" small_files_seq "$(per_s 2000 "$s")" files/s "2,000 x 100 KiB"
+    unmount_tool; rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
+    s=$(secs bash -c "ls '$MNT/images' | sed 's|^|$MNT/images/|' | xargs -P 8 -n 25 cat >/dev/null"); rec "$tool" small_files_par "$(per_s 2000 "$s")" files/s "xargs -P 8"
+    unmount_tool
+    # Tree walk, then listing (fresh mounts).
+    rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
+    s=$(secs find "$MNT/tree" -type f); rec "$tool" tree_find "$s" s "480 files in 52 dirs, fresh mount"
+    c=$(find "$MNT/tree" -type f | wc -l); [ "$c" = 480 ] || { log "$tool: tree has $c files"; invalid "$tool" tree_find; }
+    unmount_tool
+    rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
+    s=$(secs ls -l "$MNT/wide"); rec "$tool" list_wide_cold "$s" s "ls -l of 10,000 entries"
+    s=$(secs ls -l "$MNT/wide"); rec "$tool" list_wide_warm "$s" s "same again"
+    c=$(ls "$MNT/wide" | wc -l); [ "$c" = 10000 ] || { log "$tool: wide lists $c entries"; invalid "$tool" list_wide_cold; invalid "$tool" list_wide_warm; }
+    unmount_tool
+    # Random 4 KiB reads.
+    rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
+    rec "$tool" rand_read "$(randread "$MNT/big/file1g.bin" 2>/dev/null || echo fail)" IOPS "2,048 x 4 KiB pread"
+    unmount_tool
+  done
+done
+log "done; report: $MD"
+python3 - "$CSV" "$MD" "$TOOLS" <<'PY'
+import csv, statistics, sys
+from collections import defaultdict
+rows = list(csv.DictReader(open(sys.argv[1])))
+tools = sys.argv[3].split()
+higher = {"seq_read_cold", "seq_read_warm", "seq_read_remount", "small_files_seq", "small_files_par", "rand_read", "raw_get"}
+vals = defaultdict(list); unit = {}
+bad = {(r["round"], r["tool"], r["metric"]) for r in rows if r["value"] in ("invalid", "fail")}
+for r in rows:
+    if (r["round"], r["tool"], r["metric"]) in bad:
+        continue
+    try: vals[(r["tool"], r["metric"])].append(float(r["value"]))
+    except ValueError: pass
+    if r["unit"]: unit[r["metric"]] = r["unit"]
+raw = statistics.median(vals[("direct-get", "raw_get")]) if vals[("direct-get", "raw_get")] else None
+metrics = ["seq_read_cold", "seq_read_warm", "seq_read_remount", "small_files_seq", "small_files_par",
+           "list_wide_cold", "list_wide_warm", "tree_find", "rand_read", "peak_rss", "cpu_per_gib"]
+def med(t, m):
+    v = vals.get((t, m)); return statistics.median(v) if v else None
+out = ["| metric | unit | " + " | ".join(tools) + " | cloudmount vs best peer |", "|---|---|" + "---:|" * (len(tools) + 1)]
+for m in metrics:
+    cells = []
+    for t in tools:
+        v = med(t, m)
+        cells.append("—" if v is None else (f"{v:,.3f}" if v < 10 else f"{v:,.1f}"))
+    cm = med("cloudmount", m)
+    peers = [med(t, m) for t in tools if t != "cloudmount" and med(t, m) is not None]
+    ratio = "—"
+    if cm is not None and peers:
+        better_high = m in higher
+        best = max(peers) if better_high else min(peers)
+        if cm and best:
+            ratio = f"{(cm / best) if better_high else (best / cm):.2f}x"
+    out.append(f"| {m} | {unit.get(m, '')} | " + " | ".join(cells) + f" | {ratio} |")
+lines = [f"Raw single-stream GET of the 1 GiB object (the ceiling): {raw:,.0f} MB/s" if raw else "raw GET: not measured", ""]
+for m in ["seq_read_cold", "seq_read_warm", "seq_read_remount"]:
+    parts = [f"{t} {100 * med(t, m) / raw:.0f}%" for t in tools if med(t, m) and raw]
+    lines.append(f"- {m} as % of raw: " + ", ".join(parts))
+lines.append("")
+lines.append("Ratios: >1 means cloudmount is better (higher throughput, or lower time/RSS/CPU). Medians over rounds;")
+lines.append("runs that failed or failed verification (md5, entry counts) are left out: " + (", ".join(sorted({f"{t}/{m}" for _, t, m in bad})) or "none") + ".")
+text = "\n".join(out + [""] + lines) + "\n"
+open(sys.argv[2], "w").write(text)
+print(text)
+PY

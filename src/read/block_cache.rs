@@ -254,15 +254,19 @@ impl DiskBlockCache {
     }
 
     /// The data of block `index` of `key` at version `etag`, if cached and intact.
-    pub fn get(&self, key: &str, etag: &str, index: u64) -> Option<Vec<u8>> {
+    pub fn get(&self, key: &str, etag: &str, index: u64) -> Option<bytes::Bytes> {
         let h = block_hash(key, etag, index);
         let path = self.path_of(h);
-        let mut buf = Vec::new();
-        let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut buf));
-        if read.is_err() {
+        // One read into a buffer of the file's exact size; the data is then a view into it.
+        let read = File::open(&path).and_then(|mut f| {
+            let len = f.metadata()?.len() as usize;
+            let mut buf = Vec::with_capacity(len);
+            f.read_to_end(&mut buf).map(|_| buf)
+        });
+        let Ok(buf) = read else {
             self.stats.misses.fetch_add(1, Ordering::Relaxed);
             return None;
-        }
+        };
         let Some(data) = decode_block(&buf, key, etag, index) else {
             tracing::warn!(path = %path.display(), "corrupt cache block removed; it will be fetched again");
             self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
@@ -272,10 +276,9 @@ impl DiskBlockCache {
             return None;
         };
         let start = buf.len() - data.len();
-        buf.drain(..start);
         self.lock().lru.promote(&h);
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
-        Some(buf)
+        Some(bytes::Bytes::from(buf).slice(start..))
     }
 
     /// Store block `index` of `key` at version `etag`. Failures are logged, never fatal.

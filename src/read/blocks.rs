@@ -7,7 +7,6 @@
 //! without an ETag are never cached (nothing could tell their versions apart).
 
 use super::block_cache::DiskBlockCache;
-use super::budget::MemoryBudget;
 use crate::backend::{Backend, BackendError};
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -41,8 +40,6 @@ pub struct SourceStats {
     pub bytes_fetched: AtomicU64,
     /// Blocks that joined a GET already in flight.
     pub shared: AtomicU64,
-    /// Blocks not cached because the cache writer was behind.
-    pub cache_skipped: AtomicU64,
 }
 
 /// Where blocks come from.
@@ -52,9 +49,9 @@ pub struct BlockSource {
     cache: Option<Arc<DiskBlockCache>>,
     block_size: u64,
     inflight: Mutex<HashMap<BlockKey, (RunFuture, usize)>>,
-    /// Bytes handed to the cache writer and not yet on disk; when full, blocks are not cached
-    /// (reads never wait for the cache, and memory stays bounded).
-    pending_writes: Arc<MemoryBudget>,
+    /// KiB handed to the cache writer and not yet on disk; when all are taken, a fetch waits
+    /// for the writer before handing its blocks out, so memory stays bounded.
+    pending_writes: Arc<tokio::sync::Semaphore>,
     /// Requests made.
     pub stats: SourceStats,
 }
@@ -71,7 +68,9 @@ impl BlockSource {
             cache,
             block_size: block_size.max(4096),
             inflight: Mutex::new(HashMap::new()),
-            pending_writes: MemoryBudget::new(PENDING_WRITE_LIMIT),
+            pending_writes: Arc::new(tokio::sync::Semaphore::new(
+                (PENDING_WRITE_LIMIT / 1024) as usize,
+            )),
             stats: SourceStats::default(),
         })
     }
@@ -114,7 +113,7 @@ impl BlockSource {
             let (cache, key, etag) = (cache.clone(), obj.key.clone(), etag.clone());
             let hits = tokio::task::spawn_blocking(move || {
                 (first..end)
-                    .map(|i| cache.get(&key, &etag, i).map(Bytes::from))
+                    .map(|i| cache.get(&key, &etag, i))
                     .collect::<Vec<_>>()
             })
             .await
@@ -206,21 +205,19 @@ impl BlockSource {
                 })
                 .collect();
             if let (Some(cache), Some(etag)) = (this.cache.clone(), obj.etag.clone()) {
-                match this.pending_writes.try_reserve(data.len() as u64) {
-                    Some(reservation) => {
-                        let (to_cache, key, first) = (blocks.clone(), obj.key.clone(), run.start);
-                        tokio::task::spawn_blocking(move || {
-                            for (i, b) in to_cache.iter().enumerate() {
-                                cache.put(&key, &etag, first + i as u64, b);
-                            }
-                            drop(reservation);
-                        });
-                    }
-                    None => {
-                        this.stats
-                            .cache_skipped
-                            .fetch_add(blocks.len() as u64, Ordering::Relaxed);
-                    }
+                // Wait (bounded) for the writer to catch up, so memory stays bounded and a
+                // streamed object ends up fully cached.
+                let kib = (data.len() as u64)
+                    .div_ceil(1024)
+                    .clamp(1, PENDING_WRITE_LIMIT / 1024) as u32;
+                if let Ok(permit) = this.pending_writes.clone().acquire_many_owned(kib).await {
+                    let (to_cache, key, first) = (blocks.clone(), obj.key.clone(), run.start);
+                    tokio::task::spawn_blocking(move || {
+                        for (i, b) in to_cache.iter().enumerate() {
+                            cache.put(&key, &etag, first + i as u64, b);
+                        }
+                        drop(permit);
+                    });
                 }
             }
             Ok(Arc::new(blocks))
@@ -257,7 +254,7 @@ impl BlockSource {
     pub async fn cached_block(&self, obj: &ObjectRef, index: u64) -> Option<Bytes> {
         let (cache, etag) = (self.cache.clone()?, obj.etag.clone()?);
         let key = obj.key.clone();
-        tokio::task::spawn_blocking(move || cache.get(&key, &etag, index).map(Bytes::from))
+        tokio::task::spawn_blocking(move || cache.get(&key, &etag, index))
             .await
             .ok()
             .flatten()

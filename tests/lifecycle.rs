@@ -1,0 +1,96 @@
+//! Daemon life: SIGTERM unmounts cleanly, and an unmount followed at once by a new mount on
+//! the same path leaves the new mount alone (the old daemon must not unmount the path again).
+
+mod harness;
+mod support;
+
+use harness::MountCmd;
+use std::time::Duration;
+
+/// PIDs of cloudmount daemons serving `mountpoint` (found in /proc; we started them).
+fn daemon_pids(mountpoint: &std::path::Path) -> Vec<i32> {
+    let want = mountpoint.to_string_lossy().into_owned();
+    let mut pids = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("cloudmount"))
+            && args.contains(&want)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn sigterm_unmounts_and_the_daemon_exits() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "x").unwrap();
+    let m = MountCmd::new(&format!("file://{}", src.path().display()), &[]).mount();
+    let pids = daemon_pids(&m.path);
+    assert_eq!(pids.len(), 1, "one daemon serves the mount: {pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(
+        support::wait_until(Duration::from_secs(10), || !harness::is_mounted(&m.path)),
+        "SIGTERM unmounts"
+    );
+    assert!(
+        support::wait_until(Duration::from_secs(10), || daemon_pids(&m.path).is_empty()),
+        "and the daemon exits"
+    );
+    assert!(m.log_text().contains("reason=SIGTERM"), "{}", m.log_text());
+}
+
+#[test]
+fn immediate_remount_on_the_same_path_survives() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "x").unwrap();
+    let source = format!("file://{}", src.path().display());
+    let first = MountCmd::new(&source, &[]).mount();
+    let mp = first.path.clone();
+    let home = first.dir.path().join("home2");
+    std::fs::create_dir_all(&home).unwrap();
+    for round in 0..3 {
+        let out = harness::run_bounded(
+            std::process::Command::new(harness::bin())
+                .arg("unmount")
+                .arg(&mp),
+            Duration::from_secs(20),
+        );
+        assert!(
+            out.status.success(),
+            "unmount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = MountCmd::new(&source, &[]).run_at(
+            &mp,
+            &home,
+            &first.dir.path().join(format!("log{round}")),
+        );
+        assert!(
+            out.status.success(),
+            "remount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The old daemon notices its unmount within a fraction of a second; give it time to act.
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(
+            harness::is_mounted(&mp),
+            "round {round}: the new mount was unmounted behind our back"
+        );
+        assert_eq!(std::fs::read_to_string(mp.join("f")).unwrap(), "x");
+    }
+}

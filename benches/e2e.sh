@@ -6,6 +6,7 @@
 #
 #   bash benches/e2e.sh              # 3 rounds, all tools, about 10 minutes
 #   ROUNDS=1 TOOLS="cloudmount s3fs" bash benches/e2e.sh
+#   CM_OPTS=max_memory=16M TOOLS=cloudmount bash benches/e2e.sh    # extra cloudmount -o options
 #
 # Output: a CSV of every measurement and a Markdown table (benches/results/e2e-latest.{csv,md}).
 # Server: examples/bench_s3_server.rs serving files from tmpfs (no signature checks), so the
@@ -80,7 +81,7 @@ mount_tool() { # mount_tool TOOL CACHE_DIR -- foreground daemon in the backgroun
   local tool=$1 cache=$2
   mkdir -p "$cache"
   case $tool in
-    cloudmount) "$CM" mount s3://bench "$MNT" -f -o "endpoint=$EP,cache=$cache" 2>"$WORK/tool.log" & ;;
+    cloudmount) "$CM" mount s3://bench "$MNT" -f -o "endpoint=$EP,cache=$cache${CM_OPTS:+,$CM_OPTS}" 2>"$WORK/tool.log" & ;;
     s3fs) s3fs bench "$MNT" -f -o "passwd_file=$WORK/passwd,url=$EP,use_path_request_style,endpoint=us-east-1,use_cache=$cache" 2>"$WORK/tool.log" & ;;
     rclone-full | rclone-off)
       env -u AWS_CA_BUNDLE RCLONE_CONFIG_B_TYPE=s3 RCLONE_CONFIG_B_PROVIDER=Other RCLONE_CONFIG_B_ENDPOINT=$EP \

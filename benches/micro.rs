@@ -1,0 +1,61 @@
+//! Criterion micro-benchmarks of the hot pure code: cache block encode/decode (with CRC-32),
+//! the block-name hash, and the prefetcher's per-read overhead over an in-memory object.
+//! Run with `cargo bench --bench micro`.
+
+use cloudmount::backend::memory::MemoryBackend;
+use cloudmount::read::block_cache::{decode_block, encode_block, source_id};
+use cloudmount::read::{BlockSource, MemoryBudget, ObjectRef, PrefetchConfig, Prefetcher};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use std::sync::Arc;
+
+fn blocks(c: &mut Criterion) {
+    let data = vec![7u8; 1 << 20];
+    let encoded = encode_block("images/train/img000123.jpg", "\"0a1b2c3d\"", 42, &data);
+    let mut g = c.benchmark_group("block");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("encode_1MiB", |b| b.iter(|| encode_block(black_box("images/train/img000123.jpg"), "\"0a1b2c3d\"", 42, black_box(&data))));
+    g.bench_function("decode_verify_1MiB", |b| {
+        b.iter(|| decode_block(black_box(&encoded), "images/train/img000123.jpg", "\"0a1b2c3d\"", 42).map(<[u8]>::len))
+    });
+    g.finish();
+    c.bench_function("source_id", |b| b.iter(|| source_id(black_box("s3://bucket/prefix|http://127.0.0.1:9000"))));
+}
+
+fn prefetch(c: &mut Criterion) {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return eprintln!("runtime: {e}"),
+    };
+    let size = 64u64 << 20;
+    let backend = Arc::new(MemoryBackend::new());
+    backend.insert("obj", vec![1u8; size as usize]);
+    let src = BlockSource::new(backend, None, 1 << 20);
+    let mut g = c.benchmark_group("prefetcher");
+    g.throughput(Throughput::Bytes(size));
+    g.bench_function("sequential_128KiB_reads_of_64MiB", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let obj = ObjectRef { key: "obj".into(), etag: None, size };
+                let p = Prefetcher::new(src.clone(), MemoryBudget::new(32 << 20), obj, PrefetchConfig::default());
+                let mut off = 0;
+                while off < size {
+                    let got = p.read(off, 128 << 10).await.map(|b| b.len()).unwrap_or(0);
+                    if got == 0 {
+                        break;
+                    }
+                    off += got as u64;
+                }
+                off
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = blocks, prefetch
+}
+criterion_main!(benches);

@@ -14,16 +14,39 @@ fn blocks(c: &mut Criterion) {
     let encoded = encode_block("images/train/img000123.jpg", "\"0a1b2c3d\"", 42, &data);
     let mut g = c.benchmark_group("block");
     g.throughput(Throughput::Bytes(data.len() as u64));
-    g.bench_function("encode_1MiB", |b| b.iter(|| encode_block(black_box("images/train/img000123.jpg"), "\"0a1b2c3d\"", 42, black_box(&data))));
+    g.bench_function("encode_1MiB", |b| {
+        b.iter(|| {
+            encode_block(
+                black_box("images/train/img000123.jpg"),
+                "\"0a1b2c3d\"",
+                42,
+                black_box(&data),
+            )
+        })
+    });
     g.bench_function("decode_verify_1MiB", |b| {
-        b.iter(|| decode_block(black_box(&encoded), "images/train/img000123.jpg", "\"0a1b2c3d\"", 42).map(<[u8]>::len))
+        b.iter(|| {
+            decode_block(
+                black_box(&encoded),
+                "images/train/img000123.jpg",
+                "\"0a1b2c3d\"",
+                42,
+            )
+            .map(<[u8]>::len)
+        })
     });
     g.finish();
-    c.bench_function("source_id", |b| b.iter(|| source_id(black_box("s3://bucket/prefix|http://127.0.0.1:9000"))));
+    c.bench_function("source_id", |b| {
+        b.iter(|| source_id(black_box("s3://bucket/prefix|http://127.0.0.1:9000")))
+    });
 }
 
 fn prefetch(c: &mut Criterion) {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return eprintln!("runtime: {e}"),
     };
@@ -36,8 +59,17 @@ fn prefetch(c: &mut Criterion) {
     g.bench_function("sequential_128KiB_reads_of_64MiB", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let obj = ObjectRef { key: "obj".into(), etag: None, size };
-                let p = Prefetcher::new(src.clone(), MemoryBudget::new(32 << 20), obj, PrefetchConfig::default());
+                let obj = ObjectRef {
+                    key: "obj".into(),
+                    etag: None,
+                    size,
+                };
+                let p = Prefetcher::new(
+                    src.clone(),
+                    MemoryBudget::new(32 << 20),
+                    obj,
+                    PrefetchConfig::default(),
+                );
                 let mut off = 0;
                 while off < size {
                     let got = p.read(off, 128 << 10).await.map(|b| b.len()).unwrap_or(0);

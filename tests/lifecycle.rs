@@ -22,9 +22,7 @@ fn daemon_pids(mountpoint: &std::path::Path) -> Vec<i32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.first().is_some_and(|a| a.ends_with("cloudmount"))
-            && args.contains(&want)
-        {
+        if args.first().is_some_and(|a| a.ends_with("cloudmount")) && args.contains(&want) {
             pids.push(pid);
         }
     }

@@ -146,7 +146,7 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !(4096..=(1u64 << 30)).contains(&n) { return Err("must be 4K to 1G".to_string()); }
             c.read_ahead_max = n
         }),
-    opt!("cache", [], Takes::Value("DIR|off"), "Block cache directory, kept across restarts (default /var/cache/cloudmount for root, ~/.cache/cloudmount otherwise); off disables it.",
+    opt!("cache", [], Takes::Value("DIR|off"), "Block cache directory, kept across restarts (default /var/cache/cloudmount for root, ~/.cache/cloudmount otherwise; file:// sources are not cached unless a directory is given); off disables it.",
         |c, v| {
             let d = need(v)?;
             c.cache = if d == "off" { None } else { Some(Some(PathBuf::from(d))) }

@@ -128,6 +128,10 @@ async fn wait_for_stop(handle: &crate::fuse::MountHandle) -> &'static str {
 
 /// Open (and lock) the block cache of this source, if the cache is on.
 fn open_cache(req: &MountRequest) -> Result<Option<Arc<DiskBlockCache>>, String> {
+    // A local directory needs no second copy on disk unless a cache directory is asked for.
+    if matches!(req.source, Source::Local { .. }) && req.config.cache == Some(None) {
+        return Ok(None);
+    }
     let Some(root) = req.config.cache_root() else {
         return Ok(None);
     };

@@ -51,6 +51,14 @@ pub struct ListPage {
     pub marker: bool,
 }
 
+impl ListPage {
+    /// Whether this listing of `prefix/` proves a directory exists there (anything under it,
+    /// or its marker).
+    pub fn shows_directory(&self) -> bool {
+        self.marker || !self.objects.is_empty() || !self.prefixes.is_empty()
+    }
+}
+
 /// The operations the filesystem needs from an object store.
 #[async_trait]
 pub trait Backend: Send + Sync + Debug + 'static {

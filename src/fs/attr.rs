@@ -23,6 +23,16 @@ pub struct Stat {
     pub etag: Option<String>,
 }
 
+impl From<crate::backend::ObjectInfo> for Stat {
+    fn from(o: crate::backend::ObjectInfo) -> Self {
+        Stat {
+            size: o.size,
+            mtime: o.mtime,
+            etag: o.etag,
+        }
+    }
+}
+
 /// Attributes of one inode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {

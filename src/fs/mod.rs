@@ -250,7 +250,7 @@ impl CloudFs {
         let (head, list) =
             tokio::join!(self.backend.head(&key), self.backend.list(&as_dir, None, 1));
         let is_dir = match list {
-            Ok(p) => p.marker || !p.objects.is_empty() || !p.prefixes.is_empty(),
+            Ok(p) => p.shows_directory(),
             Err(BackendError::NotFound(_)) => false,
             Err(e) => return Err(e.into()),
         };
@@ -269,11 +269,7 @@ impl CloudFs {
         }
         match head {
             Ok(o) => {
-                let stat = Stat {
-                    size: o.size,
-                    mtime: o.mtime,
-                    etag: o.etag,
-                };
+                let stat = Stat::from(o);
                 return Ok(Some(Listed {
                     name: name.to_string(),
                     key,
@@ -293,14 +289,9 @@ impl CloudFs {
                 self.backend.head(&base_key),
                 self.backend.list(&base_dir, None, 1)
             );
-            let shadowed =
-                list.is_ok_and(|p| p.marker || !p.objects.is_empty() || !p.prefixes.is_empty());
+            let shadowed = list.is_ok_and(|p| p.shows_directory());
             if let (true, Ok(o)) = (shadowed, head) {
-                let stat = Stat {
-                    size: o.size,
-                    mtime: o.mtime,
-                    etag: o.etag,
-                };
+                let stat = Stat::from(o);
                 return Ok(Some(Listed {
                     name: name.to_string(),
                     key: base_key,
@@ -329,15 +320,7 @@ impl CloudFs {
         }
         match self.backend.head(&node.key).await {
             Ok(o) => {
-                self.inodes.refresh(
-                    ino,
-                    Stat {
-                        size: o.size,
-                        mtime: o.mtime,
-                        etag: o.etag,
-                    },
-                    self.expiry(),
-                );
+                self.inodes.refresh(ino, Stat::from(o), self.expiry());
                 self.node(ino)
             }
             Err(BackendError::NotFound(_)) => {

@@ -172,6 +172,14 @@ async fn check_backend(backend: &dyn Backend, req: &MountRequest) -> Result<(), 
             "{}: the bucket or container does not exist (create it first, or check the name): {m}",
             req.source
         )),
+        // With no keys configured, object_store asks the cloud's instance metadata service.
+        Err(BackendError::Denied(m)) if m.contains("169.254.169.254") || m.contains("metadata") => Err(format!(
+            "{}: no credentials were found (-o passwd_file=, -o profile=, AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, ~/.passwd-s3fs, /etc/passwd-s3fs, ~/.aws/credentials; for Azure \
+             AZURE_STORAGE_ACCOUNT with a key or SAS, or -o config_file=), and no instance \
+             credentials are available here: {m}",
+            req.source
+        )),
         Err(BackendError::Denied(m)) => Err(format!(
             "{}: the server refused the credentials; check the keys (passwd_file, AWS_* or \
              AZURE_STORAGE_* variables, config_file) and their permissions: {m}",

@@ -5,22 +5,10 @@ mod harness;
 mod support;
 
 use bytes::Bytes;
-use harness::MountCmd;
+use harness::{pattern, MountCmd};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use support::{DelayProxy, S3Server};
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
 
 #[test]
 fn cached_reads_survive_remount_and_follow_remote_overwrites() {

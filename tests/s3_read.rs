@@ -4,22 +4,9 @@ mod harness;
 mod support;
 
 use bytes::Bytes;
-use harness::{sh, MountCmd};
+use harness::{pattern, sh, MountCmd};
 use std::io::{Read, Seek, SeekFrom};
 use support::S3Server;
-
-/// Deterministic pseudo-random bytes.
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
 
 fn s3_mount(s3: &S3Server, source: &str, extra: &[&str]) -> harness::Mounted {
     let endpoint = format!("endpoint={}", s3.endpoint);

@@ -163,23 +163,31 @@ impl MountConfig {
     /// The block cache's root directory, or `None` when the cache is off.
     pub fn cache_root(&self) -> Option<PathBuf> {
         let explicit = self.cache.as_ref()?;
-        Some(explicit.clone().unwrap_or_else(|| {
-            if nix::unistd::geteuid().is_root() {
-                PathBuf::from("/var/cache/cloudmount")
-            } else {
-                std::env::var_os("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                    .unwrap_or_else(|| PathBuf::from("/tmp"))
-                    .join("cloudmount")
-            }
-        }))
+        Some(
+            explicit
+                .clone()
+                .unwrap_or_else(|| user_dir("/var/cache", "XDG_CACHE_HOME", ".cache")),
+        )
     }
 
     /// Permission bits of directories.
     pub fn dir_perm(&self) -> u16 {
         (self.dir_mode.unwrap_or(0o777 & !self.umask) & 0o7777) as u16
     }
+}
+
+/// `ROOT_DIR/cloudmount` for root, else `$XDG_VAR/cloudmount` or `~/HOME_SUBDIR/cloudmount`
+/// (the XDG base directory rules), falling back to `/tmp/cloudmount`.
+pub fn user_dir(root_dir: &str, xdg_var: &str, home_subdir: &str) -> PathBuf {
+    let base = if nix::unistd::geteuid().is_root() {
+        PathBuf::from(root_dir)
+    } else {
+        std::env::var_os(xdg_var)
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(home_subdir)))
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+    };
+    base.join("cloudmount")
 }
 
 #[cfg(test)]

@@ -6,15 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Default log file for a background mount at `mountpoint`.
 pub fn default_log_file(mountpoint: &Path) -> PathBuf {
-    let dir = if nix::unistd::geteuid().is_root() {
-        PathBuf::from("/var/log/cloudmount")
-    } else {
-        std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(|| PathBuf::from("/tmp"))
-            .join("cloudmount")
-    };
+    let dir = crate::config::user_dir("/var/log", "XDG_STATE_HOME", ".local/state");
     let name: String = mountpoint
         .to_string_lossy()
         .trim_matches('/')

@@ -62,14 +62,19 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     rt.block_on(check_backend(backend.as_ref(), &req))?;
     let cache = open_cache(&req)?;
     let fs = Arc::new(CloudFs::with_cache(backend, &req.config, cache));
-    let handle = crate::fuse::mount(fs, rt.handle().clone(), &req.mountpoint, &req.config)
-        .map_err(|e| {
-            format!(
-                "cannot mount {} on {}: {e}",
-                req.source,
-                req.mountpoint.display()
-            )
-        })?;
+    let handle = crate::fuse::mount(
+        fs.clone(),
+        rt.handle().clone(),
+        &req.mountpoint,
+        &req.config,
+    )
+    .map_err(|e| {
+        format!(
+            "cannot mount {} on {}: {e}",
+            req.source,
+            req.mountpoint.display()
+        )
+    })?;
     let mp = req.mountpoint.clone();
     let answered = rt.block_on(async {
         let stat = tokio::task::spawn_blocking(move || std::fs::metadata(&mp));
@@ -93,6 +98,9 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     handle
         .unmount()
         .map_err(|e| format!("unmount of {} failed: {e}", req.mountpoint.display()))?;
+    if !rt.block_on(fs.blocks().drain_cache_writes(Duration::from_secs(30))) {
+        tracing::warn!("cache writes still pending after 30 s; those blocks will be fetched again");
+    }
     tracing::info!("unmounted");
     Ok(())
 }

@@ -130,6 +130,16 @@ impl DiskBlockCache {
     /// Open (creating it 0700) the cache of `source` under `root`, lock it, and index what is
     /// already there. Fails when another mount holds the lock.
     pub fn open(root: &Path, source: &str, max_bytes: u64) -> Result<Self, String> {
+        Self::open_waiting(root, source, max_bytes, LOCK_WAIT)
+    }
+
+    /// [`DiskBlockCache::open`], waiting at most `wait` for another mount to release the lock.
+    pub fn open_waiting(
+        root: &Path,
+        source: &str,
+        max_bytes: u64,
+        wait: std::time::Duration,
+    ) -> Result<Self, String> {
         let dir = root.join(source_id(source));
         for d in [root, dir.as_path(), dir.join("blocks").as_path()] {
             private_dir(d)?;
@@ -142,14 +152,13 @@ impl DiskBlockCache {
             .mode(0o600)
             .open(&lock_path)
             .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|_| {
-                format!(
-                    "cache directory {} is in use by another cloudmount mount of {source}; \
+        let lock = lock_with_patience(lock_file, wait).map_err(|_| {
+            format!(
+                "cache directory {} is in use by another cloudmount mount of {source}; \
                  give this mount its own with -o cache=DIR (or -o cache=off)",
-                    dir.display()
-                )
-            })?;
+                dir.display()
+            )
+        })?;
         OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -323,6 +332,28 @@ impl DiskBlockCache {
                 let _ = fs::remove_file(&tmp);
                 self.forget(h);
             }
+        }
+    }
+}
+
+/// How long `open` waits for the lock: a daemon that was just unmounted still finishes its
+/// cache writes before it exits, and an immediate remount should wait for it, not fail.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `flock` the file exclusively, retrying for up to `wait`.
+fn lock_with_patience(
+    mut file: File,
+    wait: std::time::Duration,
+) -> Result<nix::fcntl::Flock<File>, File> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, _)) if std::time::Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err((f, _)) => return Err(f),
         }
     }
 }

@@ -232,6 +232,15 @@ impl BlockSource {
         .shared()
     }
 
+    /// Wait (at most `limit`) until every block handed to the cache writer is on disk; called
+    /// before the daemon exits so that what was read is cached for the next mount.
+    pub async fn drain_cache_writes(&self, limit: std::time::Duration) -> bool {
+        let all = (PENDING_WRITE_LIMIT / 1024) as u32;
+        tokio::time::timeout(limit, self.pending_writes.acquire_many(all))
+            .await
+            .is_ok_and(|p| p.is_ok())
+    }
+
     /// Bytes `range` of `obj` straight from the backend, bypassing blocks and cache (for small
     /// random reads, which should not pull whole blocks).
     pub async fn direct(

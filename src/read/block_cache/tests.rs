@@ -91,7 +91,13 @@ fn survives_restart_and_refuses_a_second_user() {
     {
         let c = DiskBlockCache::open(root.path(), "az://c", 1 << 20).unwrap();
         c.put("k", "e", 1, b"persisted");
-        let err = DiskBlockCache::open(root.path(), "az://c", 1 << 20).unwrap_err();
+        let err = DiskBlockCache::open_waiting(
+            root.path(),
+            "az://c",
+            1 << 20,
+            std::time::Duration::from_millis(100),
+        )
+        .unwrap_err();
         assert!(
             err.contains("in use by another cloudmount mount") && err.contains("-o cache="),
             "{err}"

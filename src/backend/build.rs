@@ -37,11 +37,20 @@ fn retry(cfg: &MountConfig) -> RetryConfig {
     }
 }
 
+/// A backend, and which credentials it uses (for messages; never the secret itself).
+#[derive(Debug)]
+pub struct BuiltBackend {
+    /// The backend.
+    pub backend: Arc<dyn Backend>,
+    /// Where its credentials come from, e.g. `/root/.passwd-s3fs line 2`.
+    pub credentials: String,
+}
+
 /// Build the backend for `source`. Credential problems are reported here, before mounting,
 /// with the file and line at fault.
-pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<Arc<dyn Backend>, String> {
+pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend, String> {
     let name = source.to_string();
-    match source {
+    let (backend, credentials): (Arc<dyn Backend>, String) = match source {
         Source::S3 { bucket, prefix } => {
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
@@ -60,7 +69,7 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<Arc<dyn Backe
             if let Some(e) = &cfg.endpoint {
                 b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
             }
-            match s3::resolve(cfg, bucket)? {
+            let credentials = match s3::resolve(cfg, bucket)? {
                 S3Credentials::Static {
                     access_key,
                     secret_key,
@@ -74,21 +83,29 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<Arc<dyn Backe
                     if let Some(t) = session_token {
                         b = b.with_token(t.expose());
                     }
+                    origin
                 }
                 S3Credentials::InstanceChain => {
                     tracing::info!("S3 credentials from the instance credential chain");
+                    "none configured (no -o passwd_file= or profile=, no AWS_ACCESS_KEY_ID and \
+                     AWS_SECRET_ACCESS_KEY, no ~/.passwd-s3fs, /etc/passwd-s3fs or \
+                     ~/.aws/credentials), so the instance credential service was asked"
+                        .to_string()
                 }
-            }
+            };
             let store = Arc::new(
                 b.build()
                     .map_err(|e| format!("S3 client for {name}: {e}"))?,
             );
-            Ok(Arc::new(ObjectStoreBackend::new(
-                store.clone(),
-                Some(store),
-                prefix,
-                name,
-            )))
+            (
+                Arc::new(ObjectStoreBackend::new(
+                    store.clone(),
+                    Some(store),
+                    prefix,
+                    name,
+                )),
+                credentials,
+            )
         }
         Source::Azure { container, prefix } => {
             let creds = azure::resolve(cfg)?;
@@ -115,26 +132,48 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<Arc<dyn Backe
                 AzureAuth::Chain => b,
             };
             tracing::info!(account = %creds.account, auth = auth_kind(&creds.auth), "Azure credentials");
+            let from = match &cfg.config_file {
+                Some(f) => format!("from {}", f.display()),
+                None => "from the AZURE_STORAGE_* variables".to_string(),
+            };
+            let credentials = match creds.auth {
+                AzureAuth::Chain => format!(
+                    "account {}, no key or SAS token {from} (AZURE_STORAGE_ACCESS_KEY, \
+                     AZURE_STORAGE_SAS_TOKEN or accountKey/sasToken), so the Azure credential \
+                     chain was asked",
+                    creds.account
+                ),
+                ref auth => format!("account {}, {} {from}", creds.account, auth_kind(auth)),
+            };
             let store = Arc::new(
                 b.build()
                     .map_err(|e| format!("Azure client for {name}: {e}"))?,
             );
-            Ok(Arc::new(ObjectStoreBackend::new(
-                store.clone(),
-                Some(store),
-                prefix,
-                name,
-            )))
+            (
+                Arc::new(ObjectStoreBackend::new(
+                    store.clone(),
+                    Some(store),
+                    prefix,
+                    name,
+                )),
+                credentials,
+            )
         }
         Source::Gcs { bucket, prefix } => {
             let mut b = GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(bucket)
                 .with_client_options(client_options(cfg))
                 .with_retry(retry(cfg));
-            if let Some(f) = &cfg.service_account {
-                crate::credentials::check_private(f)?;
-                b = b.with_service_account_path(f.to_string_lossy());
-            }
+            let credentials = match &cfg.service_account {
+                Some(f) => {
+                    crate::credentials::check_private(f)?;
+                    b = b.with_service_account_path(f.to_string_lossy());
+                    format!("service account {}", f.display())
+                }
+                None => {
+                    "GOOGLE_APPLICATION_CREDENTIALS or the instance credential service".to_string()
+                }
+            };
             if let Some(e) = &cfg.endpoint {
                 b = b.with_base_url(e);
             }
@@ -142,12 +181,15 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<Arc<dyn Backe
                 b.build()
                     .map_err(|e| format!("GCS client for {name}: {e}"))?,
             );
-            Ok(Arc::new(ObjectStoreBackend::new(
-                store.clone(),
-                Some(store),
-                prefix,
-                name,
-            )))
+            (
+                Arc::new(ObjectStoreBackend::new(
+                    store.clone(),
+                    Some(store),
+                    prefix,
+                    name,
+                )),
+                credentials,
+            )
         }
         Source::Local { dir } => {
             if !dir.is_dir() {
@@ -159,13 +201,18 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<Arc<dyn Backe
             let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| {
                 format!("cannot use {} as the source directory: {e}", dir.display())
             })?;
-            Ok(Arc::new(ObjectStoreBackend::local(
+            let backend = Arc::new(ObjectStoreBackend::local(
                 Arc::new(store),
                 dir.clone(),
                 name,
-            )))
+            ));
+            (backend, "none needed".to_string())
         }
-    }
+    };
+    Ok(BuiltBackend {
+        backend,
+        credentials,
+    })
 }
 
 fn auth_kind(a: &AzureAuth) -> &'static str {

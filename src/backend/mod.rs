@@ -14,7 +14,7 @@ mod error;
 pub mod memory;
 mod store;
 
-pub use build::build_backend;
+pub use build::{build_backend, BuiltBackend};
 pub use error::BackendError;
 pub use store::ObjectStoreBackend;
 

@@ -51,16 +51,8 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         .map_err(|e| format!("bad mountpoint {}: {e}", args.mountpoint.display()))?;
     daemon::check_mountpoint(&mountpoint, cfg.nonempty)?;
     daemon::check_allow_other(&cfg)?;
-    // Resolve credentials now so a bad passwd file fails before going to the background.
-    match &source {
-        Source::S3 { bucket, .. } => {
-            cloudmount::credentials::s3::resolve(&cfg, bucket)?;
-        }
-        Source::Azure { .. } => {
-            cloudmount::credentials::azure::resolve(&cfg)?;
-        }
-        Source::Gcs { .. } | Source::Local { .. } => {}
-    }
+    // Credentials are resolved once, by the daemon when it builds the backend; their errors
+    // reach this terminal through the readiness pipe like every other mount-time error.
     let req = MountRequest {
         source,
         mountpoint,

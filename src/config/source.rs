@@ -72,15 +72,6 @@ impl Source {
             )),
         }
     }
-
-    /// The bucket or container name, if any.
-    pub fn bucket(&self) -> Option<&str> {
-        match self {
-            Source::S3 { bucket, .. } | Source::Gcs { bucket, .. } => Some(bucket),
-            Source::Azure { container, .. } => Some(container),
-            Source::Local { .. } => None,
-        }
-    }
 }
 
 impl fmt::Display for Source {

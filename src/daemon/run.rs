@@ -55,13 +55,17 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let backend = {
+    let built = {
         let _guard = rt.enter();
         build_backend(&req.source, &req.config)?
     };
-    rt.block_on(check_backend(backend.as_ref(), &req))?;
+    rt.block_on(check_backend(
+        built.backend.as_ref(),
+        &built.credentials,
+        &req,
+    ))?;
     let cache = open_cache(&req)?;
-    let fs = Arc::new(CloudFs::with_cache(backend, &req.config, cache));
+    let fs = Arc::new(CloudFs::with_cache(built.backend, &req.config, cache));
     let handle = crate::fuse::mount(
         fs.clone(),
         rt.handle().clone(),
@@ -155,15 +159,12 @@ fn open_cache(req: &MountRequest) -> Result<Option<Arc<DiskBlockCache>>, String>
 }
 
 /// Prove before mounting that the store answers, the bucket exists and the keys are accepted.
-async fn check_backend(backend: &dyn Backend, req: &MountRequest) -> Result<(), String> {
-    if let Source::Local { dir } = &req.source {
-        if !dir.is_dir() {
-            return Err(format!(
-                "source directory {} does not exist or is not a directory",
-                dir.display()
-            ));
-        }
-    }
+/// `credentials` says where the keys came from, so a refusal names the file to fix.
+async fn check_backend(
+    backend: &dyn Backend,
+    credentials: &str,
+    req: &MountRequest,
+) -> Result<(), String> {
     let limit =
         req.config.request_timeout * (req.config.retries as u32 + 1) + Duration::from_secs(5);
     let listed = tokio::time::timeout(limit, backend.list("", None, 1))
@@ -180,23 +181,19 @@ async fn check_backend(backend: &dyn Backend, req: &MountRequest) -> Result<(), 
             "{}: the bucket or container does not exist (create it first, or check the name): {m}",
             req.source
         )),
-        // With no keys configured, object_store asks the cloud's instance metadata service.
-        Err(BackendError::Denied(m)) if m.contains("169.254.169.254") || m.contains("metadata") => Err(format!(
-            "{}: no credentials were found (-o passwd_file=, -o profile=, AWS_ACCESS_KEY_ID and \
-             AWS_SECRET_ACCESS_KEY, ~/.passwd-s3fs, /etc/passwd-s3fs, ~/.aws/credentials; for Azure \
-             AZURE_STORAGE_ACCOUNT with a key or SAS, or -o config_file=), and no instance \
-             credentials are available here: {m}",
-            req.source
-        )),
         Err(BackendError::Denied(m)) => Err(format!(
-            "{}: the server refused the credentials; check the keys (passwd_file, AWS_* or \
-             AZURE_STORAGE_* variables, config_file) and their permissions: {m}",
+            "{}: the server refused the credentials (credentials: {credentials}); fix them or \
+             point cloudmount at others (passwd_file, profile, AWS_* or AZURE_STORAGE_* \
+             variables, config_file): {m}",
             req.source
         )),
         Err(BackendError::Unreachable(m)) => Err(format!(
             "{}: cannot reach {endpoint}; check -o endpoint= and that the server is running: {m}",
             req.source
         )),
-        Err(e) => Err(format!("{}: the first listing failed: {e}", req.source)),
+        Err(e) => Err(format!(
+            "{}: the first listing failed (credentials: {credentials}): {e}",
+            req.source
+        )),
     }
 }

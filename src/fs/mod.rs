@@ -91,8 +91,6 @@ pub struct CoreConfig {
     pub list_page_size: usize,
     /// Read-ahead tuning.
     pub prefetch: PrefetchConfig,
-    /// See [`MountConfig::read_only`].
-    pub read_only: bool,
 }
 
 impl From<&MountConfig> for CoreConfig {
@@ -107,7 +105,6 @@ impl From<&MountConfig> for CoreConfig {
                 part_size: c.part_size,
                 ..PrefetchConfig::default()
             },
-            read_only: c.read_only,
         }
     }
 }

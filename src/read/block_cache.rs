@@ -38,6 +38,8 @@ pub struct CacheStats {
     pub writes: AtomicU64,
     /// Blocks evicted to stay under the limit.
     pub evictions: AtomicU64,
+    /// Blocks that could not be written (disk full, I/O error).
+    pub write_errors: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -328,7 +330,12 @@ impl DiskBlockCache {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, dir = %self.dir.display(), "cannot write a cache block");
+                // A full or failing disk only costs caching: reads go on. Say it once, not per block.
+                if self.stats.write_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(error = %e, dir = %self.dir.display(), "cannot write a cache block; reads go on uncached (later failures are counted, not logged)");
+                } else {
+                    tracing::debug!(error = %e, "cannot write a cache block");
+                }
                 let _ = fs::remove_file(&tmp);
                 self.forget(h);
             }
@@ -378,8 +385,13 @@ fn private_dir(d: &Path) -> Result<(), String> {
             Ok(())
         }
         Err(_) => {
-            fs::create_dir_all(d)
-                .map_err(|e| format!("cannot create cache directory {}: {e}", d.display()))?;
+            fs::create_dir_all(d).map_err(|e| {
+                format!(
+                    "cannot create cache directory {}: {e}; choose another with -o cache=DIR \
+                     or mount without a disk cache with -o cache=off",
+                    d.display()
+                )
+            })?;
             fs::set_permissions(d, fs::Permissions::from_mode(0o700))
                 .map_err(|e| format!("cannot set 0700 on {}: {e}", d.display()))
         }

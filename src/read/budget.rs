@@ -32,11 +32,6 @@ impl MemoryBudget {
         })
     }
 
-    /// The limit.
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
     /// Bytes in use now.
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)

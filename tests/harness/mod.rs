@@ -11,15 +11,8 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cloudmount")
 }
 
-/// Whether `path` is a mount point now (from /proc/self/mountinfo).
-pub fn is_mounted(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy().replace(' ', "\\040");
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-}
+/// Whether a path is a mount point now (the support module parses mountinfo).
+pub use crate::support::is_mounted;
 
 /// A mounted filesystem in a private temp directory; unmounted on drop.
 pub struct Mounted {

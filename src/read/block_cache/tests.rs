@@ -129,6 +129,33 @@ fn open_to_others_is_fixed() {
 }
 
 #[test]
+fn a_failing_disk_costs_caching_not_reads() {
+    let root = tempfile::tempdir().unwrap();
+    let c = DiskBlockCache::open(root.path(), "s3://b", 1 << 20).unwrap();
+    // Make the block directory unwritable for the writer: a file where a directory must go.
+    let h = block_hash("k", "e", 0);
+    let sub = c.path_of(h).parent().unwrap().to_path_buf();
+    fs::write(&sub, b"not a directory").unwrap();
+    c.put("k", "e", 0, b"data");
+    c.put("k", "e", 0, b"data");
+    assert_eq!(c.stats.write_errors.load(Ordering::Relaxed), 2);
+    assert_eq!(c.used_bytes(), 0, "a failed write is not charged");
+    assert!(c.get("k", "e", 0).is_none());
+}
+
+#[test]
+fn unusable_cache_root_says_how_to_fix_it() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("file");
+    fs::write(&file, b"x").unwrap();
+    let err = DiskBlockCache::open(&file.join("sub"), "s3://b", 1 << 20).unwrap_err();
+    assert!(
+        err.contains("-o cache=DIR") && err.contains("-o cache=off"),
+        "{err}"
+    );
+}
+
+#[test]
 fn encode_decode_checks_every_field() {
     let b = encode_block("key", "etag", 7, b"data");
     assert_eq!(decode_block(&b, "key", "etag", 7), Some(&b"data"[..]));

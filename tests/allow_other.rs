@@ -97,10 +97,15 @@ fn non_root_allow_other_without_user_allow_other_is_explained() {
     std::fs::create_dir(&mp).unwrap();
     std::fs::set_permissions(&mp, std::fs::Permissions::from_mode(0o777)).unwrap();
     let src = format!("file://{}", d.path().display());
+    // A copy of the binary the other user can execute wherever the checkout lives (a clone
+    // in a 0700 temp directory is out of its reach).
+    let bin = d.path().join("cloudmount");
+    std::fs::copy(harness::bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = support::run_as(
         USER,
         &[
-            harness::bin(),
+            &bin.to_string_lossy(),
             "mount",
             &src,
             &mp.to_string_lossy(),

@@ -1,9 +1,10 @@
-//! Criterion micro-benchmarks of the hot pure code: cache block encode/decode (with CRC-32),
-//! the block-name hash, and the prefetcher's per-read overhead over an in-memory object.
+//! Criterion micro-benchmarks of the hot pure code: cache block records (CRC-32) and their
+//! metadata file, the file-name hash, and the prefetcher's per-read overhead over an in-memory object.
 //! Run with `cargo bench --bench micro`.
 
 use cloudmount::backend::memory::MemoryBackend;
-use cloudmount::read::block_cache::{decode_block, encode_block, source_id};
+use cloudmount::read::block_cache::meta::{Entry, Meta};
+use cloudmount::read::block_cache::{object_hash, source_id};
 use cloudmount::read::{BlockSource, MemoryBudget, ObjectRef, PrefetchConfig, Prefetcher};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
@@ -11,31 +12,28 @@ use std::sync::Arc;
 
 fn blocks(c: &mut Criterion) {
     let data = vec![7u8; 1 << 20];
-    let encoded = encode_block("images/train/img000123.jpg", "\"0a1b2c3d\"", 42, &data);
+    let entry = Entry::of(&data);
     let mut g = c.benchmark_group("block");
     g.throughput(Throughput::Bytes(data.len() as u64));
-    g.bench_function("encode_1MiB", |b| {
-        b.iter(|| {
-            encode_block(
-                black_box("images/train/img000123.jpg"),
-                "\"0a1b2c3d\"",
-                42,
-                black_box(&data),
-            )
-        })
-    });
-    g.bench_function("decode_verify_1MiB", |b| {
-        b.iter(|| {
-            decode_block(
-                black_box(&encoded),
-                "images/train/img000123.jpg",
-                "\"0a1b2c3d\"",
-                42,
-            )
-            .map(<[u8]>::len)
-        })
+    g.bench_function("record_1MiB", |b| b.iter(|| Entry::of(black_box(&data))));
+    g.bench_function("verify_1MiB", |b| {
+        b.iter(|| entry.verifies(black_box(&data)))
     });
     g.finish();
+    let mut meta = Meta::new(
+        "images/train/img000123.jpg",
+        "\"0a1b2c3d\"",
+        1 << 30,
+        1 << 20,
+    );
+    meta.entries.fill(entry);
+    let encoded = meta.encode();
+    c.bench_function("meta_decode_1GiB_object", |b| {
+        b.iter(|| Meta::decode(black_box(&encoded)).map(|m| m.entries.len()))
+    });
+    c.bench_function("object_hash", |b| {
+        b.iter(|| object_hash(black_box("images/train/img000123.jpg"), "\"0a1b2c3d\""))
+    });
     c.bench_function("source_id", |b| {
         b.iter(|| source_id(black_box("s3://bucket/prefix|http://127.0.0.1:9000")))
     });

@@ -50,18 +50,22 @@ fn cached_reads_survive_remount_and_follow_remote_overwrites() {
     );
     drop(m);
 
-    // Cache files are private, in a private directory.
-    let mut files = 0;
+    // Cache files are private, in a private directory, and hold the whole object.
+    let mut cached = 0;
     for entry in walk(&cache) {
-        let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777;
+        let meta = std::fs::metadata(&entry).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
         if entry.is_dir() {
             assert_eq!(mode, 0o700, "{}", entry.display());
         } else {
             assert_eq!(mode, 0o600, "{}", entry.display());
-            files += 1;
+            cached += std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
         }
     }
-    assert!(files >= 24, "the 24 blocks are on disk ({files} files)");
+    assert!(
+        cached >= 20 << 20,
+        "the 20 MiB are on disk ({cached} bytes)"
+    );
 
     let before = proxy.delayed_count();
     let m = cmd.mount();
@@ -75,6 +79,11 @@ fn cached_reads_survive_remount_and_follow_remote_overwrites() {
         before,
         "no GET of cached blocks after a remount"
     );
+    assert!(
+        !passthrough_expected() || m.log_text().contains("FUSE passthrough in use"),
+        "the fully cached file is read through passthrough (root, Linux >= 6.9):\n{}",
+        m.log_text()
+    );
 
     // Overwrite on the server: once the attributes expire, new bytes, never old ones.
     let v2 = pattern(20 << 20, 2);
@@ -85,6 +94,16 @@ fn cached_reads_survive_remount_and_follow_remote_overwrites() {
         support::md5_of_bytes(&v2),
         "after a remote overwrite"
     );
+}
+
+/// Passthrough needs a daemon running as root on Linux 6.9 or later.
+fn passthrough_expected() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    nix::unistd::geteuid().is_root() && (major, minor) >= (6, 9)
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -100,6 +100,9 @@ pub struct MountConfig {
     pub part_size: u64,
     /// Memory for read-ahead and in-flight parts across all open files, in bytes.
     pub max_memory: u64,
+    /// Let the kernel read files that are fully in the disk cache straight from their cache file
+    /// (FUSE passthrough, Linux 6.9 or later, daemon running as root).
+    pub passthrough: bool,
 }
 
 impl Default for MountConfig {
@@ -144,6 +147,7 @@ impl Default for MountConfig {
             cache_block_size: 1 << 20,
             part_size: 8 << 20,
             max_memory: 32 << 20,
+            passthrough: true,
         }
     }
 }

@@ -175,6 +175,8 @@ pub static OPTIONS: &[OptionSpec] = &[
             if n < 1 << 20 { return Err("must be at least 1M".to_string()); }
             c.max_memory = n
         }),
+    opt!("passthrough", [], Takes::Flag, "Files fully in the disk cache are read by the kernel straight from their cache file, without the daemon (FUSE passthrough; Linux 6.9 or later, daemon running as root; on by default, passthrough=false turns it off). Falls back to normal reads where unavailable.",
+        |c, v| c.passthrough = flag(v)?),
 ];
 
 /// A bad option, with enough context for the user to fix it.

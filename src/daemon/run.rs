@@ -153,7 +153,12 @@ fn open_cache(req: &MountRequest) -> Result<Option<Arc<DiskBlockCache>>, String>
         req.source,
         req.config.endpoint.as_deref().unwrap_or("")
     );
-    let cache = DiskBlockCache::open(&root, &id, req.config.cache_size)?;
+    let cache = DiskBlockCache::open(
+        &root,
+        &id,
+        req.config.cache_size,
+        req.config.cache_block_size,
+    )?;
     tracing::info!(dir = %cache.dir().display(), used = cache.used_bytes(), limit = req.config.cache_size, "block cache");
     Ok(Some(Arc::new(cache)))
 }

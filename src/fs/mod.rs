@@ -25,7 +25,7 @@ pub use error::{FsError, FsResult};
 use crate::backend::{Backend, BackendError};
 use crate::config::MountConfig;
 use crate::read::{
-    BlockSource, DiskBlockCache, MemoryBudget, ObjectRef, PrefetchConfig, Prefetcher,
+    BlockSource, DiskBlockCache, MemoryBudget, ObjectRef, Pin, PrefetchConfig, Prefetcher,
 };
 use attr::AttrPolicy;
 use bytes::Bytes;
@@ -63,12 +63,30 @@ pub struct StatFs {
 }
 
 /// The answer to `open`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Opened {
     /// The handle number.
     pub fh: u64,
     /// The kernel may keep its cached pages of this file (same ETag as the last open).
     pub keep_cache: bool,
+    /// The object's complete cache file, when passthrough is on and the whole version is
+    /// cached: the kernel may read it directly. Keeps the version from eviction while held.
+    pub whole: Option<WholeFile>,
+}
+
+/// A cached object version as one local file, pinned in the cache while this value lives.
+#[derive(Debug)]
+pub struct WholeFile {
+    /// The data file, opened read-only.
+    pub file: std::fs::File,
+    _pin: Pin,
+}
+
+impl WholeFile {
+    /// `file`, kept in the cache by `pin`.
+    pub fn new(file: std::fs::File, pin: Pin) -> Self {
+        WholeFile { file, _pin: pin }
+    }
 }
 
 /// Receives directory entries for one `readdir` reply.
@@ -91,6 +109,8 @@ pub struct CoreConfig {
     pub list_page_size: usize,
     /// Read-ahead tuning.
     pub prefetch: PrefetchConfig,
+    /// See [`MountConfig::passthrough`].
+    pub passthrough: bool,
 }
 
 impl From<&MountConfig> for CoreConfig {
@@ -105,6 +125,7 @@ impl From<&MountConfig> for CoreConfig {
                 part_size: c.part_size,
                 ..PrefetchConfig::default()
             },
+            passthrough: c.passthrough,
         }
     }
 }
@@ -351,6 +372,7 @@ impl CloudFs {
             etag: node.stat.etag,
             size: node.stat.size,
         };
+        let whole = self.whole_file(&obj).await;
         let reader = Prefetcher::new(
             self.blocks.clone(),
             self.budget.clone(),
@@ -358,7 +380,25 @@ impl CloudFs {
             self.cfg.prefetch.clone(),
         );
         lock(&self.files).insert(fh, Arc::new(FileHandle { ino, reader }));
-        Ok(Opened { fh, keep_cache })
+        Ok(Opened {
+            fh,
+            keep_cache,
+            whole,
+        })
+    }
+
+    /// The complete cache file of `obj`, if passthrough is on and every block is cached.
+    async fn whole_file(&self, obj: &ObjectRef) -> Option<WholeFile> {
+        if !self.cfg.passthrough || obj.size == 0 {
+            return None;
+        }
+        let (cache, etag) = (self.blocks.cache()?.clone(), obj.etag.clone()?);
+        let (key, size) = (obj.key.clone(), obj.size);
+        tokio::task::spawn_blocking(move || cache.whole_file(&key, &etag, size))
+            .await
+            .ok()
+            .flatten()
+            .map(|(file, pin)| WholeFile { file, _pin: pin })
     }
 
     /// Read from an open file.

@@ -2,8 +2,10 @@
 //! reply into a task on the async runtime, calls one [`CloudFs`] method and answers with the
 //! result or its errno. No filesystem logic lives here.
 
+mod passthrough;
 mod session;
 
+pub use passthrough::{Passthrough, Served};
 pub use session::{mount, tune_read_ahead, MountHandle, KERNEL_READ_AHEAD_KB};
 
 use crate::fs::{Attr, CloudFs, DirReplier, FsError, Kind};
@@ -27,12 +29,18 @@ const MAX_READAHEAD: u32 = 1 << 20;
 pub struct FuseAdapter {
     fs: Arc<CloudFs>,
     rt: Handle,
+    passthrough: Arc<Passthrough>,
 }
 
 impl FuseAdapter {
-    /// Serve `fs`, running every operation on the runtime behind `rt`.
-    pub fn new(fs: Arc<CloudFs>, rt: Handle) -> Self {
-        FuseAdapter { fs, rt }
+    /// Serve `fs`, running every operation on the runtime behind `rt`; `passthrough` lets the
+    /// kernel read fully cached files itself where it can.
+    pub fn new(fs: Arc<CloudFs>, rt: Handle, passthrough: bool) -> Self {
+        FuseAdapter {
+            fs,
+            rt,
+            passthrough: Arc::new(Passthrough::new(passthrough)),
+        }
     }
 }
 
@@ -109,6 +117,15 @@ impl Filesystem for FuseAdapter {
             tracing::info!(?missing, "kernel lacks readdirplus; plain readdir is used");
         }
         let _ = config.set_max_readahead(MAX_READAHEAD);
+        if self.passthrough.enabled() {
+            // Depth 1: our backing files live on a plain filesystem.
+            let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && config.set_max_stack_depth(1).is_ok();
+            if !ok {
+                tracing::info!("kernel lacks FUSE passthrough (Linux 6.9 or later); fully cached files are served by the daemon");
+                self.passthrough.disable();
+            }
+        }
         Ok(())
     }
 
@@ -162,16 +179,21 @@ impl Filesystem for FuseAdapter {
             tracing::debug_span!("open", req = req.unique().0, ino = ino.0),
         );
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let pt = self.passthrough.clone();
         self.rt.spawn(
             async move {
                 match fs.open(ino.0, write).await {
                     Ok(o) => {
-                        let flags = if o.keep_cache {
-                            FopenFlags::FOPEN_KEEP_CACHE
-                        } else {
-                            FopenFlags::empty()
-                        };
-                        reply.opened(FileHandle(o.fh), flags)
+                        let fh = FileHandle(o.fh);
+                        match pt.open(ino.0, o.fh, o.whole, |f| reply.open_backing(f)) {
+                            Served::Passthrough(id) => {
+                                reply.opened_passthrough(fh, FopenFlags::empty(), &id)
+                            }
+                            Served::ByDaemon if o.keep_cache => {
+                                reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE)
+                            }
+                            Served::ByDaemon => reply.opened(fh, FopenFlags::empty()),
+                        }
                     }
                     Err(e) => reply.error(errno("open", &e)),
                 }
@@ -209,13 +231,14 @@ impl Filesystem for FuseAdapter {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.passthrough.release(ino.0, fh.0);
         self.fs.release(fh.0);
         reply.ok();
     }

@@ -98,7 +98,8 @@ pub fn mount(
     cfg: &MountConfig,
 ) -> std::io::Result<MountHandle> {
     let config = fuse_config(cfg, &fs.backend().describe());
-    let session = fuser::Session::new(FuseAdapter::new(fs, rt), mountpoint, &config)?;
+    let adapter = FuseAdapter::new(fs, rt, cfg.passthrough);
+    let session = fuser::Session::new(adapter, mountpoint, &config)?;
     Ok(MountHandle {
         session: Some(session.spawn()?),
     })

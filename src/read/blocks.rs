@@ -63,10 +63,14 @@ impl BlockSource {
         cache: Option<Arc<DiskBlockCache>>,
         block_size: u64,
     ) -> Arc<Self> {
+        // The cache lays its files out in its own block size; blocks must match it.
+        let block_size = cache
+            .as_ref()
+            .map_or(block_size.max(4096), |c| c.block_size());
         Arc::new(BlockSource {
             backend,
             cache,
-            block_size: block_size.max(4096),
+            block_size,
             inflight: Mutex::new(HashMap::new()),
             pending_writes: Arc::new(tokio::sync::Semaphore::new(
                 (PENDING_WRITE_LIMIT / 1024) as usize,
@@ -212,9 +216,10 @@ impl BlockSource {
                     .clamp(1, PENDING_WRITE_LIMIT / 1024) as u32;
                 if let Ok(permit) = this.pending_writes.clone().acquire_many_owned(kib).await {
                     let (to_cache, key, first) = (blocks.clone(), obj.key.clone(), run.start);
+                    let size = obj.size;
                     tokio::task::spawn_blocking(move || {
                         for (i, b) in to_cache.iter().enumerate() {
-                            cache.put(&key, &etag, first + i as u64, b);
+                            cache.put(&key, &etag, size, first + i as u64, b);
                         }
                         drop(permit);
                     });

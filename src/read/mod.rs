@@ -7,7 +7,7 @@ pub mod blocks;
 pub mod budget;
 pub mod prefetch;
 
-pub use block_cache::DiskBlockCache;
+pub use block_cache::{DiskBlockCache, Pin};
 pub use blocks::{BlockSource, ObjectRef};
 pub use budget::MemoryBudget;
 pub use prefetch::{PrefetchConfig, Prefetcher};

@@ -189,7 +189,8 @@ async fn cached_blocks_need_no_get_after_a_restart_and_new_etags_miss() {
     let dir = tempfile::tempdir().unwrap();
     let (b, _, obj, d) = setup(5 << 20, None, 1 << 20).await;
     {
-        let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30).unwrap());
+        let cache =
+            Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
         let src = BlockSource::new(b.clone(), Some(cache), 1 << 20);
         let p = Prefetcher::new(
             src.clone(),
@@ -209,7 +210,7 @@ async fn cached_blocks_need_no_get_after_a_restart_and_new_etags_miss() {
         }
         assert_eq!(cache.stats.writes.load(Relaxed), 5);
     }
-    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30).unwrap());
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
     let src = BlockSource::new(b.clone(), Some(cache.clone()), 1 << 20);
     let p = Prefetcher::new(
         src.clone(),

@@ -146,7 +146,7 @@ impl Default for MountConfig {
             cache_size: 10 << 30,
             cache_block_size: 1 << 20,
             part_size: 8 << 20,
-            max_memory: 32 << 20,
+            max_memory: 24 << 20,
             passthrough: true,
         }
     }

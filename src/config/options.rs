@@ -169,7 +169,7 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !((64u64 << 10)..=(1u64 << 30)).contains(&n) { return Err("must be 64K to 1G".to_string()); }
             c.part_size = n
         }),
-    opt!("max_memory", [], Takes::Value("SIZE"), "Memory for read-ahead and in-flight parts of all open files (default 32M); under pressure windows shrink.",
+    opt!("max_memory", [], Takes::Value("SIZE"), "Memory for read-ahead and in-flight parts of all open files (default 24M); under pressure windows shrink.",
         |c, v| {
             let n = size(need(v)?)?;
             if n < 1 << 20 { return Err("must be at least 1M".to_string()); }

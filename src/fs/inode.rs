@@ -159,6 +159,14 @@ impl InodeTable {
         same
     }
 
+    /// Forget the version of the last open of `ino`: the kernel holds no pages of it (it read a
+    /// backing file instead), so the next open must not be told to keep them.
+    pub fn forget_open_version(&self, ino: u64) {
+        if let Some(node) = self.lock().nodes.get_mut(&ino) {
+            node.open_etag = None;
+        }
+    }
+
     /// Mark the attributes of `ino` stale, so the next use asks the store.
     pub fn expire(&self, ino: u64) {
         if let Some(node) = self.lock().nodes.get_mut(&ino) {

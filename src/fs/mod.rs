@@ -372,7 +372,13 @@ impl CloudFs {
             etag: node.stat.etag,
             size: node.stat.size,
         };
-        let whole = self.whole_file(&obj).await;
+        // Pages the kernel kept from the last open are the fastest source of all; otherwise the
+        // complete cache file (passthrough) is.
+        let whole = if keep_cache {
+            None
+        } else {
+            self.whole_file(&obj).await
+        };
         let reader = Prefetcher::new(
             self.blocks.clone(),
             self.budget.clone(),
@@ -385,6 +391,12 @@ impl CloudFs {
             keep_cache,
             whole,
         })
+    }
+
+    /// Open `ino` is served by the kernel from the cache file: it caches no pages of the
+    /// object itself, so the next open must not keep any.
+    pub fn served_by_kernel(&self, ino: u64) {
+        self.inodes.forget_open_version(ino);
     }
 
     /// The complete cache file of `obj`, if passthrough is on and every block is cached.

@@ -373,3 +373,47 @@ async fn keep_cache_only_while_the_etag_is_unchanged() {
     assert!(!o.keep_cache, "new ETag: the kernel must drop its pages");
     assert_eq!(&fs.read(o.fh, 0, 10).await.unwrap()[..], b"two");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_cached_files_are_offered_whole_unless_the_kernel_kept_pages() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("f", vec![3u8; 3 << 20]);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
+    let fs = CloudFs::with_cache(b.clone(), &cfg(), Some(cache));
+    let ino = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
+    let o = fs.open(ino, false).await.unwrap();
+    assert!(o.whole.is_none(), "nothing cached yet");
+    assert_eq!(fs.read(o.fh, 0, 3 << 20).await.unwrap().len(), 3 << 20);
+    assert!(
+        fs.blocks()
+            .drain_cache_writes(Duration::from_secs(10))
+            .await
+    );
+    fs.release(o.fh);
+
+    let o = fs.open(ino, false).await.unwrap();
+    assert!(
+        o.keep_cache && o.whole.is_none(),
+        "the kernel's own pages come first"
+    );
+    fs.served_by_kernel(ino);
+    let o = fs.open(ino, false).await.unwrap();
+    let whole = o.whole.expect("complete in the cache, no kernel pages");
+    assert!(!o.keep_cache);
+    assert_eq!(whole.file.metadata().unwrap().len(), 3 << 20);
+
+    let off = CloudFs::with_cache(
+        b.clone(),
+        &MountConfig {
+            passthrough: false,
+            ..cfg()
+        },
+        fs.blocks().cache().cloned(),
+    );
+    let ino = off.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
+    assert!(
+        off.open(ino, false).await.unwrap().whole.is_none(),
+        "passthrough=false"
+    );
+}

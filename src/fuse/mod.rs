@@ -187,6 +187,7 @@ impl Filesystem for FuseAdapter {
                         let fh = FileHandle(o.fh);
                         match pt.open(ino.0, o.fh, o.whole, |f| reply.open_backing(f)) {
                             Served::Passthrough(id) => {
+                                fs.served_by_kernel(ino.0);
                                 reply.opened_passthrough(fh, FopenFlags::empty(), &id)
                             }
                             Served::ByDaemon if o.keep_cache => {

@@ -26,7 +26,7 @@ pub struct ObjectRef {
 }
 
 /// Most bytes waiting to be written to the disk cache.
-const PENDING_WRITE_LIMIT: u64 = 16 << 20;
+const PENDING_WRITE_LIMIT: u64 = 8 << 20;
 
 type RunFuture = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, BackendError>>>;
 type BlockKey = (String, String, u64);

@@ -16,3 +16,4 @@ pub mod daemon;
 pub mod fs;
 pub mod fuse;
 pub mod read;
+pub mod write;

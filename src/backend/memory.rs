@@ -39,6 +39,8 @@ pub struct MemoryBackend {
     pub counters: Counters,
     /// `get_range` of a key containing `.0` sleeps `.1` first.
     slow_get: Mutex<Option<(String, Duration)>>,
+    /// Every `put` fails while set (a server that is down).
+    failing_puts: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryBackend {
@@ -68,6 +70,11 @@ impl MemoryBackend {
         if let Ok(mut s) = self.slow_get.lock() {
             *s = Some((needle.to_string(), delay));
         }
+    }
+
+    /// Make every `put` fail (`true`) or work again.
+    pub fn fail_puts(&self, fail: bool) {
+        self.failing_puts.store(fail, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Object>> {
@@ -178,6 +185,11 @@ impl Backend for MemoryBackend {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<ObjectInfo, BackendError> {
+        if self.failing_puts.load(Ordering::Relaxed) {
+            return Err(BackendError::Unreachable(format!(
+                "put {key}: server down (test)"
+            )));
+        }
         self.insert(key, data);
         self.head(key).await
     }

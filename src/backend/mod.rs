@@ -89,6 +89,23 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Store `data` as `key`, replacing any object of that name.
     async fn put(&self, key: &str, data: Bytes) -> Result<ObjectInfo, BackendError>;
 
+    /// Store the `size` bytes of local file `path` as `key`. Stores that can should send files
+    /// larger than `part_size` as a multipart upload of parallel parts of that size; the
+    /// default reads the file and calls [`Backend::put`].
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        part_size: u64,
+    ) -> Result<ObjectInfo, BackendError> {
+        let _ = (size, part_size);
+        let data = tokio::fs::read(path)
+            .await
+            .map_err(|e| BackendError::Other(format!("cannot read {}: {e}", path.display())))?;
+        self.put(key, Bytes::from(data)).await
+    }
+
     /// Server-side copy of `from` to `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError>;
 

@@ -15,6 +15,9 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
+/// Parts of one multipart upload in flight at once.
+const UPLOAD_CONCURRENCY: usize = 4;
+
 /// A [`Backend`] on top of any `object_store` store.
 pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
@@ -237,6 +240,50 @@ impl Backend for ObjectStoreBackend {
             .store
             .put(&self.path(key)?, PutPayload::from(data))
             .await?;
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size,
+            mtime: std::time::SystemTime::now(),
+            etag: res.e_tag.or(res.version),
+        })
+    }
+
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        part_size: u64,
+    ) -> Result<ObjectInfo, BackendError> {
+        use tokio::io::AsyncReadExt;
+        let local =
+            |e: std::io::Error| BackendError::Other(format!("cannot read {}: {e}", path.display()));
+        if size <= part_size {
+            let data = tokio::fs::read(path).await.map_err(local)?;
+            return self.put(key, Bytes::from(data)).await;
+        }
+        // S3 takes at most 10,000 parts: bigger files get bigger parts (whole MiB).
+        let part_size = part_size.max(size.div_ceil(10_000).div_ceil(1 << 20) << 20);
+        let upload = self.store.put_multipart(&self.path(key)?).await?;
+        let mut writer =
+            object_store::WriteMultipart::new_with_chunk_size(upload, part_size as usize);
+        let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+        let mut left = size;
+        while left > 0 {
+            // Parts in flight are bounded, so memory is too (UPLOAD_CONCURRENCY parts).
+            if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
+                return Err(e.into());
+            }
+            let n = left.min(part_size) as usize;
+            let mut buf = vec![0u8; n];
+            if let Err(e) = file.read_exact(&mut buf).await {
+                let _ = writer.abort().await;
+                return Err(local(e));
+            }
+            writer.put(Bytes::from(buf));
+            left -= n as u64;
+        }
+        let res = writer.finish().await?;
         Ok(ObjectInfo {
             key: key.to_string(),
             size,

@@ -100,6 +100,11 @@ pub struct MountConfig {
     pub part_size: u64,
     /// Memory for read-ahead and in-flight parts across all open files, in bytes.
     pub max_memory: u64,
+    /// Part size of multipart uploads of written files, in bytes (files up to this size go up
+    /// in one PUT).
+    pub upload_part_size: u64,
+    /// Most objects a directory rename may copy; a larger directory is refused.
+    pub rename_dir_limit: usize,
     /// Let the kernel read files that are fully in the disk cache straight from their cache file
     /// (FUSE passthrough, Linux 6.9 or later, daemon running as root).
     pub passthrough: bool,
@@ -148,6 +153,8 @@ impl Default for MountConfig {
             part_size: 8 << 20,
             max_memory: 24 << 20,
             passthrough: true,
+            upload_part_size: 8 << 20,
+            rename_dir_limit: 10_000,
         }
     }
 }

@@ -175,6 +175,18 @@ pub static OPTIONS: &[OptionSpec] = &[
             if n < 1 << 20 { return Err("must be at least 1M".to_string()); }
             c.max_memory = n
         }),
+    opt!("upload_part_size", [], Takes::Value("SIZE"), "Part size of multipart uploads of written files (default 8M; 5M to 5G); smaller files go up in one PUT. Larger files raise it as needed to stay within 10,000 parts.",
+        |c, v| {
+            let n = size(need(v)?)?;
+            if !((5u64 << 20)..=(5u64 << 30)).contains(&n) { return Err("must be 5M to 5G".to_string()); }
+            c.upload_part_size = n
+        }),
+    opt!("rename_dir_limit", [], Takes::Value("N"), "Most objects a directory rename may copy (default 10000); renaming a larger directory fails with EMLINK and a log line.",
+        |c, v| {
+            let n: usize = need(v)?.parse().map_err(|_| "must be a whole number".to_string())?;
+            if n == 0 { return Err("must be at least 1".to_string()); }
+            c.rename_dir_limit = n
+        }),
     opt!("passthrough", [], Takes::Flag, "Files fully in the disk cache are read by the kernel straight from their cache file, without the daemon (FUSE passthrough; Linux 6.9 or later, daemon running as root; on by default, passthrough=false turns it off). Falls back to normal reads where unavailable.",
         |c, v| c.passthrough = flag(v)?),
 ];

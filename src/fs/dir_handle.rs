@@ -5,6 +5,9 @@
 //! (at most one page), so a 100,000-entry directory never sits in memory per call. A request for
 //! an earlier position (rewinddir, seekdir) restarts the listing. A stream that ends with at most
 //! `dir_cache_max_entries` entries is stored in the listing cache.
+//!
+//! Entries that exist only in the mount so far (a new directory, a created file not uploaded
+//! yet) are given at open and follow the store's entries, unless the store lists the name too.
 
 use super::dir_cache::{DirCache, Listing};
 use super::listing::{DirStream, Listed};
@@ -39,6 +42,10 @@ pub struct DirHandle {
     page_size: usize,
     mtime: SystemTime,
     source: Source,
+    /// Entries only the mount knows, shown after the store's.
+    extras: Vec<Listed>,
+    /// Names of `extras` the store listed too (so they are not shown twice).
+    seen: std::collections::HashSet<String>,
 }
 
 impl DirHandle {
@@ -64,7 +71,15 @@ impl DirHandle {
             page_size,
             mtime,
             source,
+            extras: Vec::new(),
+            seen: Default::default(),
         }
+    }
+
+    /// Also show `extras` (entries only the mount knows) after the store's entries.
+    pub fn with_extras(mut self, extras: Vec<Listed>) -> Self {
+        self.extras = extras;
+        self
     }
 
     fn fresh_stream(key: &str, suffix: &str, page_size: usize, mtime: SystemTime) -> Source {
@@ -99,15 +114,21 @@ impl DirHandle {
         if let Source::Cached(listing) = &self.source {
             for (i, e) in listing.entries.iter().enumerate().skip(start as usize) {
                 if !emit(e, i as u64) {
-                    break;
+                    return Ok(());
                 }
             }
+            let tail = self
+                .extras
+                .iter()
+                .filter(|x| listing.get(&x.name).is_none());
+            Self::feed_tail(tail, listing.entries.len() as u64, start, emit);
             return Ok(());
         }
         let rewind = matches!(&self.source, Source::Stream { buffered, next_index, .. }
             if start < next_index - buffered.len() as u64);
         if rewind {
             self.source = Self::fresh_stream(&self.key, &self.suffix, self.page_size, self.mtime);
+            self.seen.clear();
         }
         let Source::Stream {
             stream,
@@ -122,6 +143,9 @@ impl DirHandle {
             if buffered.is_empty() {
                 match stream.next(backend).await? {
                     Some(e) => {
+                        if self.extras.iter().any(|x| x.name == e.name) {
+                            self.seen.insert(e.name.clone());
+                        }
                         if let Some(c) = collected.as_mut() {
                             c.push(e.clone());
                             if !cache.accepts(c.len()) {
@@ -135,6 +159,9 @@ impl DirHandle {
                         if let Some(c) = collected.take() {
                             cache.put(&self.key, c);
                         }
+                        let seen = &self.seen;
+                        let tail = self.extras.iter().filter(|x| !seen.contains(&x.name));
+                        Self::feed_tail(tail, *next_index, start, emit);
                         return Ok(());
                     }
                 }
@@ -151,6 +178,20 @@ impl DirHandle {
                 return Ok(());
             }
             buffered.pop_front();
+        }
+    }
+
+    /// Hand the mount-only entries, numbered from `base`, from index `start` on.
+    fn feed_tail<'a>(
+        tail: impl Iterator<Item = &'a Listed>,
+        base: u64,
+        start: u64,
+        emit: &mut (dyn FnMut(&Listed, u64) -> bool + Send),
+    ) {
+        for (i, e) in (base..).zip(tail) {
+            if i >= start && !emit(e, i) {
+                return;
+            }
         }
     }
 }

@@ -29,9 +29,39 @@ pub enum FsError {
     /// The object changed on the server while it was open.
     #[error("the object changed on the server while open; reopen the file")]
     Stale,
+    /// The name exists already.
+    #[error("file exists")]
+    Exists,
+    /// A directory to remove or replace still has entries.
+    #[error("directory not empty")]
+    NotEmpty,
+    /// An argument the operation cannot take (e.g. a rename flag).
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+    /// An operation the object store cannot do, with the reason.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// The staging area for written data is full.
+    #[error("no space left in the staging area for written data")]
+    NoSpace,
+    /// Local I/O on staged data failed.
+    #[error("staging I/O failed: {0}")]
+    LocalIo(String),
+    /// Too many objects for one operation (e.g. renaming a large directory).
+    #[error("{0}")]
+    TooMany(String),
     /// The backend failed.
     #[error("{0}")]
     Backend(#[from] BackendError),
+}
+
+impl From<std::io::Error> for FsError {
+    fn from(e: std::io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => FsError::NoSpace,
+            _ => FsError::LocalIo(e.to_string()),
+        }
+    }
 }
 
 impl FsError {
@@ -45,6 +75,13 @@ impl FsError {
             FsError::NameTooLong => libc::ENAMETOOLONG,
             FsError::BadHandle(_) => libc::EBADF,
             FsError::Stale => libc::ESTALE,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::Invalid(_) => libc::EINVAL,
+            FsError::Unsupported(_) => libc::ENOTSUP,
+            FsError::NoSpace => libc::ENOSPC,
+            FsError::LocalIo(_) => libc::EIO,
+            FsError::TooMany(_) => libc::EMLINK,
             FsError::Backend(b) => match b {
                 BackendError::NotFound(_) => libc::ENOENT,
                 BackendError::Changed(_) => libc::ESTALE,
@@ -61,7 +98,12 @@ impl FsError {
     pub fn is_expected(&self) -> bool {
         matches!(
             self,
-            FsError::NotFound | FsError::ReadOnly | FsError::NotDir | FsError::IsDir
+            FsError::NotFound
+                | FsError::ReadOnly
+                | FsError::NotDir
+                | FsError::IsDir
+                | FsError::Exists
+                | FsError::NotEmpty
         ) || matches!(self, FsError::Backend(BackendError::NotFound(_)))
     }
 }

@@ -9,4 +9,6 @@ pub struct FileHandle {
     pub ino: u64,
     /// Reads of this handle.
     pub reader: Prefetcher,
+    /// Opened for writing.
+    pub write: bool,
 }

@@ -46,6 +46,9 @@ pub struct Node {
 struct Inner {
     nodes: HashMap<u64, Node>,
     names: HashMap<(u64, String), u64>,
+    /// Inodes that exist only here so far (a new directory, a created file not yet uploaded):
+    /// listings of their parent must show them although the store does not.
+    local: std::collections::HashSet<u64>,
 }
 
 /// All inodes of one mount.
@@ -176,7 +179,69 @@ impl InodeTable {
 
     /// Forget the name `name` in `parent` (the object is gone); the inode stays until forgotten.
     pub fn unlink(&self, parent: u64, name: &str) {
-        self.lock().names.remove(&(parent, name.to_string()));
+        let mut inner = self.lock();
+        if let Some(ino) = inner.names.remove(&(parent, name.to_string())) {
+            inner.local.remove(&ino);
+        }
+    }
+
+    /// Whether `ino` exists only here so far.
+    pub fn is_local(&self, ino: u64) -> bool {
+        self.lock().local.contains(&ino)
+    }
+
+    /// Mark `ino` as existing only here (`true`) or in the store too (`false`).
+    pub fn set_local(&self, ino: u64, local: bool) {
+        let mut inner = self.lock();
+        if local {
+            inner.local.insert(ino);
+        } else {
+            inner.local.remove(&ino);
+        }
+    }
+
+    /// The named children of `parent` that exist only here.
+    pub fn local_children(&self, parent: u64) -> Vec<Node> {
+        let inner = self.lock();
+        inner
+            .local
+            .iter()
+            .filter_map(|ino| inner.nodes.get(ino))
+            .filter(|n| {
+                n.parent == parent && inner.names.get(&(parent, n.name.clone())) == Some(&n.ino)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Give `ino` the name `name` in `parent` and the key `key`; the inode that had that name
+    /// (if any) loses it. For a directory, the keys of every known inode below it follow.
+    pub fn rename(&self, ino: u64, parent: u64, name: &str, key: &str) {
+        let mut inner = self.lock();
+        let Some(node) = inner.nodes.get(&ino).cloned() else {
+            return;
+        };
+        let old_name = (node.parent, node.name.clone());
+        if inner.names.get(&old_name) == Some(&ino) {
+            inner.names.remove(&old_name);
+        }
+        if let Some(replaced) = inner.names.insert((parent, name.to_string()), ino) {
+            if replaced != ino {
+                inner.local.remove(&replaced);
+            }
+        }
+        if node.kind == Kind::Dir && !node.key.is_empty() {
+            for n in inner.nodes.values_mut() {
+                if n.ino != ino && n.key.starts_with(&node.key) {
+                    n.key = format!("{key}{}", &n.key[node.key.len()..]);
+                }
+            }
+        }
+        if let Some(n) = inner.nodes.get_mut(&ino) {
+            n.parent = parent;
+            n.name = name.to_string();
+            n.key = key.to_string();
+        }
     }
 
     /// The kernel was handed `ino` once more.
@@ -202,6 +267,7 @@ impl InodeTable {
         }
         let name_key = (node.parent, node.name.clone());
         inner.nodes.remove(&ino);
+        inner.local.remove(&ino);
         if inner.names.get(&name_key) == Some(&ino) {
             inner.names.remove(&name_key);
         }

@@ -18,15 +18,18 @@ mod file_handle;
 pub mod inode;
 pub mod listing;
 pub mod negative;
+mod write_ops;
 
 pub use attr::{Attr, Entry, Kind, Stat};
 pub use error::{FsError, FsResult};
+pub use write_ops::Access;
 
 use crate::backend::{Backend, BackendError};
 use crate::config::MountConfig;
 use crate::read::{
     BlockSource, DiskBlockCache, MemoryBudget, ObjectRef, Pin, PrefetchConfig, Prefetcher,
 };
+use crate::write::StagingArea;
 use attr::AttrPolicy;
 use bytes::Bytes;
 use dir_cache::DirCache;
@@ -111,6 +114,12 @@ pub struct CoreConfig {
     pub prefetch: PrefetchConfig,
     /// See [`MountConfig::passthrough`].
     pub passthrough: bool,
+    /// See [`MountConfig::read_only`].
+    pub read_only: bool,
+    /// See [`MountConfig::upload_part_size`].
+    pub upload_part_size: u64,
+    /// See [`MountConfig::rename_dir_limit`].
+    pub rename_dir_limit: usize,
 }
 
 impl From<&MountConfig> for CoreConfig {
@@ -126,6 +135,9 @@ impl From<&MountConfig> for CoreConfig {
                 ..PrefetchConfig::default()
             },
             passthrough: c.passthrough,
+            read_only: c.read_only,
+            upload_part_size: c.upload_part_size,
+            rename_dir_limit: c.rename_dir_limit,
         }
     }
 }
@@ -146,6 +158,10 @@ pub struct CloudFs {
     dir_handles: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
     next_fh: AtomicU64,
     mounted_at: SystemTime,
+    /// Where written data is staged; `None` makes the mount read-only.
+    staging: Option<StagingArea>,
+    /// Inodes open for writing and their staged content.
+    writes: Mutex<HashMap<u64, Arc<write_ops::OpenWrite>>>,
 }
 
 impl CloudFs {
@@ -161,6 +177,7 @@ impl CloudFs {
         cache: Option<Arc<DiskBlockCache>>,
     ) -> Self {
         let now = SystemTime::now();
+        let staging = staging_area(cache.as_deref());
         CloudFs {
             blocks: BlockSource::new(backend.clone(), cache, mount.cache_block_size),
             budget: MemoryBudget::new(mount.max_memory),
@@ -178,6 +195,8 @@ impl CloudFs {
             dir_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             mounted_at: now,
+            staging,
+            writes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -224,6 +243,14 @@ impl CloudFs {
 
     /// Resolve `name` in directory `parent`; counts one kernel reference on success.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        let ino = self.resolve(parent, name).await?;
+        self.inodes.remember(ino);
+        let node = self.node(ino)?;
+        Ok(self.entry(&self.with_staged_size(node)))
+    }
+
+    /// The inode of `name` in directory `parent` (not counted as a kernel reference).
+    async fn resolve(&self, parent: u64, name: &str) -> FsResult<u64> {
         let dir = self.node(parent)?;
         if dir.kind != Kind::Dir {
             return Err(FsError::NotDir);
@@ -232,9 +259,12 @@ impl CloudFs {
             return Err(FsError::NameTooLong);
         }
         if let Some(node) = self.inodes.child(parent, name) {
-            if Instant::now() < node.expires {
-                self.inodes.remember(node.ino);
-                return Ok(self.entry(&node));
+            // What exists only in the mount, or is being written, is not asked of the store.
+            if Instant::now() < node.expires
+                || self.inodes.is_local(node.ino)
+                || self.is_open_for_write(node.ino)
+            {
+                return Ok(node.ino);
             }
         }
         if self.negative.contains(parent, name) {
@@ -257,8 +287,7 @@ impl CloudFs {
             found.stat,
             self.expiry(),
         );
-        self.inodes.remember(ino);
-        self.node(ino).map(|n| self.entry(&n))
+        Ok(ino)
     }
 
     /// Ask the store whether `name` exists under directory key `dir_key`.
@@ -330,10 +359,14 @@ impl CloudFs {
         ))
     }
 
-    /// The node of `ino`, refreshed from the store when it is a file whose TTL ran out.
+    /// The node of `ino`, refreshed from the store when it is a file whose TTL ran out; a
+    /// file open for writing has the size of its staged content.
     async fn fresh_node(&self, ino: u64) -> FsResult<Node> {
         let node = self.node(ino)?;
-        if node.kind == Kind::Dir || Instant::now() < node.expires {
+        if self.is_open_for_write(ino) {
+            return Ok(self.with_staged_size(node));
+        }
+        if node.kind == Kind::Dir || Instant::now() < node.expires || self.inodes.is_local(ino) {
             return Ok(node);
         }
         match self.backend.head(&node.key).await {
@@ -357,35 +390,36 @@ impl CloudFs {
 
     /// Open a file for reading. `keep_cache` tells the kernel it may keep the pages it cached
     /// from an earlier open, because the object's ETag has not changed since.
-    pub async fn open(&self, ino: u64, write: bool) -> FsResult<Opened> {
-        if write {
-            return Err(FsError::ReadOnly);
-        }
+    pub async fn open(&self, ino: u64, access: Access) -> FsResult<Opened> {
         let node = self.fresh_node(ino).await?;
         if node.kind == Kind::Dir {
             return Err(FsError::IsDir);
         }
-        let keep_cache = self.inodes.note_open(ino, node.stat.etag.as_deref());
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        if let Access::Write { truncate } = access {
+            self.writable()?;
+            self.stage(&node, truncate).await?;
+            let fh = self.add_handle(&node, true);
+            return Ok(Opened {
+                fh,
+                keep_cache: false,
+                whole: None,
+            });
+        }
+        let being_written = self.is_open_for_write(ino);
+        let keep_cache = self.inodes.note_open(ino, node.stat.etag.as_deref()) && !being_written;
         let obj = ObjectRef {
-            key: node.key,
-            etag: node.stat.etag,
+            key: node.key.clone(),
+            etag: node.stat.etag.clone(),
             size: node.stat.size,
         };
         // Pages the kernel kept from the last open are the fastest source of all; otherwise the
         // complete cache file (passthrough) is.
-        let whole = if keep_cache {
+        let whole = if keep_cache || being_written {
             None
         } else {
             self.whole_file(&obj).await
         };
-        let reader = Prefetcher::new(
-            self.blocks.clone(),
-            self.budget.clone(),
-            obj,
-            self.cfg.prefetch.clone(),
-        );
-        lock(&self.files).insert(fh, Arc::new(FileHandle { ino, reader }));
+        let fh = self.add_handle(&node, false);
         Ok(Opened {
             fh,
             keep_cache,
@@ -413,12 +447,15 @@ impl CloudFs {
             .map(|(file, pin)| WholeFile { file, _pin: pin })
     }
 
-    /// Read from an open file.
+    /// Read from an open file (from the staged content while the file is open for writing).
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
         let handle = lock(&self.files)
             .get(&fh)
             .cloned()
             .ok_or(FsError::BadHandle(fh))?;
+        if let Some(staged) = self.read_staged(handle.ino, offset, size).await {
+            return staged;
+        }
         match handle.reader.read(offset, size as u64).await {
             Ok(b) => Ok(b),
             Err(BackendError::Changed(msg)) => {
@@ -428,11 +465,6 @@ impl CloudFs {
             }
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Close an open file.
-    pub fn release(&self, fh: u64) {
-        lock(&self.files).remove(&fh);
     }
 
     /// Open a directory; returns the handle number.
@@ -454,7 +486,8 @@ impl CloudFs {
             &self.cfg.conflict_suffix,
             self.cfg.list_page_size,
             mtime,
-        );
+        )
+        .with_extras(self.local_entries(ino));
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.dir_handles).insert(fh, Arc::new(tokio::sync::Mutex::new(handle)));
         Ok(fh)
@@ -534,6 +567,22 @@ impl CloudFs {
             ffree: 1 << 32,
             bsize: 4096,
             namelen: 255,
+        }
+    }
+}
+
+/// The staging area: inside the cache directory when there is one, else a private directory
+/// under the system's temporary directory. `None` (writes refused) when neither can be made.
+fn staging_area(cache: Option<&DiskBlockCache>) -> Option<StagingArea> {
+    let dir = match cache {
+        Some(c) => c.dir().join("staging"),
+        None => std::env::temp_dir().join(format!("cloudmount-staging-{}", std::process::id())),
+    };
+    match StagingArea::open(&dir) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(error = %e, "writes are refused");
+            None
         }
     }
 }

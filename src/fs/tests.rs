@@ -272,7 +272,7 @@ async fn file_shadowed_by_a_directory_is_reachable_with_the_suffix() {
     );
     let f = fs.lookup(ROOT_INO, "same.file").await.unwrap();
     assert_eq!((f.attr.kind, f.attr.size), (Kind::File, 12));
-    let fh = fs.open(f.attr.ino, false).await.unwrap().fh;
+    let fh = fs.open(f.attr.ino, Access::Read).await.unwrap().fh;
     assert_eq!(&fs.read(fh, 0, 100).await.unwrap()[..], b"file-content");
     let names: Vec<String> = list_all(&fs, ROOT_INO, 100, true)
         .await
@@ -286,14 +286,25 @@ async fn file_shadowed_by_a_directory_is_reachable_with_the_suffix() {
 }
 
 #[tokio::test]
-async fn reads_return_exact_bytes_and_writes_are_refused() {
+async fn reads_return_exact_bytes_and_a_read_only_mount_refuses_writes() {
     let b = Arc::new(MemoryBackend::new());
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
     b.insert("blob", data.clone());
-    let fs = fs_with(&b, cfg());
+    let fs = fs_with(
+        &b,
+        MountConfig {
+            read_only: true,
+            ..cfg()
+        },
+    );
     let ino = fs.lookup(ROOT_INO, "blob").await.unwrap().attr.ino;
-    assert_eq!(fs.open(ino, true).await.unwrap_err(), FsError::ReadOnly);
-    let fh = fs.open(ino, false).await.unwrap().fh;
+    assert_eq!(
+        fs.open(ino, Access::Write { truncate: false })
+            .await
+            .unwrap_err(),
+        FsError::ReadOnly
+    );
+    let fh = fs.open(ino, Access::Read).await.unwrap().fh;
     assert_eq!(
         &fs.read(fh, 1_000_000, 10).await.unwrap()[..],
         &data[1_000_000..1_000_010]
@@ -304,7 +315,7 @@ async fn reads_return_exact_bytes_and_writes_are_refused() {
         "short read at EOF"
     );
     assert!(fs.read(fh, 5_000_000, 10).await.unwrap().is_empty());
-    fs.release(fh);
+    fs.release(fh).await;
     assert_eq!(fs.read(fh, 0, 1).await.unwrap_err(), FsError::BadHandle(fh));
 }
 
@@ -361,15 +372,15 @@ async fn keep_cache_only_while_the_etag_is_unchanged() {
     );
     let ino = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
     assert!(
-        !fs.open(ino, false).await.unwrap().keep_cache,
+        !fs.open(ino, Access::Read).await.unwrap().keep_cache,
         "first open: nothing cached yet"
     );
     assert!(
-        fs.open(ino, false).await.unwrap().keep_cache,
+        fs.open(ino, Access::Read).await.unwrap().keep_cache,
         "same ETag: keep the kernel's pages"
     );
     b.insert("f", "two");
-    let o = fs.open(ino, false).await.unwrap();
+    let o = fs.open(ino, Access::Read).await.unwrap();
     assert!(!o.keep_cache, "new ETag: the kernel must drop its pages");
     assert_eq!(&fs.read(o.fh, 0, 10).await.unwrap()[..], b"two");
 }
@@ -382,7 +393,7 @@ async fn complete_cached_files_are_offered_whole_unless_the_kernel_kept_pages() 
     let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
     let fs = CloudFs::with_cache(b.clone(), &cfg(), Some(cache));
     let ino = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
-    let o = fs.open(ino, false).await.unwrap();
+    let o = fs.open(ino, Access::Read).await.unwrap();
     assert!(o.whole.is_none(), "nothing cached yet");
     assert_eq!(fs.read(o.fh, 0, 3 << 20).await.unwrap().len(), 3 << 20);
     assert!(
@@ -390,15 +401,15 @@ async fn complete_cached_files_are_offered_whole_unless_the_kernel_kept_pages() 
             .drain_cache_writes(Duration::from_secs(10))
             .await
     );
-    fs.release(o.fh);
+    fs.release(o.fh).await;
 
-    let o = fs.open(ino, false).await.unwrap();
+    let o = fs.open(ino, Access::Read).await.unwrap();
     assert!(
         o.keep_cache && o.whole.is_none(),
         "the kernel's own pages come first"
     );
     fs.served_by_kernel(ino);
-    let o = fs.open(ino, false).await.unwrap();
+    let o = fs.open(ino, Access::Read).await.unwrap();
     let whole = o.whole.expect("complete in the cache, no kernel pages");
     assert!(!o.keep_cache);
     assert_eq!(whole.file.metadata().unwrap().len(), 3 << 20);
@@ -413,7 +424,7 @@ async fn complete_cached_files_are_offered_whole_unless_the_kernel_kept_pages() 
     );
     let ino = off.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
     assert!(
-        off.open(ino, false).await.unwrap().whole.is_none(),
+        off.open(ino, Access::Read).await.unwrap().whole.is_none(),
         "passthrough=false"
     );
 }

@@ -8,12 +8,12 @@ mod session;
 pub use passthrough::{Passthrough, Served};
 pub use session::{mount, tune_read_ahead, MountHandle, KERNEL_READ_AHEAD_KB};
 
-use crate::fs::{Attr, CloudFs, DirReplier, FsError, Kind};
+use crate::fs::{Access, Attr, CloudFs, DirReplier, FsError, Kind};
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
     ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyXattr, Request, TimeOrNow,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::sync::Arc;
@@ -82,6 +82,14 @@ fn errno(op: &str, e: &FsError) -> Errno {
 }
 
 /// Name bytes as UTF-8; object keys are UTF-8, so other names cannot exist.
+/// Answer an operation without data.
+fn empty(reply: ReplyEmpty, op: &str, r: Result<(), FsError>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(op, &e)),
+    }
+}
+
 fn utf8(name: &OsStr) -> Option<String> {
     name.to_str().map(str::to_string)
 }
@@ -179,13 +187,20 @@ impl Filesystem for FuseAdapter {
             tracing::debug_span!("open", req = req.unique().0, ino = ino.0),
         );
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let access = if write {
+            Access::Write {
+                truncate: flags.0 & libc::O_TRUNC != 0,
+            }
+        } else {
+            Access::Read
+        };
         let pt = self.passthrough.clone();
         self.rt.spawn(
             async move {
-                match fs.open(ino.0, write).await {
+                match fs.open(ino.0, access).await {
                     Ok(o) => {
                         let fh = FileHandle(o.fh);
-                        match pt.open(ino.0, o.fh, o.whole, |f| reply.open_backing(f)) {
+                        match pt.open(ino.0, o.fh, write, o.whole, |f| reply.open_backing(f)) {
                             Served::Passthrough(id) => {
                                 fs.served_by_kernel(ino.0);
                                 reply.opened_passthrough(fh, FopenFlags::empty(), &id)
@@ -194,6 +209,7 @@ impl Filesystem for FuseAdapter {
                                 reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE)
                             }
                             Served::ByDaemon => reply.opened(fh, FopenFlags::empty()),
+                            Served::DirectIo => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
                         }
                     }
                     Err(e) => reply.error(errno("open", &e)),
@@ -240,20 +256,19 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         self.passthrough.release(ino.0, fh.0);
-        self.fs.release(fh.0);
+        let fs = self.fs.clone();
+        self.rt.spawn(async move { fs.release(fh.0).await });
         reply.ok();
     }
 
-    // Namespace and metadata changes: this version is read-only (writes come with the write
-    // path), so they answer EROFS like a read-only mount instead of ENOSYS.
     fn setattr(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         _mode: Option<u32>,
         _uid: Option<u32>,
         _gid: Option<u32>,
-        _size: Option<u64>,
+        size: Option<u64>,
         _atime: Option<TimeOrNow>,
         _mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
@@ -264,7 +279,27 @@ impl Filesystem for FuseAdapter {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(errno("setattr", &FsError::ReadOnly));
+        // Only the size is stored; mode, owner and times are accepted and not kept (yet).
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("setattr", req = req.unique().0, ino = ino.0, ?size),
+        );
+        self.rt.spawn(
+            async move {
+                let done = match size {
+                    Some(n) => fs.set_size(ino.0, n).await,
+                    None => Ok(()),
+                };
+                match done {
+                    Ok(()) => match fs.getattr(ino.0).await {
+                        Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
+                        Err(e) => reply.error(errno("setattr", &e)),
+                    },
+                    Err(e) => reply.error(errno("setattr", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
     fn mknod(
@@ -277,27 +312,69 @@ impl Filesystem for FuseAdapter {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("mknod", &FsError::ReadOnly));
+        reply.error(errno(
+            "mknod",
+            &FsError::Unsupported("device files and fifos cannot be stored".into()),
+        ));
     }
 
     fn mkdir(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("mkdir", &FsError::ReadOnly));
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("mkdir", req = req.unique().0, parent = parent.0, ?name),
+        );
+        let Some(name) = utf8(name) else {
+            return reply.error(Errno::EINVAL);
+        };
+        self.rt.spawn(
+            async move {
+                match fs.mkdir(parent.0, &name).await {
+                    Ok(e) => reply.entry_with_ttls(
+                        &e.attr_ttl,
+                        &e.entry_ttl,
+                        &file_attr(&e.attr),
+                        Generation(0),
+                    ),
+                    Err(e) => reply.error(errno("mkdir", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("unlink", &FsError::ReadOnly));
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("unlink", req = req.unique().0, parent = parent.0, ?name),
+        );
+        let Some(name) = utf8(name) else {
+            return reply.error(Errno::ENOENT);
+        };
+        self.rt.spawn(
+            async move { empty(reply, "unlink", fs.unlink(parent.0, &name).await) }
+                .instrument(span),
+        );
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("rmdir", &FsError::ReadOnly));
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("rmdir", req = req.unique().0, parent = parent.0, ?name),
+        );
+        let Some(name) = utf8(name) else {
+            return reply.error(Errno::ENOENT);
+        };
+        self.rt.spawn(
+            async move { empty(reply, "rmdir", fs.rmdir(parent.0, &name).await) }.instrument(span),
+        );
     }
 
     fn symlink(
@@ -308,45 +385,158 @@ impl Filesystem for FuseAdapter {
         _target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("symlink", &FsError::ReadOnly));
+        reply.error(errno(
+            "symlink",
+            &FsError::Unsupported("symbolic links are not stored yet".into()),
+        ));
     }
 
     fn rename(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        _flags: RenameFlags,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(errno("rename", &FsError::ReadOnly));
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!(
+                "rename",
+                req = req.unique().0,
+                parent = parent.0,
+                ?name,
+                newparent = newparent.0,
+                ?newname
+            ),
+        );
+        let (Some(name), Some(newname)) = (utf8(name), utf8(newname)) else {
+            return reply.error(Errno::ENOENT);
+        };
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
+            return reply.error(Errno::EINVAL);
+        }
+        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        self.rt.spawn(
+            async move {
+                let r = fs
+                    .rename(parent.0, &name, newparent.0, &newname, noreplace)
+                    .await;
+                empty(reply, "rename", r)
+            }
+            .instrument(span),
+        );
     }
 
     fn create(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(errno("create", &FsError::ReadOnly));
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("create", req = req.unique().0, parent = parent.0, ?name),
+        );
+        let Some(name) = utf8(name) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let pt = self.passthrough.clone();
+        self.rt.spawn(
+            async move {
+                match fs.create(parent.0, &name).await {
+                    Ok((e, o)) => {
+                        // A new inode: no other open, so the daemon serves it.
+                        let _ = pt.open(e.attr.ino, o.fh, true, None, |_| {
+                            Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+                        });
+                        reply.created(
+                            &e.entry_ttl,
+                            &file_attr(&e.attr),
+                            Generation(0),
+                            FileHandle(o.fh),
+                            FopenFlags::empty(),
+                        )
+                    }
+                    Err(e) => reply.error(errno("create", &e)),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn write(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!(
+                "write",
+                req = req.unique().0,
+                ino = ino.0,
+                offset,
+                len = data.len()
+            ),
+        );
+        let data = data.to_vec();
+        self.rt.spawn(
+            async move {
+                match fs.write(fh.0, offset, &data).await {
+                    Ok(n) => reply.written(n),
+                    Err(e) => reply.error(errno("write", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
     fn flush(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Nothing is buffered for writing yet, so a close has nothing to report.
-        reply.ok();
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("flush", req = req.unique().0, ino = ino.0),
+        );
+        self.rt
+            .spawn(async move { empty(reply, "flush", fs.flush(fh.0).await) }.instrument(span));
+    }
+
+    fn fsync(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("fsync", req = req.unique().0, ino = ino.0),
+        );
+        self.rt
+            .spawn(async move { empty(reply, "fsync", fs.fsync(fh.0).await) }.instrument(span));
     }
 
     // No extended attributes. ENOSYS (not ENODATA) makes the kernel stop asking for the rest of

@@ -24,6 +24,9 @@ pub enum Served<Id = BackingId> {
     ByDaemon,
     /// The kernel reads this backing file.
     Passthrough(Arc<Id>),
+    /// A write open while the inode is in passthrough mode: direct I/O to the daemon, which
+    /// the kernel allows next to passthrough opens.
+    DirectIo,
 }
 
 #[derive(Debug)]
@@ -41,6 +44,8 @@ struct State<Id> {
     by_daemon: HashMap<u64, u32>,
     /// Passthrough handles and their inode.
     handles: HashMap<u64, u64>,
+    /// Direct-I/O handles (counted in no mode).
+    direct: std::collections::HashSet<u64>,
 }
 
 /// The passthrough state of one mount (`Id` is the kernel's backing id; tests use a stand-in).
@@ -59,6 +64,7 @@ impl<Id> Passthrough<Id> {
                 backed: HashMap::new(),
                 by_daemon: HashMap::new(),
                 handles: HashMap::new(),
+                direct: Default::default(),
             }),
         }
     }
@@ -77,16 +83,22 @@ impl<Id> Passthrough<Id> {
         self.lock().enabled = false;
     }
 
-    /// Decide how open `fh` of `ino` is served; `register` makes a backing id of a file.
+    /// Decide how open `fh` of `ino` (for writing when `write`) is served; `register` makes a
+    /// backing id of a file.
     pub fn open(
         &self,
         ino: u64,
         fh: u64,
+        write: bool,
         whole: Option<WholeFile>,
         register: impl FnOnce(&std::fs::File) -> std::io::Result<Id>,
     ) -> Served<Id> {
         let mut s = self.lock();
-        if let Some(b) = s.backed.get_mut(&ino) {
+        if write && s.backed.contains_key(&ino) {
+            s.direct.insert(fh);
+            return Served::DirectIo;
+        }
+        if let Some(b) = s.backed.get_mut(&ino).filter(|_| !write) {
             b.opens += 1;
             let id = b.id.clone();
             s.handles.insert(fh, ino);
@@ -129,6 +141,9 @@ impl<Id> Passthrough<Id> {
     /// Forget open `fh` of `ino`; the last passthrough handle of an inode drops its backing id.
     pub fn release(&self, ino: u64, fh: u64) {
         let mut s = self.lock();
+        if s.direct.remove(&fh) {
+            return;
+        }
         if s.handles.remove(&fh).is_some() {
             if let Some(b) = s.backed.get_mut(&ino) {
                 b.opens -= 1;

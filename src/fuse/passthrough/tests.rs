@@ -22,10 +22,11 @@ fn id(n: u32) -> impl FnOnce(&std::fs::File) -> std::io::Result<u32> {
 fn opens_of_an_inode_share_one_backing_id_until_the_last_release() {
     let (_d, c) = cache();
     let p = Passthrough::<u32>::new(true);
-    let Served::Passthrough(a) = p.open(7, 1, Some(whole(&c, "k")), id(11)) else {
+    let Served::Passthrough(a) = p.open(7, 1, false, Some(whole(&c, "k")), id(11)) else {
         panic!("first open with a complete file uses passthrough");
     };
-    let Served::Passthrough(b) = p.open(7, 2, None, |_| panic!("no second registration")) else {
+    let Served::Passthrough(b) = p.open(7, 2, false, None, |_| panic!("no second registration"))
+    else {
         panic!("later opens join passthrough");
     };
     assert_eq!((*a, *b), (11, 11));
@@ -45,15 +46,18 @@ fn opens_of_an_inode_share_one_backing_id_until_the_last_release() {
 fn an_inode_read_by_the_daemon_stays_so_while_open() {
     let (_d, c) = cache();
     let p = Passthrough::<u32>::new(true);
-    assert!(matches!(p.open(7, 1, None, id(1)), Served::ByDaemon));
+    assert!(matches!(p.open(7, 1, false, None, id(1)), Served::ByDaemon));
     assert!(
-        matches!(p.open(7, 2, Some(whole(&c, "k")), id(1)), Served::ByDaemon),
+        matches!(
+            p.open(7, 2, false, Some(whole(&c, "k")), id(1)),
+            Served::ByDaemon
+        ),
         "the kernel refuses to mix modes on one inode"
     );
     p.release(7, 1);
     p.release(7, 2);
     assert!(matches!(
-        p.open(7, 3, Some(whole(&c, "k")), id(5)),
+        p.open(7, 3, false, Some(whole(&c, "k")), id(5)),
         Served::Passthrough(_)
     ));
 }
@@ -64,17 +68,46 @@ fn a_refused_registration_turns_passthrough_off() {
     let p = Passthrough::<u32>::new(true);
     let refused = |_: &std::fs::File| Err(std::io::Error::from_raw_os_error(libc::EPERM));
     assert!(matches!(
-        p.open(7, 1, Some(whole(&c, "k")), refused),
+        p.open(7, 1, false, Some(whole(&c, "k")), refused),
         Served::ByDaemon
     ));
     assert!(!p.enabled());
     assert!(matches!(
-        p.open(8, 2, Some(whole(&c, "j")), id(1)),
+        p.open(8, 2, false, Some(whole(&c, "j")), id(1)),
         Served::ByDaemon
     ));
     let off = Passthrough::<u32>::new(false);
     assert!(matches!(
-        off.open(9, 3, Some(whole(&c, "i")), id(1)),
+        off.open(9, 3, false, Some(whole(&c, "i")), id(1)),
         Served::ByDaemon
     ));
+}
+
+#[test]
+fn write_opens_never_use_the_backing_file() {
+    let (_d, c) = cache();
+    let p = Passthrough::<u32>::new(true);
+    assert!(matches!(
+        p.open(7, 1, false, Some(whole(&c, "k")), id(3)),
+        Served::Passthrough(_)
+    ));
+    assert!(
+        matches!(p.open(7, 2, true, None, id(4)), Served::DirectIo),
+        "a writer next to a passthrough reader goes to the daemon with direct I/O"
+    );
+    p.release(7, 2);
+    assert_eq!(
+        p.backed_inodes(),
+        1,
+        "a direct-I/O release leaves passthrough alone"
+    );
+    p.release(7, 1);
+    assert!(matches!(p.open(8, 3, true, None, id(5)), Served::ByDaemon));
+    assert!(
+        matches!(
+            p.open(8, 4, false, Some(whole(&c, "j")), id(6)),
+            Served::ByDaemon
+        ),
+        "while a writer is open the inode stays with the daemon"
+    );
 }

@@ -1,0 +1,591 @@
+//! Changes through the mount: create, write, truncate, flush/fsync, unlink, mkdir, rmdir,
+//! rename.
+//!
+//! Data: an inode open for writing has one [`Staged`] file shared by its write handles (see
+//! `crate::write::staging`); `flush` (every `close`) and `fsync` upload it when it changed and
+//! return the upload's result, so an error reaches the application. A failed upload is retried
+//! at the next flush and at the last release; if that fails too, the staged file is kept on
+//! disk and the log names it.
+//!
+//! Names: a created file exists only in the mount until its first upload, and a new directory
+//! until a file is uploaded below it (object stores have no empty directories that object_store
+//! can create); both are listed by their parent meanwhile. Renames copy then delete on the
+//! server (a directory: every object below it, up to `rename_dir_limit`).
+
+use super::{lock, parent_key, CloudFs, Entry, FileHandle, FsError, FsResult, Kind, Node, Opened};
+use super::{Listed, Prefetcher, Stat};
+use crate::backend::BackendError;
+use crate::read::ObjectRef;
+use crate::write::Staged;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The staged content of an inode open for writing, shared by its write handles.
+#[derive(Debug)]
+pub struct OpenWrite {
+    staged: tokio::sync::Mutex<Staged>,
+    /// Size of the staged content (readable without the lock).
+    size: AtomicU64,
+    /// Write handles open on it.
+    handles: AtomicU64,
+}
+
+/// How a file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read only.
+    Read,
+    /// Read and write; `truncate` empties the file first (`O_TRUNC`).
+    Write {
+        /// `O_TRUNC`.
+        truncate: bool,
+    },
+}
+
+impl CloudFs {
+    pub(super) fn is_open_for_write(&self, ino: u64) -> bool {
+        lock(&self.writes).contains_key(&ino)
+    }
+
+    fn open_write(&self, ino: u64) -> Option<Arc<OpenWrite>> {
+        lock(&self.writes).get(&ino).cloned()
+    }
+
+    /// `node` with the size of its staged content when it is open for writing.
+    pub(super) fn with_staged_size(&self, mut node: Node) -> Node {
+        if let Some(w) = self.open_write(node.ino) {
+            node.stat.size = w.size.load(Ordering::Relaxed);
+        }
+        node
+    }
+
+    /// Entries of directory `ino` that only the mount knows so far.
+    pub(super) fn local_entries(&self, ino: u64) -> Vec<Listed> {
+        self.inodes
+            .local_children(ino)
+            .into_iter()
+            .map(|n| {
+                let n = self.with_staged_size(n);
+                Listed {
+                    name: n.name,
+                    key: n.key,
+                    kind: n.kind,
+                    stat: n.stat,
+                }
+            })
+            .collect()
+    }
+
+    pub(super) fn writable(&self) -> FsResult<()> {
+        if self.cfg.read_only || self.staging.is_none() {
+            return Err(FsError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Open `node` for writing: join its staged content or stage it (downloading the current
+    /// bytes unless `truncate`). Counts one write handle.
+    pub(super) async fn stage(&self, node: &Node, truncate: bool) -> FsResult<Arc<OpenWrite>> {
+        if let Some(w) = self.open_write(node.ino) {
+            w.handles.fetch_add(1, Ordering::Relaxed);
+            if truncate {
+                self.truncate_staged(node.ino, &w, 0).await?;
+            }
+            return Ok(w);
+        }
+        let area = self.staging.as_ref().ok_or(FsError::ReadOnly)?;
+        let mut staged = area.create(&node.key)?;
+        if truncate {
+            staged.truncate(0)?;
+        } else if node.stat.size > 0 {
+            self.download(node, &staged).await?;
+            staged.filled(node.stat.size);
+        }
+        let size = staged.size();
+        let fresh = Arc::new(OpenWrite {
+            staged: tokio::sync::Mutex::new(staged),
+            size: AtomicU64::new(size),
+            handles: AtomicU64::new(1),
+        });
+        // Another open may have staged the file meanwhile: join it (ours is dropped).
+        let mut writes = lock(&self.writes);
+        if let Some(w) = writes.get(&node.ino) {
+            w.handles.fetch_add(1, Ordering::Relaxed);
+            return Ok(w.clone());
+        }
+        writes.insert(node.ino, fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Copy the object's current bytes into `staged`, part by part.
+    async fn download(&self, node: &Node, staged: &Staged) -> FsResult<()> {
+        use std::os::unix::fs::FileExt;
+        let part = self.cfg.upload_part_size.max(1 << 20);
+        let mut at = 0;
+        while at < node.stat.size {
+            let end = (at + part).min(node.stat.size);
+            let data = self
+                .backend
+                .get_range(&node.key, at..end, node.stat.etag.as_deref())
+                .await?;
+            staged.file().write_all_at(&data, at)?;
+            at = end;
+        }
+        Ok(())
+    }
+
+    async fn truncate_staged(&self, ino: u64, w: &OpenWrite, size: u64) -> FsResult<()> {
+        let mut st = w.staged.lock().await;
+        st.truncate(size)?;
+        w.size.store(size, Ordering::Relaxed);
+        self.touch(ino, size);
+        Ok(())
+    }
+
+    /// The inode's size and mtime after a local change.
+    fn touch(&self, ino: u64, size: u64) {
+        if let Some(node) = self.inodes.get(ino) {
+            let stat = Stat {
+                size,
+                mtime: SystemTime::now(),
+                etag: node.stat.etag,
+            };
+            self.inodes.refresh(ino, stat, self.expiry());
+        }
+    }
+
+    /// Create and open file `name` in `parent` (it exists only in the mount until uploaded).
+    pub async fn create(&self, parent: u64, name: &str) -> FsResult<(Entry, Opened)> {
+        self.writable()?;
+        let dir = self.node(parent)?;
+        if dir.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        if dir.key.len() + name.len() > super::MAX_KEY_LEN {
+            return Err(FsError::NameTooLong);
+        }
+        let key = format!("{}{name}", dir.key);
+        let stat = Stat {
+            size: 0,
+            mtime: SystemTime::now(),
+            etag: None,
+        };
+        let ino = self
+            .inodes
+            .upsert(parent, name, &key, Kind::File, stat, self.expiry());
+        self.inodes.set_local(ino, true);
+        self.negative.remove(parent, name);
+        let node = self.node(ino)?;
+        let w = self.stage(&node, true).await?;
+        w.staged.lock().await.dirty = true;
+        self.inodes.remember(ino);
+        let fh = self.add_handle(&node, true);
+        let entry = self.entry(&self.with_staged_size(node));
+        Ok((
+            entry,
+            Opened {
+                fh,
+                keep_cache: false,
+                whole: None,
+            },
+        ))
+    }
+
+    /// Register an open handle of `node`.
+    pub(super) fn add_handle(&self, node: &Node, write: bool) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let obj = ObjectRef {
+            key: node.key.clone(),
+            etag: node.stat.etag.clone(),
+            size: node.stat.size,
+        };
+        let reader = Prefetcher::new(
+            self.blocks.clone(),
+            self.budget.clone(),
+            obj,
+            self.cfg.prefetch.clone(),
+        );
+        lock(&self.files).insert(
+            fh,
+            Arc::new(FileHandle {
+                ino: node.ino,
+                reader,
+                write,
+            }),
+        );
+        fh
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<FileHandle>> {
+        lock(&self.files)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle(fh))
+    }
+
+    /// Write `data` at `offset` through handle `fh`; returns the bytes written.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let h = self.handle(fh)?;
+        let w = match (h.write, self.open_write(h.ino)) {
+            (true, Some(w)) => w,
+            _ => return Err(FsError::BadHandle(fh)),
+        };
+        let size = {
+            let mut st = w.staged.lock().await;
+            st.write_at(offset, data)?;
+            st.size()
+        };
+        w.size.store(size, Ordering::Relaxed);
+        self.touch(h.ino, size);
+        Ok(data.len() as u32)
+    }
+
+    /// Bytes of a file open for writing, from its staged content; `None` when not staged.
+    pub(super) async fn read_staged(
+        &self,
+        ino: u64,
+        offset: u64,
+        size: u32,
+    ) -> Option<FsResult<bytes::Bytes>> {
+        let w = self.open_write(ino)?;
+        let st = w.staged.lock().await;
+        Some(
+            st.read_at(offset, size as u64)
+                .map(bytes::Bytes::from)
+                .map_err(FsError::from),
+        )
+    }
+
+    /// `close` of a handle (called for every close): upload changed content, return its result.
+    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if !h.write {
+            return Ok(());
+        }
+        match self.open_write(h.ino) {
+            Some(w) => self.upload(h.ino, &w).await,
+            None => Ok(()),
+        }
+    }
+
+    /// `fsync`: the same as a flush.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+        self.flush(fh).await
+    }
+
+    /// Upload the staged content of `ino` if it changed.
+    async fn upload(&self, ino: u64, w: &OpenWrite) -> FsResult<()> {
+        let mut st = w.staged.lock().await;
+        if !st.dirty || st.unlinked {
+            return Ok(());
+        }
+        let put = self
+            .backend
+            .put_file(&st.key, st.path(), st.size(), self.cfg.upload_part_size)
+            .await;
+        let info = match put {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(key = %st.key, error = %e, "upload failed; the data stays staged and is sent again at the next flush or close");
+                return Err(e.into());
+            }
+        };
+        st.dirty = false;
+        let stat = Stat {
+            size: info.size,
+            mtime: info.mtime,
+            etag: info.etag,
+        };
+        self.inodes.refresh(ino, stat, self.expiry());
+        self.inodes.set_local(ino, false);
+        self.dirs.invalidate(&parent_key(&st.key));
+        if let Some(node) = self.inodes.get(ino) {
+            self.negative.remove(node.parent, &node.name);
+            // Directories above a new object now exist on the server.
+            let mut parent = node.parent;
+            for _ in 0..super::MAX_KEY_LEN {
+                if parent == super::ROOT_INO || !self.inodes.is_local(parent) {
+                    break;
+                }
+                self.inodes.set_local(parent, false);
+                parent = self
+                    .inodes
+                    .get(parent)
+                    .map_or(super::ROOT_INO, |n| n.parent);
+            }
+        }
+        Ok(())
+    }
+
+    /// Close handle `fh`. The last write handle of an inode retries a failed upload and, if it
+    /// fails again, keeps the staged file on disk so nothing is lost.
+    pub async fn release(&self, fh: u64) {
+        let Some(h) = lock(&self.files).remove(&fh) else {
+            return;
+        };
+        if !h.write {
+            return;
+        }
+        let last = {
+            let mut writes = lock(&self.writes);
+            match writes.get(&h.ino) {
+                Some(w) if w.handles.fetch_sub(1, Ordering::Relaxed) == 1 => writes.remove(&h.ino),
+                _ => None,
+            }
+        };
+        let Some(w) = last else {
+            return;
+        };
+        if self.upload(h.ino, &w).await.is_err() {
+            let mut st = w.staged.lock().await;
+            st.keep();
+            tracing::error!(key = %st.key, staged = %st.path().display(), "upload failed at close; the written data is kept in the staged file");
+        }
+    }
+
+    /// Change the size of `ino` (truncate/ftruncate).
+    pub async fn set_size(&self, ino: u64, size: u64) -> FsResult<()> {
+        self.writable()?;
+        if let Some(w) = self.open_write(ino) {
+            return self.truncate_staged(ino, &w, size).await;
+        }
+        let node = self.fresh_node(ino).await?;
+        if node.kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        // Not open for writing: stage, change, upload, done.
+        let w = self.stage(&node, size == 0).await?;
+        let result = match self.truncate_staged(ino, &w, size).await {
+            Ok(()) => self.upload(ino, &w).await,
+            Err(e) => Err(e),
+        };
+        let mut writes = lock(&self.writes);
+        if w.handles.fetch_sub(1, Ordering::Relaxed) == 1 {
+            writes.remove(&ino);
+        }
+        result
+    }
+
+    /// Remove file `name` from `parent`.
+    pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.writable()?;
+        let ino = self.resolve(parent, name).await?;
+        let node = self.node(ino)?;
+        if node.kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        if let Some(w) = self.open_write(ino) {
+            w.staged.lock().await.unlinked = true;
+        }
+        if !self.inodes.is_local(ino) {
+            self.backend.delete(&node.key).await?;
+        }
+        self.forget_name(parent, name, &node.key);
+        Ok(())
+    }
+
+    fn forget_name(&self, parent: u64, name: &str, key: &str) {
+        self.inodes.unlink(parent, name);
+        self.dirs.invalidate(&parent_key(key));
+        self.negative.insert(parent, name);
+    }
+
+    /// Make directory `name` in `parent` (it exists only in the mount until a file is
+    /// uploaded below it).
+    pub async fn mkdir(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        self.writable()?;
+        match self.resolve(parent, name).await {
+            Ok(_) => return Err(FsError::Exists),
+            Err(FsError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let dir = self.node(parent)?;
+        let key = format!("{}{name}/", dir.key);
+        let stat = Stat {
+            size: 0,
+            mtime: SystemTime::now(),
+            etag: None,
+        };
+        let ino = self
+            .inodes
+            .upsert(parent, name, &key, Kind::Dir, stat, self.expiry());
+        self.inodes.set_local(ino, true);
+        self.negative.remove(parent, name);
+        self.inodes.remember(ino);
+        Ok(self.entry(&self.node(ino)?))
+    }
+
+    /// Whether directory `node` has no entries, here or in the store.
+    async fn dir_is_empty(&self, node: &Node) -> FsResult<bool> {
+        if !self.inodes.local_children(node.ino).is_empty() {
+            return Ok(false);
+        }
+        if self.inodes.is_local(node.ino) {
+            return Ok(true);
+        }
+        let page = match self.backend.list(&node.key, None, 2).await {
+            Ok(p) => p,
+            Err(BackendError::NotFound(_)) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        };
+        if !page.objects.is_empty() || !page.prefixes.is_empty() {
+            return Ok(false);
+        }
+        if page.marker {
+            return Err(FsError::Unsupported(format!(
+                "{} is an empty directory kept by a directory marker object, which this \
+                 version cannot delete; delete the object {:?} with your storage's tools",
+                node.key, node.key
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Remove the empty directory `name` from `parent`.
+    pub async fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.writable()?;
+        let ino = self.resolve(parent, name).await?;
+        let node = self.node(ino)?;
+        if node.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        if !self.dir_is_empty(&node).await? {
+            return Err(FsError::NotEmpty);
+        }
+        self.dirs.invalidate(&node.key);
+        self.forget_name(parent, name, &node.key);
+        Ok(())
+    }
+
+    /// Rename `name` in `parent` to `new_name` in `new_parent`; `noreplace` refuses to replace
+    /// an existing name (RENAME_NOREPLACE).
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        noreplace: bool,
+    ) -> FsResult<()> {
+        self.writable()?;
+        let ino = self.resolve(parent, name).await?;
+        let src = self.node(ino)?;
+        let new_dir = self.node(new_parent)?;
+        if new_dir.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        if src.kind == Kind::Dir && new_dir.key.starts_with(&src.key) {
+            return Err(FsError::Invalid("a directory cannot move into itself"));
+        }
+        let existing = match self.resolve(new_parent, new_name).await {
+            Ok(d) if d == ino => return Ok(()),
+            Ok(d) => Some(self.node(d)?),
+            Err(FsError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(dst) = &existing {
+            if noreplace {
+                return Err(FsError::Exists);
+            }
+            match (src.kind, dst.kind) {
+                (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
+                (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
+                (Kind::Dir, Kind::Dir) if !self.dir_is_empty(dst).await? => {
+                    return Err(FsError::NotEmpty)
+                }
+                _ => {}
+            }
+            if let Some(w) = self.open_write(dst.ino) {
+                w.staged.lock().await.unlinked = true;
+            }
+        }
+        let suffix = if src.kind == Kind::Dir { "/" } else { "" };
+        let new_key = format!("{}{new_name}{suffix}", new_dir.key);
+        if src.kind == Kind::Dir {
+            self.move_prefix(&src, &new_key).await?;
+        } else {
+            self.move_file(&src, &new_key).await?;
+        }
+        self.inodes.rename(ino, new_parent, new_name, &new_key);
+        for key in [
+            parent_key(&src.key),
+            new_dir.key.clone(),
+            src.key.clone(),
+            new_key,
+        ] {
+            self.dirs.invalidate(&key);
+        }
+        self.negative.remove(new_parent, new_name);
+        self.negative.insert(parent, name);
+        Ok(())
+    }
+
+    async fn move_file(&self, src: &Node, new_key: &str) -> FsResult<()> {
+        let staged = self.open_write(src.ino);
+        if let Some(w) = &staged {
+            // Later uploads of the open file go to the new name.
+            w.staged.lock().await.key = new_key.to_string();
+        }
+        if self.inodes.is_local(src.ino) {
+            return Ok(());
+        }
+        self.backend.copy(&src.key, new_key).await?;
+        self.backend.delete(&src.key).await?;
+        Ok(())
+    }
+
+    /// Move every object below directory `src` to `new_key`.
+    async fn move_prefix(&self, src: &Node, new_key: &str) -> FsResult<()> {
+        let keys = self.objects_below(&src.key).await?;
+        for key in &keys {
+            let to = format!("{new_key}{}", &key[src.key.len()..]);
+            self.backend.copy(key, &to).await?;
+        }
+        for key in &keys {
+            self.backend.delete(key).await?;
+        }
+        // Staged files below follow their directory.
+        let below: Vec<Arc<OpenWrite>> = lock(&self.writes).values().cloned().collect();
+        for w in below {
+            let mut st = w.staged.lock().await;
+            if let Some(rest) = st.key.strip_prefix(&src.key) {
+                st.key = format!("{new_key}{rest}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every object key below directory key `prefix`, refusing more than `rename_dir_limit`.
+    async fn objects_below(&self, prefix: &str) -> FsResult<Vec<String>> {
+        let limit = self.cfg.rename_dir_limit;
+        let mut keys = Vec::new();
+        let mut dirs = vec![prefix.to_string()];
+        while let Some(dir) = dirs.pop() {
+            let mut token: Option<String> = None;
+            loop {
+                let page = match self.backend.list(&dir, token.as_deref(), 1000).await {
+                    Ok(p) => p,
+                    Err(BackendError::NotFound(_)) => break,
+                    Err(e) => return Err(e.into()),
+                };
+                keys.extend(page.objects.into_iter().map(|o| o.key));
+                dirs.extend(page.prefixes);
+                if keys.len() > limit {
+                    return Err(FsError::TooMany(format!(
+                        "renaming {prefix} would move more than {limit} objects; \
+                         raise -o rename_dir_limit= or move them with your storage's tools"
+                    )));
+                }
+                match page.next_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+//! Write operations over the in-memory backend: what the store holds after each step.
+
+use super::super::{CloudFs, DirReplier, ROOT_INO};
+use super::*;
+use crate::backend::memory::MemoryBackend;
+use crate::backend::Backend;
+use crate::config::MountConfig;
+use crate::fs::Attr;
+
+fn fs(b: &Arc<MemoryBackend>) -> CloudFs {
+    CloudFs::new(b.clone(), &MountConfig::default())
+}
+
+async fn object(b: &MemoryBackend, key: &str) -> Option<Vec<u8>> {
+    let size = b.head(key).await.ok()?.size;
+    Some(b.get_range(key, 0..size, None).await.ok()?.to_vec())
+}
+
+#[derive(Default)]
+struct Names(Vec<String>);
+
+impl DirReplier for Names {
+    fn add(&mut self, name: &str, _attr: &Attr, _offset: u64) -> bool {
+        self.0.push(name.to_string());
+        false
+    }
+}
+
+async fn ls(fs: &CloudFs, ino: u64) -> Vec<String> {
+    let fh = fs.opendir(ino).unwrap();
+    let mut n = Names::default();
+    fs.readdir(fh, 0, false, &mut n).await.unwrap();
+    fs.releasedir(fh);
+    let mut names: Vec<String> = n.0.into_iter().filter(|x| x != "." && x != "..").collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn created_files_are_uploaded_at_flush_and_readable_before() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs(&b);
+    let (e, o) = fs.create(ROOT_INO, "new.txt").await.unwrap();
+    assert_eq!(
+        ls(&fs, ROOT_INO).await,
+        ["new.txt"],
+        "listed before any upload"
+    );
+    fs.write(o.fh, 0, b"hello ").await.unwrap();
+    fs.write(o.fh, 6, b"world").await.unwrap();
+    assert_eq!(
+        fs.getattr(e.attr.ino).await.unwrap().0.size,
+        11,
+        "stat sees the new size"
+    );
+    assert_eq!(&fs.read(o.fh, 0, 100).await.unwrap()[..], b"hello world");
+    assert!(
+        object(&b, "new.txt").await.is_none(),
+        "nothing sent before close"
+    );
+    fs.flush(o.fh).await.unwrap();
+    assert_eq!(object(&b, "new.txt").await.unwrap(), b"hello world");
+    fs.release(o.fh).await;
+    assert_eq!(
+        ls(&fs, ROOT_INO).await,
+        ["new.txt"],
+        "listed once, from the store"
+    );
+    let o = fs.open(e.attr.ino, Access::Read).await.unwrap();
+    assert_eq!(&fs.read(o.fh, 0, 100).await.unwrap()[..], b"hello world");
+}
+
+#[tokio::test]
+async fn edits_truncates_and_appends_keep_the_rest_of_the_object() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("f", b"0123456789".to_vec());
+    let fs = fs(&b);
+    let ino = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
+    let o = fs
+        .open(ino, Access::Write { truncate: false })
+        .await
+        .unwrap();
+    fs.write(o.fh, 3, b"abc").await.unwrap();
+    fs.write(o.fh, 12, b"!").await.unwrap();
+    fs.flush(o.fh).await.unwrap();
+    fs.release(o.fh).await;
+    assert_eq!(object(&b, "f").await.unwrap(), b"012abc6789\0\0!");
+    fs.set_size(ino, 4).await.unwrap();
+    assert_eq!(
+        object(&b, "f").await.unwrap(),
+        b"012a",
+        "truncate without an open file"
+    );
+    let o = fs
+        .open(ino, Access::Write { truncate: true })
+        .await
+        .unwrap();
+    fs.write(o.fh, 0, b"x").await.unwrap();
+    fs.flush(o.fh).await.unwrap();
+    fs.release(o.fh).await;
+    assert_eq!(object(&b, "f").await.unwrap(), b"x", "O_TRUNC");
+}
+
+#[tokio::test]
+async fn failed_uploads_report_at_flush_and_succeed_later() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs(&b);
+    let (_, o) = fs.create(ROOT_INO, "f").await.unwrap();
+    fs.write(o.fh, 0, b"keep me").await.unwrap();
+    b.fail_puts(true);
+    assert!(
+        fs.flush(o.fh).await.is_err(),
+        "the application sees the failure"
+    );
+    b.fail_puts(false);
+    fs.fsync(o.fh).await.unwrap();
+    assert_eq!(object(&b, "f").await.unwrap(), b"keep me");
+}
+
+#[tokio::test]
+async fn unlink_mkdir_rmdir_and_rename() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("a.txt", b"A".to_vec());
+    b.insert("d/x", b"X".to_vec());
+    b.insert("d/sub/y", b"Y".to_vec());
+    let fs = fs(&b);
+
+    fs.unlink(ROOT_INO, "a.txt").await.unwrap();
+    assert!(object(&b, "a.txt").await.is_none());
+    assert_eq!(
+        fs.lookup(ROOT_INO, "a.txt").await.unwrap_err(),
+        FsError::NotFound
+    );
+
+    let e = fs.mkdir(ROOT_INO, "empty").await.unwrap();
+    assert_eq!(ls(&fs, ROOT_INO).await, ["d", "empty"]);
+    assert_eq!(
+        fs.mkdir(ROOT_INO, "empty").await.unwrap_err(),
+        FsError::Exists
+    );
+    let (_, o) = fs.create(e.attr.ino, "inside").await.unwrap();
+    assert_eq!(
+        fs.rmdir(ROOT_INO, "empty").await.unwrap_err(),
+        FsError::NotEmpty
+    );
+    fs.flush(o.fh).await.unwrap();
+    fs.release(o.fh).await;
+    assert_eq!(object(&b, "empty/inside").await.unwrap(), b"");
+    fs.unlink(e.attr.ino, "inside").await.unwrap();
+    fs.rmdir(ROOT_INO, "empty").await.unwrap();
+    assert_eq!(ls(&fs, ROOT_INO).await, ["d"]);
+    assert_eq!(
+        fs.rmdir(ROOT_INO, "d").await.unwrap_err(),
+        FsError::NotEmpty
+    );
+
+    let d = fs.lookup(ROOT_INO, "d").await.unwrap().attr.ino;
+    fs.rename(d, "x", ROOT_INO, "moved", false).await.unwrap();
+    assert!(object(&b, "d/x").await.is_none());
+    assert_eq!(object(&b, "moved").await.unwrap(), b"X");
+    b.insert("other", b"O".to_vec());
+    assert_eq!(
+        fs.rename(ROOT_INO, "moved", ROOT_INO, "other", true)
+            .await
+            .unwrap_err(),
+        FsError::Exists,
+        "RENAME_NOREPLACE"
+    );
+    fs.rename(ROOT_INO, "moved", ROOT_INO, "other", false)
+        .await
+        .unwrap();
+    assert_eq!(object(&b, "other").await.unwrap(), b"X", "replaced");
+
+    fs.rename(ROOT_INO, "d", ROOT_INO, "e", false)
+        .await
+        .unwrap();
+    assert_eq!(object(&b, "e/sub/y").await.unwrap(), b"Y");
+    assert!(object(&b, "d/sub/y").await.is_none());
+    let e = fs.lookup(ROOT_INO, "e").await.unwrap().attr.ino;
+    assert_eq!(ls(&fs, e).await, ["sub"]);
+    assert_eq!(ls(&fs, ROOT_INO).await, ["e", "other"]);
+}
+
+#[tokio::test]
+async fn renaming_a_huge_directory_is_refused_with_the_limit() {
+    let b = Arc::new(MemoryBackend::new());
+    for i in 0..5 {
+        b.insert(&format!("big/{i}"), b"x".to_vec());
+    }
+    let fs = CloudFs::new(
+        b.clone(),
+        &MountConfig {
+            rename_dir_limit: 3,
+            ..MountConfig::default()
+        },
+    );
+    let err = fs
+        .rename(ROOT_INO, "big", ROOT_INO, "huge", false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, FsError::TooMany(ref m) if m.contains("rename_dir_limit")),
+        "{err}"
+    );
+    assert!(object(&b, "big/0").await.is_some(), "nothing moved");
+}

@@ -1,0 +1,6 @@
+//! The write path: files open for writing are staged in local files and uploaded on
+//! `flush`/`fsync` (see [`staging`]).
+
+pub mod staging;
+
+pub use staging::{Staged, StagingArea};

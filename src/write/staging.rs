@@ -1,0 +1,181 @@
+//! Staging files: the local copy of a file open for writing.
+//!
+//! Each inode open for writing has one staging file (mode 0600, in a 0700 directory) holding
+//! the whole new content; every write handle of the inode shares it. A file opened without
+//! `O_TRUNC` is first filled with the object's current bytes. `dirty` says whether the content
+//! differs from the object on the server; the core uploads it on `flush`/`fsync` and clears it.
+//! The file is removed when the value is dropped, unless an upload failed and the data would
+//! otherwise be lost ([`Staged::keep`]).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The directory staging files live in.
+#[derive(Debug)]
+pub struct StagingArea {
+    dir: PathBuf,
+    seq: AtomicU64,
+}
+
+impl StagingArea {
+    /// Use (creating it 0700) `dir` for staging files; files left there by an earlier run
+    /// are kept (they hold data whose upload failed).
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| {
+                format!(
+                    "cannot create the staging directory {} for written data: {e}; \
+                     choose another cache directory with -o cache=DIR",
+                    dir.display()
+                )
+            })?;
+        Ok(StagingArea {
+            dir: dir.to_path_buf(),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new, empty staging file for `key`.
+    pub fn create(&self, key: &str) -> std::io::Result<Staged> {
+        let path = self.dir.join(format!(
+            "{}.{}",
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(Staged {
+            key: key.to_string(),
+            file,
+            path,
+            size: 0,
+            dirty: false,
+            unlinked: false,
+            keep: false,
+        })
+    }
+}
+
+/// The staged content of one file open for writing.
+#[derive(Debug)]
+pub struct Staged {
+    /// Object key the content belongs to (follows renames).
+    pub key: String,
+    file: File,
+    path: PathBuf,
+    size: u64,
+    /// The content differs from the object on the server.
+    pub dirty: bool,
+    /// The file was unlinked while open: its content must not be uploaded.
+    pub unlinked: bool,
+    keep: bool,
+}
+
+impl Staged {
+    /// Current size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The local file (for uploads).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write `data` at `offset`, growing the file as needed.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(data, offset)?;
+        self.size = self.size.max(offset + data.len() as u64);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Bytes `offset .. offset + len` (fewer at the end of the file).
+    pub fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let end = (offset.saturating_add(len)).min(self.size);
+        let mut buf = vec![0u8; end.saturating_sub(offset) as usize];
+        self.file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+
+    /// Cut or extend (with zeros) to `size`.
+    pub fn truncate(&mut self, size: u64) -> std::io::Result<()> {
+        self.file.set_len(size)?;
+        self.size = size;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Adopt content written to the file directly (the initial download), without marking
+    /// the file dirty.
+    pub fn filled(&mut self, size: u64) {
+        self.size = size;
+    }
+
+    /// The file handle, for writing the initial download.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Keep the file on disk when dropped (its upload failed; the log names it).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_reads_truncates_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = StagingArea::open(&dir.path().join("staging")).unwrap();
+        assert_eq!(
+            std::fs::metadata(area.dir()).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let mut s = area.create("k").unwrap();
+        assert_eq!(
+            std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!s.dirty);
+        s.write_at(5, b"hello").unwrap();
+        assert!(s.dirty);
+        assert_eq!(s.size(), 10);
+        assert_eq!(s.read_at(0, 100).unwrap(), b"\0\0\0\0\0hello");
+        assert_eq!(s.read_at(7, 2).unwrap(), b"ll");
+        assert!(s.read_at(20, 5).unwrap().is_empty());
+        s.truncate(6).unwrap();
+        assert_eq!(s.read_at(0, 100).unwrap(), b"\0\0\0\0\0h");
+        let path = s.path().to_path_buf();
+        drop(s);
+        assert!(!path.exists(), "removed when done");
+        let mut kept = area.create("k").unwrap();
+        kept.keep();
+        let path = kept.path().to_path_buf();
+        drop(kept);
+        assert!(path.exists(), "a failed upload's data stays on disk");
+    }
+}

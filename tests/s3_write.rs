@@ -1,0 +1,198 @@
+//! Writes through a real mount against the S3 server (moto): what programs write and close is
+//! on the server, byte for byte; renames, removals and directories behave like a filesystem;
+//! errors reach the writer at close; a read-only mount refuses every change.
+
+mod harness;
+mod support;
+
+use harness::{pattern, sh, MountCmd};
+use object_store::path::Path as ObjPath;
+use object_store::ObjectStoreExt;
+use support::{DelayProxy, S3Server};
+
+/// The object's bytes on the server, or `None` when it does not exist.
+fn server_bytes(s3: &S3Server, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let store = s3.store(bucket);
+    support::block_on(async move {
+        let got = store.get(&ObjPath::from(key)).await.ok()?;
+        Some(got.bytes().await.ok()?.to_vec())
+    })
+}
+
+fn server_etag(s3: &S3Server, bucket: &str, key: &str) -> Option<String> {
+    let store = s3.store(bucket);
+    support::block_on(async move { store.head(&ObjPath::from(key)).await.ok()?.e_tag })
+}
+
+fn mount(s3: &S3Server, bucket: &str, extra: &[&str]) -> harness::Mounted {
+    let endpoint = format!("endpoint={}", s3.endpoint);
+    let mut opts = vec![endpoint.as_str()];
+    opts.extend_from_slice(extra);
+    MountCmd::new(&format!("s3://{bucket}"), &opts)
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
+        .mount()
+}
+
+fn ok(cmd: &str) -> String {
+    let (success, out, err) = sh(cmd);
+    assert!(success, "`{cmd}` failed: {err}");
+    out
+}
+
+#[test]
+fn files_written_through_the_mount_arrive_intact_and_namespace_ops_work() {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("wbucket");
+    let m = mount(&s3, "wbucket", &[]);
+    let mnt = m.path.display().to_string();
+
+    // Create, then read back through the mount and from the server.
+    ok(&format!("echo hello > {mnt}/a.txt"));
+    assert_eq!(server_bytes(&s3, "wbucket", "a.txt").unwrap(), b"hello\n");
+    assert_eq!(ok(&format!("cat {mnt}/a.txt")), "hello\n");
+    ok(&format!("echo again >> {mnt}/a.txt"));
+    assert_eq!(
+        server_bytes(&s3, "wbucket", "a.txt").unwrap(),
+        b"hello\nagain\n",
+        "append"
+    );
+
+    // Directories and a copied 3 MiB file.
+    let local = tempfile::tempdir().unwrap();
+    let data = pattern(3 << 20, 5);
+    std::fs::write(local.path().join("blob"), &data).unwrap();
+    ok(&format!(
+        "mkdir -p {mnt}/dir/sub && ls {mnt}/dir | grep -qx sub"
+    ));
+    ok(&format!(
+        "cp {}/blob {mnt}/dir/sub/blob",
+        local.path().display()
+    ));
+    assert_eq!(
+        support::md5_of_bytes(&server_bytes(&s3, "wbucket", "dir/sub/blob").unwrap()),
+        support::md5_of_bytes(&data)
+    );
+    assert_eq!(
+        support::md5_of_file(m.p("dir/sub/blob")),
+        support::md5_of_bytes(&data)
+    );
+
+    // Rename a file across directories, then a directory.
+    ok(&format!("mv {mnt}/a.txt {mnt}/dir/b.txt"));
+    assert!(server_bytes(&s3, "wbucket", "a.txt").is_none());
+    assert_eq!(
+        server_bytes(&s3, "wbucket", "dir/b.txt").unwrap(),
+        b"hello\nagain\n"
+    );
+    ok(&format!("mv {mnt}/dir {mnt}/moved"));
+    assert!(server_bytes(&s3, "wbucket", "dir/b.txt").is_none());
+    assert!(server_bytes(&s3, "wbucket", "moved/sub/blob").is_some());
+    assert_eq!(ok(&format!("cat {mnt}/moved/b.txt")), "hello\nagain\n");
+
+    // Removal: a non-empty directory refuses, files go, then the directory.
+    let (removed, _, err) = sh(&format!("rmdir {mnt}/moved/sub"));
+    assert!(!removed && err.contains("not empty"), "{err}");
+    ok(&format!("rm {mnt}/moved/sub/blob && rmdir {mnt}/moved/sub"));
+    assert!(server_bytes(&s3, "wbucket", "moved/sub/blob").is_none());
+    assert_eq!(ok(&format!("ls {mnt}/moved")), "b.txt\n");
+
+    // Truncate, and overwrite with O_TRUNC.
+    ok(&format!("truncate -s 3 {mnt}/moved/b.txt"));
+    assert_eq!(server_bytes(&s3, "wbucket", "moved/b.txt").unwrap(), b"hel");
+    ok(&format!("echo new > {mnt}/moved/b.txt"));
+    assert_eq!(
+        server_bytes(&s3, "wbucket", "moved/b.txt").unwrap(),
+        b"new\n"
+    );
+
+    // An empty new directory is listed while it exists only in the mount.
+    ok(&format!(
+        "mkdir {mnt}/fresh && ls {mnt} | grep -qx fresh && rmdir {mnt}/fresh"
+    ));
+    assert!(!ok(&format!("ls {mnt}")).contains("fresh"));
+}
+
+#[test]
+fn a_large_file_goes_up_in_parts_and_a_one_byte_edit_is_kept() {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("big");
+    let m = mount(&s3, "big", &[]);
+    let local = tempfile::tempdir().unwrap();
+    let mut data = pattern(200 << 20, 9);
+    std::fs::write(local.path().join("big.bin"), &data).unwrap();
+    ok(&format!(
+        "dd if={}/big.bin of={}/big.bin bs=1M status=none",
+        local.path().display(),
+        m.path.display()
+    ));
+    let etag = server_etag(&s3, "big", "big.bin").unwrap();
+    assert!(
+        etag.trim_matches('"').contains('-'),
+        "a multipart upload has an ETag of the form md5-parts: {etag}"
+    );
+    assert_eq!(
+        support::md5_of_bytes(&server_bytes(&s3, "big", "big.bin").unwrap()),
+        support::md5_of_bytes(&data)
+    );
+    // One byte in the middle, in place.
+    let at = 100_000_000;
+    ok(&format!(
+        "printf Z | dd of={}/big.bin bs=1 seek={at} conv=notrunc status=none",
+        m.path.display()
+    ));
+    data[at] = b'Z';
+    assert_eq!(
+        support::md5_of_bytes(&server_bytes(&s3, "big", "big.bin").unwrap()),
+        support::md5_of_bytes(&data)
+    );
+    assert_eq!(
+        support::md5_of_file(m.p("big.bin")),
+        support::md5_of_bytes(&data)
+    );
+}
+
+#[test]
+fn read_only_mounts_refuse_changes_and_upload_errors_reach_close() {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("errs");
+    s3.put_objects("errs", vec![("x".into(), bytes::Bytes::from_static(b"x"))]);
+    {
+        let m = mount(&s3, "errs", &["ro"]);
+        for cmd in [
+            "touch {m}/new",
+            "rm {m}/x",
+            "mkdir {m}/d",
+            "mv {m}/x {m}/y",
+            "echo a >> {m}/x",
+        ] {
+            let cmd = cmd.replace("{m}", &m.path.display().to_string());
+            let (success, _, err) = sh(&cmd);
+            assert!(
+                !success && err.contains("Read-only file system"),
+                "{cmd}: {err}"
+            );
+        }
+    }
+    // A server that stops answering: the writer's close fails, nothing is claimed written.
+    let proxy = DelayProxy::start(
+        &format!("127.0.0.1:{}", s3.port),
+        "PUT ",
+        std::time::Duration::from_secs(30),
+    );
+    let endpoint = format!("endpoint={}", proxy.endpoint());
+    let m = MountCmd::new("s3://errs", &[&endpoint, "request_timeout=2s", "retries=0"])
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
+        .mount();
+    let script = format!(
+        "import sys\nf = open('{}/held', 'w')\nf.write('data')\ntry:\n    f.close()\nexcept OSError as e:\n    print('close failed:', e)\n    sys.exit(3)\n",
+        m.path.display()
+    );
+    let (success, out, err) = sh(&format!("python3 -c \"{script}\""));
+    assert!(
+        !success && out.contains("close failed"),
+        "close must report the failed upload: {out} {err}"
+    );
+    assert!(server_bytes(&s3, "errs", "held").is_none());
+}

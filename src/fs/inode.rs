@@ -216,6 +216,7 @@ impl InodeTable {
 
     /// Give `ino` the name `name` in `parent` and the key `key`; the inode that had that name
     /// (if any) loses it. For a directory, the keys of every known inode below it follow.
+    /// Moved inodes are marked stale: a server-side copy may carry a new ETag.
     pub fn rename(&self, ino: u64, parent: u64, name: &str, key: &str) {
         let mut inner = self.lock();
         let Some(node) = inner.nodes.get(&ino).cloned() else {
@@ -234,6 +235,7 @@ impl InodeTable {
             for n in inner.nodes.values_mut() {
                 if n.ino != ino && n.key.starts_with(&node.key) {
                     n.key = format!("{key}{}", &n.key[node.key.len()..]);
+                    n.expires = Instant::now();
                 }
             }
         }
@@ -241,6 +243,7 @@ impl InodeTable {
             n.parent = parent;
             n.name = name.to_string();
             n.key = key.to_string();
+            n.expires = Instant::now();
         }
     }
 

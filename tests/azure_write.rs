@@ -40,7 +40,10 @@ fn azure_writes_small_and_multipart_blobs_renames_and_removes() {
     let local = tempfile::tempdir().unwrap();
     let data = pattern(23 << 20, 3);
     std::fs::write(local.path().join("big"), &data).unwrap();
-    ok(&format!("mkdir {mnt}/d && cp {}/big {mnt}/d/big", local.path().display()));
+    ok(&format!(
+        "mkdir {mnt}/d && cp {}/big {mnt}/d/big",
+        local.path().display()
+    ));
     assert_eq!(
         support::md5_of_bytes(&blob(&az, "wrt", "d/big").unwrap()),
         support::md5_of_bytes(&data),
@@ -48,5 +51,8 @@ fn azure_writes_small_and_multipart_blobs_renames_and_removes() {
     );
     ok(&format!("mv {mnt}/d {mnt}/e && rm {mnt}/s.txt"));
     assert!(blob(&az, "wrt", "d/big").is_none() && blob(&az, "wrt", "s.txt").is_none());
-    assert_eq!(support::md5_of_file(m.p("e/big")), support::md5_of_bytes(&data));
+    assert_eq!(
+        support::md5_of_file(m.p("e/big")),
+        support::md5_of_bytes(&data)
+    );
 }

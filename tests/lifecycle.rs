@@ -4,30 +4,8 @@
 mod harness;
 mod support;
 
-use harness::MountCmd;
+use harness::{daemon_pids, MountCmd};
 use std::time::Duration;
-
-/// PIDs of cloudmount daemons serving `mountpoint` (found in /proc; we started them).
-fn daemon_pids(mountpoint: &std::path::Path) -> Vec<i32> {
-    let want = mountpoint.to_string_lossy().into_owned();
-    let mut pids = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.first().is_some_and(|a| a.ends_with("cloudmount")) && args.contains(&want) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
 
 #[test]
 fn sigterm_unmounts_and_the_daemon_exits() {

@@ -196,3 +196,114 @@ fn read_only_mounts_refuse_changes_and_upload_errors_reach_close() {
     );
     assert!(server_bytes(&s3, "errs", "held").is_none());
 }
+
+/// Journal records (`*.key`) under `dir`, at any depth.
+fn journal_records(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    for _ in 0..10_000 {
+        let Some(d) = stack.pop() else { break };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "key") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn closed_files_reach_the_server_after_the_daemon_is_killed_mid_upload() {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("crash");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_opt = format!("cache={}", cache.path().display());
+    let local = tempfile::tempdir().unwrap();
+    let files: Vec<Vec<u8>> = (0..3)
+        .map(|i| pattern((1 << 20) + i * 1000, 20 + i as u32))
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        std::fs::write(local.path().join(format!("f{i}")), f).unwrap();
+    }
+    let upstream = format!("127.0.0.1:{}", s3.port);
+    // Every upload is held by the proxy; the daemon is killed while the writers wait in close.
+    let proxy = DelayProxy::start(&upstream, "PUT /crash/", Duration::from_secs(120));
+    let endpoint = format!("endpoint={}", proxy.endpoint());
+    {
+        let m = MountCmd::new("s3://crash", &[&endpoint, &cache_opt])
+            .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
+            .mount();
+        let mut writers: Vec<_> = (0..3)
+            .map(|i| {
+                Command::new("cp")
+                    .arg(local.path().join(format!("f{i}")))
+                    .arg(m.p(&format!("f{i}")))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn cp")
+            })
+            .collect();
+        assert!(
+            support::wait_until(Duration::from_secs(30), || journal_records(cache.path())
+                == 3),
+            "three closed files journaled ({} found)",
+            journal_records(cache.path())
+        );
+        let pids = harness::daemon_pids(&m.path);
+        assert_eq!(pids.len(), 1, "{pids:?}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pids[0]),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        for w in writers.iter_mut() {
+            let done = support::wait_until(Duration::from_secs(20), || {
+                w.try_wait().ok().flatten().is_some()
+            });
+            if !done {
+                let _ = w.kill();
+                let _ = w.wait();
+            }
+        }
+        assert!(
+            server_bytes(&s3, "crash", "f0").is_none(),
+            "nothing got through the proxy"
+        );
+        drop(m);
+    }
+    // The next mount (same endpoint and cache directory, nothing held) sends what was closed.
+    let port = proxy.port;
+    drop(proxy);
+    let _open = DelayProxy::start_on(port, &upstream, "no such request", Duration::ZERO);
+    let m = MountCmd::new("s3://crash", &[&endpoint, &cache_opt])
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
+        .mount();
+    assert!(
+        support::wait_until(Duration::from_secs(30), || journal_records(cache.path())
+            == 0),
+        "pending uploads resumed; log:\n{}",
+        m.log_text()
+    );
+    for (i, f) in files.iter().enumerate() {
+        let got = server_bytes(&s3, "crash", &format!("f{i}")).expect("uploaded after remount");
+        assert_eq!(
+            support::md5_of_bytes(&got),
+            support::md5_of_bytes(f),
+            "f{i}"
+        );
+    }
+    assert!(m
+        .log_text()
+        .contains("resuming an upload left by an earlier run"));
+}

@@ -96,6 +96,8 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     }
     crate::fuse::tune_read_ahead(&req.mountpoint, crate::fuse::KERNEL_READ_AHEAD_KB);
     tracing::info!(source = %req.source, mountpoint = %req.mountpoint.display(), "mounted");
+    let resume = fs.clone();
+    rt.spawn(async move { resume.resume_uploads().await });
     readiness.ready();
     let reason = rt.block_on(wait_for_stop(&handle));
     tracing::info!(%reason, "unmounting");

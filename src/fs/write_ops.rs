@@ -280,6 +280,9 @@ impl CloudFs {
         if !st.dirty || st.unlinked {
             return Ok(());
         }
+        if let Err(e) = st.journal() {
+            tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
+        }
         let put = self
             .backend
             .put_file(&st.key, st.path(), st.size(), self.cfg.upload_part_size)
@@ -292,6 +295,7 @@ impl CloudFs {
             }
         };
         st.dirty = false;
+        st.unjournal();
         let stat = Stat {
             size: info.size,
             mtime: info.mtime,
@@ -341,6 +345,35 @@ impl CloudFs {
             let mut st = w.staged.lock().await;
             st.keep();
             tracing::error!(key = %st.key, staged = %st.path().display(), "upload failed at close; the written data is kept in the staged file");
+        }
+    }
+
+    /// Upload closed content an earlier run left pending (it was killed, or the store was
+    /// unreachable at close). Runs once after mounting; what fails stays for the next mount.
+    pub async fn resume_uploads(&self) {
+        let Some(area) = &self.staging else {
+            return;
+        };
+        for (data, key) in area.pending() {
+            let size = match std::fs::metadata(&data) {
+                Ok(m) => m.len(),
+                Err(_) => continue,
+            };
+            tracing::info!(%key, size, staged = %data.display(), "resuming an upload left by an earlier run");
+            match self
+                .backend
+                .put_file(&key, &data, size, self.cfg.upload_part_size)
+                .await
+            {
+                Ok(_) => {
+                    crate::write::StagingArea::settle(&data);
+                    self.dirs.invalidate(&parent_key(&key));
+                    tracing::info!(%key, "resumed upload done");
+                }
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, staged = %data.display(), "resumed upload failed; it is tried again at the next mount")
+                }
+            }
         }
     }
 

@@ -6,6 +6,12 @@
 //! differs from the object on the server; the core uploads it on `flush`/`fsync` and clears it.
 //! The file is removed when the value is dropped, unless an upload failed and the data would
 //! otherwise be lost ([`Staged::keep`]).
+//!
+//! Journal: while the content of a closed (flushed or fsynced) file is on its way to the
+//! store, a `<file>.key` record next to it names the object. If the daemon dies first (kill,
+//! power loss) or the upload fails for good, the next mount finds the record
+//! ([`StagingArea::pending`]) and uploads the file. Content no program closed is never
+//! journaled, so a half-written file is never sent.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
@@ -20,8 +26,9 @@ pub struct StagingArea {
 }
 
 impl StagingArea {
-    /// Use (creating it 0700) `dir` for staging files; files left there by an earlier run
-    /// are kept (they hold data whose upload failed).
+    /// Use (creating it 0700) `dir` for staging files. Of what an earlier run left there, the
+    /// journaled files are kept (see [`StagingArea::pending`]); the rest (content no program
+    /// closed) is removed.
     pub fn open(dir: &Path) -> Result<Self, String> {
         std::fs::create_dir_all(dir)
             .and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
@@ -32,6 +39,13 @@ impl StagingArea {
                     dir.display()
                 )
             })?;
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let is_record = p.extension().is_some_and(|x| x == "key");
+            if !is_record && !journal_path(&p).exists() {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
         Ok(StagingArea {
             dir: dir.to_path_buf(),
             seq: AtomicU64::new(0),
@@ -43,10 +57,39 @@ impl StagingArea {
         &self.dir
     }
 
+    /// Closed content an earlier run did not get to upload: (data file, object key), oldest
+    /// first.
+    pub fn pending(&self) -> Vec<(PathBuf, String)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(std::time::SystemTime, PathBuf, String)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let record = e.path();
+                let data = record.to_str()?.strip_suffix(".key").map(PathBuf::from)?;
+                let key = std::fs::read_to_string(&record).ok()?;
+                let age = e.metadata().and_then(|m| m.modified()).ok()?;
+                data.is_file().then_some((age, data, key))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, d, k)| (d, k)).collect()
+    }
+
+    /// Forget a pending upload that is done (removes the data file and its record).
+    pub fn settle(data: &Path) {
+        let _ = std::fs::remove_file(journal_path(data));
+        let _ = std::fs::remove_file(data);
+    }
+
     /// A new, empty staging file for `key`.
     pub fn create(&self, key: &str) -> std::io::Result<Staged> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let path = self.dir.join(format!(
-            "{}.{}",
+            "{}.{nanos}.{}",
             std::process::id(),
             self.seq.fetch_add(1, Ordering::Relaxed)
         ));
@@ -133,11 +176,37 @@ impl Staged {
     pub fn keep(&mut self) {
         self.keep = true;
     }
+
+    /// Record that this closed content must reach the store even if the daemon dies.
+    pub fn journal(&self) -> std::io::Result<()> {
+        let record = journal_path(&self.path);
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&record)?;
+        // Not synced: a successful close means the upload is done, so the record only has to
+        // outlive the daemon (kill, crash), not the machine.
+        std::io::Write::write_all(&mut f, self.key.as_bytes())
+    }
+
+    /// The journaled content reached the store.
+    pub fn unjournal(&self) {
+        let _ = std::fs::remove_file(journal_path(&self.path));
+    }
+}
+
+fn journal_path(data: &Path) -> PathBuf {
+    let mut p = data.as_os_str().to_owned();
+    p.push(".key");
+    PathBuf::from(p)
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.keep {
+            let _ = std::fs::remove_file(journal_path(&self.path));
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -177,5 +246,16 @@ mod tests {
         let path = kept.path().to_path_buf();
         drop(kept);
         assert!(path.exists(), "a failed upload's data stays on disk");
+
+        // Journaled content survives a restart and is offered for upload; the rest goes.
+        let journaled = area.create("dir/key").unwrap();
+        journaled.journal().unwrap();
+        let jpath = journaled.path().to_path_buf();
+        std::mem::forget(journaled); // as if the daemon died
+        let area = StagingArea::open(area.dir()).unwrap();
+        assert!(!path.exists(), "unjournaled leftovers are removed");
+        assert_eq!(area.pending(), vec![(jpath.clone(), "dir/key".to_string())]);
+        StagingArea::settle(&jpath);
+        assert!(area.pending().is_empty() && !jpath.exists());
     }
 }

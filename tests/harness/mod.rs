@@ -171,6 +171,31 @@ impl Drop for Mounted {
     }
 }
 
+/// PIDs of cloudmount daemons serving `mountpoint` (found in /proc; we started them).
+pub fn daemon_pids(mountpoint: &Path) -> Vec<i32> {
+    let want = mountpoint.to_string_lossy().into_owned();
+    let mut pids = vec![];
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in procs.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("cloudmount")) && args.contains(&want) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
 /// Unmount `path` (normally, then lazily) and wait, bounded, until it is gone.
 pub fn unmount(path: &Path) {
     if !is_mounted(path) {

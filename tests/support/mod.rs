@@ -1013,7 +1013,13 @@ pub struct DelayProxy {
 impl DelayProxy {
     /// `upstream` is "127.0.0.1:PORT".
     pub fn start(upstream: &str, needle: &str, delay: Duration) -> DelayProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("DelayProxy bind");
+        Self::start_on(0, upstream, needle, delay)
+    }
+
+    /// Like `start`, listening on `port` (0: any), e.g. the port of an earlier proxy, so a
+    /// mount sees the same endpoint again.
+    pub fn start_on(port: u16, upstream: &str, needle: &str, delay: Duration) -> DelayProxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("DelayProxy bind");
         let port = listener.local_addr().expect("addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let delayed = Arc::new(AtomicUsize::new(0));

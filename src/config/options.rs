@@ -69,7 +69,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         "Kernel permission checks against the mode bits. On by default with allow_other/allow_root; default_permissions=false turns them off.",
         |c, v| c.default_permissions = Some(flag(v)?)),
     opt!("ro", [], Takes::Flag, "Mount read-only.", |c, v| c.read_only = flag(v)?),
-    opt!("rw", [], Takes::Flag, "Mount read-write (the default; writes are not implemented yet and fail with EROFS).",
+    opt!("rw", [], Takes::Flag, "Mount read-write (the default).",
         |c, v| c.read_only = !flag(v)?),
     opt!("uid", [], Takes::Value("UID"), "Owner of every file and directory (default: the mounting user).",
         |c, v| c.uid = Some(uint(need(v)?)?)),

@@ -307,3 +307,29 @@ fn closed_files_reach_the_server_after_the_daemon_is_killed_mid_upload() {
         .log_text()
         .contains("resuming an upload left by an earlier run"));
 }
+
+/// A small tmpfs, unmounted on drop.
+struct SmallFs(tempfile::TempDir);
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = sh(&format!("umount {}", self.0.path().display()));
+    }
+}
+
+#[test]
+fn a_full_staging_area_answers_enospc_and_the_mount_goes_on() {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("full");
+    let small = SmallFs(tempfile::tempdir().unwrap());
+    ok(&format!("mount -t tmpfs -o size=2m,mode=0700 tmpfs {}", small.0.path().display()));
+    let cache = format!("cache={}", small.0.path().display());
+    let m = mount(&s3, "full", &[&cache]);
+    let (written, _, err) = sh(&format!(
+        "dd if=/dev/zero of={}/big bs=1M count=4 status=none",
+        m.path.display()
+    ));
+    assert!(!written && err.contains("No space left on device"), "{err}");
+    ok(&format!("echo fine > {}/small", m.path.display()));
+    assert_eq!(server_bytes(&s3, "full", "small").unwrap(), b"fine\n");
+}

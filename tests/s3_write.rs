@@ -322,7 +322,10 @@ fn a_full_staging_area_answers_enospc_and_the_mount_goes_on() {
     let s3 = S3Server::start_moto();
     s3.create_bucket("full");
     let small = SmallFs(tempfile::tempdir().unwrap());
-    ok(&format!("mount -t tmpfs -o size=2m,mode=0700 tmpfs {}", small.0.path().display()));
+    ok(&format!(
+        "mount -t tmpfs -o size=2m,mode=0700 tmpfs {}",
+        small.0.path().display()
+    ));
     let cache = format!("cache={}", small.0.path().display());
     let m = mount(&s3, "full", &[&cache]);
     let (written, _, err) = sh(&format!(

@@ -422,6 +422,22 @@ impl CloudFs {
         self.inodes.unlink(parent, name);
         self.dirs.invalidate(&parent_key(key));
         self.negative.insert(parent, name);
+        self.keep_dir(parent);
+    }
+
+    /// Directory `ino` lost an entry through the mount: if that was its last object, the store
+    /// no longer shows it (nor its parents, if they held nothing else), but they must stay, as
+    /// after `rm dir/*` on a local disk. Marking a directory that still has objects is harmless:
+    /// listings show a name once.
+    fn keep_dir(&self, ino: u64) {
+        let mut dir = ino;
+        for _ in 0..super::MAX_KEY_LEN {
+            if dir == super::ROOT_INO {
+                break;
+            }
+            self.inodes.set_local(dir, true);
+            dir = self.inodes.get(dir).map_or(super::ROOT_INO, |n| n.parent);
+        }
     }
 
     /// Make directory `name` in `parent` (it exists only in the mount until a file is
@@ -453,9 +469,6 @@ impl CloudFs {
     async fn dir_is_empty(&self, node: &Node) -> FsResult<bool> {
         if !self.inodes.local_children(node.ino).is_empty() {
             return Ok(false);
-        }
-        if self.inodes.is_local(node.ino) {
-            return Ok(true);
         }
         let page = match self.backend.list(&node.key, None, 2).await {
             Ok(p) => p,
@@ -541,6 +554,7 @@ impl CloudFs {
             self.move_file(&src, &new_key).await?;
         }
         self.inodes.rename(ino, new_parent, new_name, &new_key);
+        self.keep_dir(parent);
         for key in [
             parent_key(&src.key),
             new_dir.key.clone(),

@@ -7,6 +7,7 @@
 #   bash benches/e2e.sh              # 3 rounds, all tools, about 10 minutes
 #   ROUNDS=1 TOOLS="cloudmount s3fs" bash benches/e2e.sh
 #   CM_OPTS=max_memory=16M TOOLS=cloudmount bash benches/e2e.sh    # extra cloudmount -o options
+#   NO_WRITES=1 bash benches/e2e.sh  # reads only
 #
 # Output: a CSV of every measurement and a Markdown table (benches/results/e2e-latest.{csv,md}).
 # Server: examples/bench_s3_server.rs serving files from tmpfs (no signature checks), so the
@@ -118,6 +119,20 @@ print(round(2048 / (time.time() - t)))
 PY
 }
 
+# Write sources (tmpfs) and waits for uploads to land on the server (bounded).
+SRC512=$WORK/src512.bin; SRC16K=$WORK/src16k.bin
+[ -f "$SRC512" ] || head -c 512M /dev/urandom >"$SRC512"
+[ -f "$SRC16K" ] || head -c 16K /dev/urandom >"$SRC16K"
+SRC512_MD5=$(md5sum <"$SRC512" | cut -d' ' -f1)
+wait_size() { for _ in $(seq 3000); do [ "$(stat -c %s "$1" 2>/dev/null)" = "$2" ] && return 0; sleep 0.05; done; return 1; }
+wait_count() { for _ in $(seq 3000); do [ "$(find "$1" -type f -size 16k 2>/dev/null | wc -l)" -ge "$2" ] && return 0; sleep 0.05; done; return 1; }
+raw_put() { # single-stream curl PUT of the 512 MiB source: the write ceiling
+  local t0; t0=$(now)
+  curl -s -o /dev/null -T "$SRC512" "$EP/bench/rawput/big512" || { echo fail; return; }
+  echo "scale=1; 536.870912 / ($(now) - $t0)" | bc -l
+  rm -rf "$DATA/rawput"
+}
+
 echo "round,tool,metric,value,unit,note" >"$CSV"
 # ---------------------------------------------------------------- rounds
 read -r -a tools <<<"$TOOLS"
@@ -125,6 +140,7 @@ for ROUND in $(seq "$ROUNDS"); do
   drop
   raw=$(curl -s -o /dev/null -w '%{speed_download}' "$EP/bench/big/file1g.bin")
   rec direct-get raw_get "$(echo "scale=1; $raw / 1000000" | bc -l)" MB/s "single-stream curl GET of 1 GiB"
+  [ -z "${NO_WRITES:-}" ] && rec direct-put raw_put "$(raw_put)" MB/s "single-stream curl PUT of 512 MiB"
   n=${#tools[@]}
   for ((k = 0; k < n; k++)); do
     tool=${tools[$(((k + ROUND - 1) % n))]}
@@ -164,6 +180,31 @@ for ROUND in $(seq "$ROUNDS"); do
     rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
     rec "$tool" rand_read "$(randread "$MNT/big/file1g.bin" 2>/dev/null || echo fail)" IOPS "2,048 x 4 KiB pread"
     unmount_tool
+    # Writes, timed until the bytes are on the server (tools that upload after close are
+    # waited for): 512 MiB sequential, then 500 new files of 16 KiB.
+    if [ -z "${NO_WRITES:-}" ]; then
+      rm -rf "$cache" "$DATA/w"; drop; mount_tool "$tool" "$cache" || continue
+      mkdir -p "$MNT/w" 2>/dev/null
+      t0=$(now)
+      if dd if="$SRC512" of="$MNT/w/big512" bs=1M status=none 2>/dev/null && wait_size "$DATA/w/big512" 536870912; then
+        rec "$tool" seq_write "$(echo "scale=1; 536.870912 / ($(now) - $t0)" | bc -l)" MB/s "512 MiB, until on the server"
+        [ "$(md5sum <"$DATA/w/big512" | cut -d' ' -f1)" = "$SRC512_MD5" ] || { log "$tool: written md5 MISMATCH"; invalid "$tool" seq_write; }
+      else
+        rec "$tool" seq_write fail MB/s ""
+      fi
+      t0=$(now)
+      if python3 -c "
+import sys
+d, data = sys.argv[1], open(sys.argv[2], 'rb').read()
+for i in range(500):
+    with open(f'{d}/s{i:03d}', 'wb') as f: f.write(data)
+" "$MNT/w" "$SRC16K" 2>/dev/null && wait_count "$DATA/w" 500; then
+        rec "$tool" small_creates "$(echo "scale=1; 500 / ($(now) - $t0)" | bc -l)" files/s "500 x 16 KiB, until on the server"
+      else
+        rec "$tool" small_creates fail files/s ""
+      fi
+      unmount_tool; rm -rf "$DATA/w"
+    fi
   done
 done
 log "done; report: $MD"
@@ -172,7 +213,8 @@ import csv, statistics, sys
 from collections import defaultdict
 rows = list(csv.DictReader(open(sys.argv[1])))
 tools = sys.argv[3].split()
-higher = {"seq_read_cold", "seq_read_warm", "seq_read_remount", "small_files_seq", "small_files_par", "rand_read", "raw_get"}
+higher = {"seq_read_cold", "seq_read_warm", "seq_read_remount", "small_files_seq", "small_files_par", "rand_read", "raw_get",
+          "seq_write", "small_creates", "raw_put"}
 vals = defaultdict(list); unit = {}
 bad = {(r["round"], r["tool"], r["metric"]) for r in rows if r["value"] in ("invalid", "fail")}
 for r in rows:
@@ -183,7 +225,8 @@ for r in rows:
     if r["unit"]: unit[r["metric"]] = r["unit"]
 raw = statistics.median(vals[("direct-get", "raw_get")]) if vals[("direct-get", "raw_get")] else None
 metrics = ["seq_read_cold", "seq_read_warm", "seq_read_remount", "small_files_seq", "small_files_par",
-           "list_wide_cold", "list_wide_warm", "tree_find", "rand_read", "peak_rss", "cpu_per_gib"]
+           "list_wide_cold", "list_wide_warm", "tree_find", "rand_read", "peak_rss", "cpu_per_gib",
+           "seq_write", "small_creates"]
 def med(t, m):
     v = vals.get((t, m)); return statistics.median(v) if v else None
 out = ["| metric | unit | " + " | ".join(tools) + " | cloudmount vs best peer |", "|---|---|" + "---:|" * (len(tools) + 1)]
@@ -205,6 +248,11 @@ lines = [f"Raw single-stream GET of the 1 GiB object (the ceiling): {raw:,.0f} M
 for m in ["seq_read_cold", "seq_read_warm", "seq_read_remount"]:
     parts = [f"{t} {100 * med(t, m) / raw:.0f}%" for t in tools if med(t, m) and raw]
     lines.append(f"- {m} as % of raw: " + ", ".join(parts))
+rawput = statistics.median(vals[("direct-put", "raw_put")]) if vals[("direct-put", "raw_put")] else None
+if rawput:
+    lines.append(f"Raw single-stream PUT of 512 MiB (the write ceiling): {rawput:,.0f} MB/s")
+    parts = [f"{t} {100 * med(t, 'seq_write') / rawput:.0f}%" for t in tools if med(t, 'seq_write')]
+    lines.append("- seq_write as % of raw PUT: " + ", ".join(parts))
 lines.append("")
 lines.append("Ratios: >1 means cloudmount is better (higher throughput, or lower time/RSS/CPU). Medians over rounds;")
 lines.append("runs that failed or failed verification (md5, entry counts) are left out: " + (", ".join(sorted({f"{t}/{m}" for _, t, m in bad})) or "none") + ".")

@@ -6,7 +6,8 @@
 //!
 //! Supports what the mounts under test use: GET (with Range) and HEAD of objects, ListObjects
 //! v1 and v2 with prefix, delimiter `/`, max-keys and paging, GetBucketLocation, PUT and DELETE
-//! of objects. Object bodies stream from the file in 1 MiB chunks read on blocking threads, so
+//! of objects, and multipart uploads (initiate, upload part, complete, abort; parts are kept
+//! under DATA/.uploads/ and joined at completion). Object bodies stream from the file in 1 MiB chunks read on blocking threads, so
 //! one GET runs at memory speed and a 1 GiB object needs no 1 GiB buffer.
 
 use bytes::Bytes;
@@ -372,6 +373,85 @@ async fn put(root: &Path, bucket: &str, key: &str, req: Request<Incoming>) -> Re
     }
 }
 
+fn xml(x: String) -> Response<Body> {
+    let mut r = full(StatusCode::OK, x);
+    r.headers_mut()
+        .insert("content-type", "application/xml".parse().expect("static"));
+    r
+}
+
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Multipart uploads: POST ?uploads, PUT ?partNumber&uploadId, POST ?uploadId, DELETE ?uploadId.
+async fn multipart(
+    root: &Path,
+    bucket: &str,
+    key: &str,
+    q: &[(String, String)],
+    req: Request<Incoming>,
+) -> Option<Response<Body>> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let dir_of = |id: &str| root.join(".uploads").join(id.replace(['/', '.'], "_"));
+    let method = req.method().clone();
+    if method == Method::POST && q.iter().any(|(k, _)| k == "uploads") {
+        let id = format!(
+            "up{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        if std::fs::create_dir_all(dir_of(&id)).is_err() {
+            return Some(error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError"));
+        }
+        return Some(xml(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>{}</Bucket><Key>{}</Key><UploadId>{id}</UploadId></InitiateMultipartUploadResult>", xml_escape(bucket), xml_escape(key))));
+    }
+    let id = param(q, "uploadId")?;
+    let dir = dir_of(id);
+    match method {
+        Method::PUT => {
+            let n: u32 = param(q, "partNumber")?.parse().ok()?;
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return Some(error(StatusCode::BAD_REQUEST, "IncompleteBody")),
+            };
+            if std::fs::write(dir.join(format!("{n:05}")), &body).is_err() {
+                return Some(error(StatusCode::NOT_FOUND, "NoSuchUpload"));
+            }
+            let mut r = full(StatusCode::OK, Bytes::new());
+            r.headers_mut()
+                .insert("etag", format!("\"{id}-{n}\"").parse().expect("etag"));
+            Some(r)
+        }
+        Method::POST => {
+            let mut parts: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+                Ok(d) => d.flatten().map(|e| e.path()).collect(),
+                Err(_) => return Some(error(StatusCode::NOT_FOUND, "NoSuchUpload")),
+            };
+            parts.sort();
+            let path = root.join(bucket).join(key);
+            let joined = (|| -> std::io::Result<()> {
+                if let Some(p) = path.parent() {
+                    std::fs::create_dir_all(p)?;
+                }
+                let mut out = std::fs::File::create(&path)?;
+                for p in &parts {
+                    std::io::copy(&mut std::fs::File::open(p)?, &mut out)?;
+                }
+                std::fs::remove_dir_all(&dir)
+            })();
+            if joined.is_err() {
+                return Some(error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError"));
+            }
+            Some(xml(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>{}</Bucket><Key>{}</Key><ETag>\"{id}-{}\"</ETag></CompleteMultipartUploadResult>", xml_escape(bucket), xml_escape(key), parts.len())))
+        }
+        Method::DELETE => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Some(full(StatusCode::NO_CONTENT, Bytes::new()))
+        }
+        _ => None,
+    }
+}
+
 async fn handle(req: Request<Incoming>, root: Arc<PathBuf>) -> Result<Response<Body>, Infallible> {
     let path = decode_path(req.uri().path());
     let trimmed = path.trim_start_matches('/');
@@ -380,6 +460,12 @@ async fn handle(req: Request<Incoming>, root: Arc<PathBuf>) -> Result<Response<B
     let q = query(&req);
     if bucket.is_empty() || bucket.contains("..") || key.split('/').any(|p| p == "..") {
         return Ok(error(StatusCode::BAD_REQUEST, "InvalidRequest"));
+    }
+    let is_multipart = q.iter().any(|(k, _)| k == "uploads" || k == "uploadId");
+    if is_multipart && !key.is_empty() {
+        return Ok(multipart(&root, &bucket, &key, &q, req)
+            .await
+            .unwrap_or_else(|| error(StatusCode::BAD_REQUEST, "InvalidRequest")));
     }
     Ok(match (req.method().clone(), key.is_empty()) {
         (Method::GET, true) if q.iter().any(|(k, _)| k == "location") => {

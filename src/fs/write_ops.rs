@@ -96,6 +96,7 @@ impl CloudFs {
         }
         let area = self.staging.as_ref().ok_or(FsError::ReadOnly)?;
         let mut staged = area.create(&node.key)?;
+        staged.base_etag = node.stat.etag.clone();
         if truncate {
             staged.truncate(0)?;
         } else if node.stat.size > 0 {
@@ -283,6 +284,14 @@ impl CloudFs {
         if let Err(e) = st.journal() {
             tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
         }
+        if let Some(base) = st.base_etag.clone() {
+            // Last close wins; say so when it replaces a version written by someone else.
+            if let Ok(now) = self.backend.head(&st.key).await {
+                if now.etag.as_deref().is_some_and(|e| e != base) {
+                    tracing::warn!(key = %st.key, "the object changed on the server while open for writing; this close replaces it (last close wins)");
+                }
+            }
+        }
         let put = self
             .backend
             .put_file(&st.key, st.path(), st.size(), self.cfg.upload_part_size)
@@ -295,6 +304,7 @@ impl CloudFs {
             }
         };
         st.dirty = false;
+        st.base_etag = info.etag.clone();
         st.unjournal();
         let stat = Stat {
             size: info.size,

@@ -124,6 +124,13 @@ impl Filesystem for FuseAdapter {
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS) {
             tracing::info!(?missing, "kernel lacks readdirplus; plain readdir is used");
         }
+        // O_TRUNC arrives with the open (one upload), not as a separate truncate first.
+        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
+            tracing::info!(
+                ?missing,
+                "kernel lacks atomic O_TRUNC; truncation comes as setattr"
+            );
+        }
         let _ = config.set_max_readahead(MAX_READAHEAD);
         if self.passthrough.enabled() {
             // Depth 1: our backing files live on a plain filesystem.

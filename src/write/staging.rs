@@ -106,6 +106,7 @@ impl StagingArea {
             size: 0,
             dirty: false,
             unlinked: false,
+            base_etag: None,
             keep: false,
         })
     }
@@ -123,6 +124,9 @@ pub struct Staged {
     pub dirty: bool,
     /// The file was unlinked while open: its content must not be uploaded.
     pub unlinked: bool,
+    /// ETag of the object version the content started from (`None` for a new file): an
+    /// upload that finds another version on the server logs the conflict.
+    pub base_etag: Option<String>,
     keep: bool,
 }
 

@@ -60,6 +60,18 @@ impl ListPage {
 }
 
 /// The operations the filesystem needs from an object store.
+/// A multipart upload in progress (see [`Backend::start_upload`]).
+#[async_trait]
+pub trait Upload: Send + Sync + Debug {
+    /// Send the next part; every part but the last must be at least 5 MiB. Waits while too
+    /// many parts are in flight.
+    async fn put_part(&mut self, data: Bytes) -> Result<(), BackendError>;
+    /// Finish: the object now exists with all parts, in order.
+    async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError>;
+    /// Give up; the parts sent are dropped by the store.
+    async fn abort(self: Box<Self>);
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + Debug + 'static {
     /// A human readable name of what is mounted, e.g. `s3://bucket/prefix` (no secrets).
@@ -88,6 +100,16 @@ pub trait Backend: Send + Sync + Debug + 'static {
 
     /// Store `data` as `key`, replacing any object of that name.
     async fn put(&self, key: &str, data: Bytes) -> Result<ObjectInfo, BackendError>;
+
+    /// Begin a multipart upload to `key` whose parts are sent as they come (a file still being
+    /// written). Stores without one answer [`BackendError::Unsupported`] and the whole file is
+    /// sent at close instead.
+    async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>, BackendError> {
+        Err(BackendError::Unsupported(format!(
+            "streaming upload of {key} by {}",
+            self.describe()
+        )))
+    }
 
     /// Store the `size` bytes of local file `path` as `key`. Stores that can should send files
     /// larger than `part_size` as a multipart upload of parallel parts of that size; the

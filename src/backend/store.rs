@@ -248,6 +248,14 @@ impl Backend for ObjectStoreBackend {
         })
     }
 
+    async fn start_upload(&self, key: &str) -> Result<Box<dyn super::Upload>, BackendError> {
+        let upload = self.store.put_multipart(&self.path(key)?).await?;
+        Ok(Box::new(StoreUpload {
+            key: key.to_string(),
+            writer: tokio::sync::Mutex::new(Some(object_store::WriteMultipart::new(upload))),
+        }))
+    }
+
     async fn put_file(
         &self,
         key: &str,
@@ -300,6 +308,54 @@ impl Backend for ObjectStoreBackend {
         match self.store.delete(&self.path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A streaming multipart upload through object_store (the mutex only makes it `Sync`; every
+/// use has `&mut self`).
+struct StoreUpload {
+    key: String,
+    writer: tokio::sync::Mutex<Option<object_store::WriteMultipart>>,
+}
+
+impl fmt::Debug for StoreUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreUpload")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl super::Upload for StoreUpload {
+    async fn put_part(&mut self, data: Bytes) -> Result<(), BackendError> {
+        let writer =
+            self.writer.get_mut().as_mut().ok_or_else(|| {
+                BackendError::Other(format!("upload of {} already ended", self.key))
+            })?;
+        writer.wait_for_capacity(UPLOAD_CONCURRENCY).await?;
+        writer.put(data);
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
+        let writer =
+            self.writer.get_mut().take().ok_or_else(|| {
+                BackendError::Other(format!("upload of {} already ended", self.key))
+            })?;
+        let res = writer.finish().await?;
+        Ok(ObjectInfo {
+            key: self.key.clone(),
+            size,
+            mtime: std::time::SystemTime::now(),
+            etag: res.e_tag.or(res.version),
+        })
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        if let Some(w) = self.writer.get_mut().take() {
+            let _ = w.abort().await;
         }
     }
 }

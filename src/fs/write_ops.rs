@@ -99,6 +99,7 @@ impl CloudFs {
         staged.base_etag = node.stat.etag.clone();
         if truncate {
             staged.truncate(0)?;
+            staged.stream = Some(crate::write::Streamer::new(self.cfg.upload_part_size));
         } else if node.stat.size > 0 {
             self.download(node, &staged).await?;
             staged.filled(node.stat.size);
@@ -138,6 +139,11 @@ impl CloudFs {
 
     async fn truncate_staged(&self, ino: u64, w: &OpenWrite, size: u64) -> FsResult<()> {
         let mut st = w.staged.lock().await;
+        if let Some(s) = st.stream.as_mut() {
+            if size < s.sent() {
+                s.stop().await;
+            }
+        }
         st.truncate(size)?;
         w.size.store(size, Ordering::Relaxed);
         self.touch(ino, size);
@@ -235,6 +241,11 @@ impl CloudFs {
         let size = {
             let mut st = w.staged.lock().await;
             st.write_at(offset, data)?;
+            let mut stream = st.stream.take();
+            if let Some(s) = stream.as_mut() {
+                s.after_write(self.backend.as_ref(), &st, offset).await;
+            }
+            st.stream = stream;
             st.size()
         };
         w.size.store(size, Ordering::Relaxed);
@@ -292,10 +303,20 @@ impl CloudFs {
                 }
             }
         }
-        let put = self
-            .backend
-            .put_file(&st.key, st.path(), st.size(), self.cfg.upload_part_size)
-            .await;
+        let mut stream = st.stream.take();
+        let streamed = match stream.as_mut() {
+            Some(s) => s.finish(&st).await,
+            None => None,
+        };
+        st.stream = stream;
+        let put = match streamed {
+            Some(done) => done,
+            None => {
+                self.backend
+                    .put_file(&st.key, st.path(), st.size(), self.cfg.upload_part_size)
+                    .await
+            }
+        };
         let info = match put {
             Ok(info) => info,
             Err(e) => {
@@ -419,7 +440,11 @@ impl CloudFs {
             return Err(FsError::IsDir);
         }
         if let Some(w) = self.open_write(ino) {
-            w.staged.lock().await.unlinked = true;
+            let mut st = w.staged.lock().await;
+            st.unlinked = true;
+            if let Some(s) = st.stream.as_mut() {
+                s.stop().await;
+            }
         }
         if !self.inodes.is_local(ino) {
             self.backend.delete(&node.key).await?;

@@ -2,5 +2,7 @@
 //! `flush`/`fsync` (see [`staging`]).
 
 pub mod staging;
+pub mod stream;
 
 pub use staging::{Staged, StagingArea};
+pub use stream::Streamer;

@@ -107,6 +107,7 @@ impl StagingArea {
             dirty: false,
             unlinked: false,
             base_etag: None,
+            stream: None,
             keep: false,
         })
     }
@@ -124,6 +125,8 @@ pub struct Staged {
     pub dirty: bool,
     /// The file was unlinked while open: its content must not be uploaded.
     pub unlinked: bool,
+    /// Streaming upload while the file is written in order (`None`: not eligible).
+    pub stream: Option<super::Streamer>,
     /// ETag of the object version the content started from (`None` for a new file): an
     /// upload that finds another version on the server logs the conflict.
     pub base_etag: Option<String>,

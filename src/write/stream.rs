@@ -1,0 +1,264 @@
+//! Streaming upload of a file written in order: once a part's worth of new bytes is staged,
+//! a multipart upload begins and every full part goes out while the program is still writing,
+//! so a large copy is mostly uploaded by the time it is closed (and the close only sends the
+//! rest and completes the upload).
+//!
+//! Only content that started empty (a new file, or `O_TRUNC`) streams. A write before what was
+//! already sent, a truncation below it, a rename or an unlink stops streaming: the upload is
+//! aborted and the file is sent whole at close, as without streaming. A failed part does the
+//! same, so a streaming error never fails a `write`; errors are reported at close.
+
+use super::Staged;
+use crate::backend::{Backend, BackendError, ObjectInfo, Upload};
+use bytes::Bytes;
+
+/// The streaming state of one staged file.
+#[derive(Debug)]
+pub struct Streamer {
+    upload: Option<(String, Box<dyn Upload>)>,
+    sent: u64,
+    part: u64,
+    stopped: bool,
+}
+
+impl Streamer {
+    /// Stream in parts of `part` bytes.
+    pub fn new(part: u64) -> Self {
+        Streamer {
+            upload: None,
+            sent: 0,
+            part: part.max(5 << 20),
+            stopped: false,
+        }
+    }
+
+    /// Bytes handed to the store so far.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// After a write at `offset`: send every full part past what was sent.
+    pub async fn after_write(&mut self, backend: &dyn Backend, staged: &Staged, offset: u64) {
+        if self.stopped {
+            return;
+        }
+        if offset < self.sent {
+            self.stop().await;
+            return;
+        }
+        for _ in 0..(1u64 << 20) {
+            if staged.size() < self.sent + self.part {
+                return;
+            }
+            if self.upload.is_none() {
+                match backend.start_upload(&staged.key).await {
+                    Ok(u) => self.upload = Some((staged.key.clone(), u)),
+                    Err(e) => {
+                        tracing::debug!(key = %staged.key, error = %e, "no streaming upload; the file goes up at close");
+                        self.stopped = true;
+                        return;
+                    }
+                }
+            }
+            let sent = match staged.read_at(self.sent, self.part) {
+                Ok(data) => self.put(Bytes::from(data)).await,
+                Err(e) => Err(BackendError::Other(e.to_string())),
+            };
+            if let Err(e) = sent {
+                tracing::debug!(key = %staged.key, error = %e, "streaming upload stopped; the file goes up whole at close");
+                self.stop().await;
+                return;
+            }
+            self.sent += self.part;
+        }
+    }
+
+    async fn put(&mut self, data: Bytes) -> Result<(), BackendError> {
+        match self.upload.as_mut() {
+            Some((_, u)) => u.put_part(data).await,
+            None => Err(BackendError::Other("no upload in progress".into())),
+        }
+    }
+
+    /// Stop streaming (the content changed before what was sent): abort the upload.
+    pub async fn stop(&mut self) {
+        self.stopped = true;
+        if let Some((_, u)) = self.upload.take() {
+            u.abort().await;
+        }
+    }
+
+    /// At close: send the rest and complete the upload. `None` when nothing was streamed (or
+    /// the upload had to be given up): the caller sends the file whole.
+    pub async fn finish(&mut self, staged: &Staged) -> Option<Result<ObjectInfo, BackendError>> {
+        if self.stopped {
+            return None;
+        }
+        self.stopped = true;
+        let (key, mut upload) = self.upload.take()?;
+        if key != staged.key {
+            upload.abort().await;
+            return None;
+        }
+        let rest = staged.size().saturating_sub(self.sent);
+        if rest > 0 {
+            let sent = match staged.read_at(self.sent, rest) {
+                Ok(data) => upload.put_part(Bytes::from(data)).await,
+                Err(e) => Err(BackendError::Other(e.to_string())),
+            };
+            if let Err(e) = sent {
+                tracing::debug!(%key, error = %e, "last part failed; the file goes up whole");
+                upload.abort().await;
+                return None;
+            }
+        }
+        Some(upload.complete(staged.size()).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ListPage;
+    use async_trait::async_trait;
+    use std::sync::{Arc, Mutex};
+
+    /// Records parts per upload; `completed` holds the joined objects.
+    #[derive(Debug, Default)]
+    struct Recorder {
+        parts: Arc<Mutex<Vec<usize>>>,
+        completed: Arc<Mutex<Vec<Vec<u8>>>>,
+        aborted: Arc<Mutex<usize>>,
+    }
+
+    #[derive(Debug)]
+    struct RecUpload {
+        got: Vec<u8>,
+        parts: Arc<Mutex<Vec<usize>>>,
+        completed: Arc<Mutex<Vec<Vec<u8>>>>,
+        aborted: Arc<Mutex<usize>>,
+    }
+
+    #[async_trait]
+    impl Upload for RecUpload {
+        async fn put_part(&mut self, data: Bytes) -> Result<(), BackendError> {
+            self.parts.lock().unwrap().push(data.len());
+            self.got.extend_from_slice(&data);
+            Ok(())
+        }
+        async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
+            assert_eq!(self.got.len() as u64, size);
+            self.completed.lock().unwrap().push(self.got.clone());
+            Ok(ObjectInfo {
+                key: "k".into(),
+                size,
+                mtime: std::time::SystemTime::now(),
+                etag: None,
+            })
+        }
+        async fn abort(self: Box<Self>) {
+            *self.aborted.lock().unwrap() += 1;
+        }
+    }
+
+    #[async_trait]
+    impl Backend for Recorder {
+        fn describe(&self) -> String {
+            "recorder".into()
+        }
+        async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
+            Err(BackendError::NotFound(key.into()))
+        }
+        async fn list(&self, _: &str, _: Option<&str>, _: usize) -> Result<ListPage, BackendError> {
+            Ok(ListPage::default())
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            _: std::ops::Range<u64>,
+            _: Option<&str>,
+        ) -> Result<Bytes, BackendError> {
+            Err(BackendError::NotFound(key.into()))
+        }
+        async fn put(&self, key: &str, _: Bytes) -> Result<ObjectInfo, BackendError> {
+            Err(BackendError::Unsupported(key.into()))
+        }
+        async fn copy(&self, _: &str, _: &str) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn delete(&self, _: &str) -> Result<(), BackendError> {
+            Ok(())
+        }
+        async fn start_upload(&self, _: &str) -> Result<Box<dyn Upload>, BackendError> {
+            Ok(Box::new(RecUpload {
+                got: Vec::new(),
+                parts: self.parts.clone(),
+                completed: self.completed.clone(),
+                aborted: self.aborted.clone(),
+            }))
+        }
+    }
+
+    const PART: u64 = 5 << 20;
+
+    #[tokio::test]
+    async fn in_order_writes_go_out_as_full_parts_and_close_sends_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = crate::write::StagingArea::open(dir.path()).unwrap();
+        let mut st = area.create("k").unwrap();
+        let b = Recorder::default();
+        let mut s = Streamer::new(PART);
+        let chunk = vec![7u8; 1 << 20];
+        for i in 0..12u64 {
+            st.write_at(i << 20, &chunk).unwrap();
+            s.after_write(&b, &st, i << 20).await;
+        }
+        assert_eq!(
+            *b.parts.lock().unwrap(),
+            [5 << 20, 5 << 20],
+            "two parts sent while writing"
+        );
+        assert_eq!(s.sent(), 10 << 20);
+        let done = s.finish(&st).await.expect("streamed").unwrap();
+        assert_eq!(done.size, 12 << 20);
+        assert_eq!(*b.parts.lock().unwrap(), [5 << 20, 5 << 20, 2 << 20]);
+        assert_eq!(b.completed.lock().unwrap()[0], vec![7u8; 12 << 20]);
+        assert!(
+            s.finish(&st).await.is_none(),
+            "finished once; later closes send whole"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_before_what_was_sent_stops_streaming() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = crate::write::StagingArea::open(dir.path()).unwrap();
+        let mut st = area.create("k").unwrap();
+        let b = Recorder::default();
+        let mut s = Streamer::new(PART);
+        st.write_at(0, &vec![1u8; 6 << 20]).unwrap();
+        s.after_write(&b, &st, 0).await;
+        assert_eq!(s.sent(), 5 << 20);
+        st.write_at(100, b"rewrite").unwrap();
+        s.after_write(&b, &st, 100).await;
+        assert_eq!(*b.aborted.lock().unwrap(), 1, "the upload is aborted");
+        assert!(
+            s.finish(&st).await.is_none(),
+            "the file goes up whole at close"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_renamed_file_is_not_completed_under_its_old_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = crate::write::StagingArea::open(dir.path()).unwrap();
+        let mut st = area.create("old").unwrap();
+        let b = Recorder::default();
+        let mut s = Streamer::new(PART);
+        st.write_at(0, &vec![1u8; 5 << 20]).unwrap();
+        s.after_write(&b, &st, 0).await;
+        st.key = "new".into();
+        assert!(s.finish(&st).await.is_none());
+        assert_eq!(*b.aborted.lock().unwrap(), 1);
+    }
+}

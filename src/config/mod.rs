@@ -105,6 +105,8 @@ pub struct MountConfig {
     pub upload_part_size: u64,
     /// Most objects a directory rename may copy; a larger directory is refused.
     pub rename_dir_limit: usize,
+    /// Most files open for writing at once (each may hold up to 4 upload parts in memory).
+    pub max_open_writes: usize,
     /// Let the kernel read files that are fully in the disk cache straight from their cache file
     /// (FUSE passthrough, Linux 6.9 or later, daemon running as root).
     pub passthrough: bool,
@@ -155,6 +157,7 @@ impl Default for MountConfig {
             passthrough: true,
             upload_part_size: 8 << 20,
             rename_dir_limit: 10_000,
+            max_open_writes: 256,
         }
     }
 }

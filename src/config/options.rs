@@ -187,6 +187,12 @@ pub static OPTIONS: &[OptionSpec] = &[
             if n == 0 { return Err("must be at least 1".to_string()); }
             c.rename_dir_limit = n
         }),
+    opt!("max_open_writes", [], Takes::Value("N"), "Most files open for writing at once (default 256); one more fails with ENFILE and a log line. Each streaming upload holds up to 4 parts of upload_part_size in memory.",
+        |c, v| {
+            let n: usize = need(v)?.parse().map_err(|_| "must be a whole number".to_string())?;
+            if n == 0 { return Err("must be at least 1".to_string()); }
+            c.max_open_writes = n
+        }),
     opt!("passthrough", [], Takes::Flag, "Files fully in the disk cache are read by the kernel straight from their cache file, without the daemon (FUSE passthrough; Linux 6.9 or later, daemon running as root; on by default, passthrough=false turns it off). Falls back to normal reads where unavailable.",
         |c, v| c.passthrough = flag(v)?),
 ];

@@ -47,6 +47,9 @@ pub enum FsError {
     /// Local I/O on staged data failed.
     #[error("staging I/O failed: {0}")]
     LocalIo(String),
+    /// Too many files open for writing at once.
+    #[error("too many files open for writing (max_open_writes={0}); close some or raise -o max_open_writes=")]
+    TooManyWriters(usize),
     /// Too many objects for one operation (e.g. renaming a large directory).
     #[error("{0}")]
     TooMany(String),
@@ -82,6 +85,7 @@ impl FsError {
             FsError::NoSpace => libc::ENOSPC,
             FsError::LocalIo(_) => libc::EIO,
             FsError::TooMany(_) => libc::EMLINK,
+            FsError::TooManyWriters(_) => libc::ENFILE,
             FsError::Backend(b) => match b {
                 BackendError::NotFound(_) => libc::ENOENT,
                 BackendError::Changed(_) => libc::ESTALE,

@@ -120,6 +120,8 @@ pub struct CoreConfig {
     pub upload_part_size: u64,
     /// See [`MountConfig::rename_dir_limit`].
     pub rename_dir_limit: usize,
+    /// See [`MountConfig::max_open_writes`].
+    pub max_open_writes: usize,
 }
 
 impl From<&MountConfig> for CoreConfig {
@@ -138,6 +140,7 @@ impl From<&MountConfig> for CoreConfig {
             read_only: c.read_only,
             upload_part_size: c.upload_part_size,
             rename_dir_limit: c.rename_dir_limit,
+            max_open_writes: c.max_open_writes,
         }
     }
 }

@@ -95,6 +95,9 @@ impl CloudFs {
             return Ok(w);
         }
         let area = self.staging.as_ref().ok_or(FsError::ReadOnly)?;
+        if lock(&self.writes).len() >= self.cfg.max_open_writes {
+            return Err(FsError::TooManyWriters(self.cfg.max_open_writes));
+        }
         let mut staged = area.create(&node.key)?;
         staged.base_etag = node.stat.etag.clone();
         if truncate {
@@ -184,7 +187,13 @@ impl CloudFs {
         self.inodes.set_local(ino, true);
         self.negative.remove(parent, name);
         let node = self.node(ino)?;
-        let w = self.stage(&node, true).await?;
+        let w = match self.stage(&node, true).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.inodes.unlink(parent, name);
+                return Err(e);
+            }
+        };
         w.staged.lock().await.dirty = true;
         self.inodes.remember(ino);
         let fh = self.add_handle(&node, true);

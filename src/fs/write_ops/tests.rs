@@ -204,3 +204,27 @@ async fn renaming_a_huge_directory_is_refused_with_the_limit() {
     );
     assert!(object(&b, "big/0").await.is_some(), "nothing moved");
 }
+
+#[tokio::test]
+async fn too_many_writers_get_enfile() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = CloudFs::new(
+        b.clone(),
+        &MountConfig {
+            max_open_writes: 2,
+            ..MountConfig::default()
+        },
+    );
+    let (_, a) = fs.create(ROOT_INO, "a").await.unwrap();
+    fs.create(ROOT_INO, "b").await.unwrap();
+    let err = fs.create(ROOT_INO, "c").await.unwrap_err();
+    assert_eq!(err.errno(), libc::ENFILE);
+    assert!(err.to_string().contains("max_open_writes"), "{err}");
+    assert_eq!(
+        ls(&fs, ROOT_INO).await,
+        ["a", "b"],
+        "the refused file does not appear"
+    );
+    fs.release(a.fh).await;
+    fs.create(ROOT_INO, "c").await.unwrap();
+}

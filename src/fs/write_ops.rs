@@ -175,17 +175,7 @@ impl CloudFs {
         if dir.key.len() + name.len() > super::MAX_KEY_LEN {
             return Err(FsError::NameTooLong);
         }
-        let key = format!("{}{name}", dir.key);
-        let stat = Stat {
-            size: 0,
-            mtime: SystemTime::now(),
-            etag: None,
-        };
-        let ino = self
-            .inodes
-            .upsert(parent, name, &key, Kind::File, stat, self.expiry());
-        self.inodes.set_local(ino, true);
-        self.negative.remove(parent, name);
+        let ino = self.add_local(parent, name, &format!("{}{name}", dir.key), Kind::File);
         let node = self.node(ino)?;
         let w = match self.stage(&node, true).await {
             Ok(w) => w,
@@ -206,6 +196,21 @@ impl CloudFs {
                 whole: None,
             },
         ))
+    }
+
+    /// A new, empty entry `name` in `parent` that exists only in the mount so far.
+    fn add_local(&self, parent: u64, name: &str, key: &str, kind: Kind) -> u64 {
+        let stat = Stat {
+            size: 0,
+            mtime: SystemTime::now(),
+            etag: None,
+        };
+        let ino = self
+            .inodes
+            .upsert(parent, name, key, kind, stat, self.expiry());
+        self.inodes.set_local(ino, true);
+        self.negative.remove(parent, name);
+        ino
     }
 
     /// Register an open handle of `node`.
@@ -494,17 +499,7 @@ impl CloudFs {
             Err(e) => return Err(e),
         }
         let dir = self.node(parent)?;
-        let key = format!("{}{name}/", dir.key);
-        let stat = Stat {
-            size: 0,
-            mtime: SystemTime::now(),
-            etag: None,
-        };
-        let ino = self
-            .inodes
-            .upsert(parent, name, &key, Kind::Dir, stat, self.expiry());
-        self.inodes.set_local(ino, true);
-        self.negative.remove(parent, name);
+        let ino = self.add_local(parent, name, &format!("{}{name}/", dir.key), Kind::Dir);
         self.inodes.remember(ino);
         Ok(self.entry(&self.node(ino)?))
     }

@@ -336,3 +336,87 @@ fn a_full_staging_area_answers_enospc_and_the_mount_goes_on() {
     ok(&format!("echo fine > {}/small", m.path.display()));
     assert_eq!(server_bytes(&s3, "full", "small").unwrap(), b"fine\n");
 }
+
+/// The object's s3fs-style POSIX metadata on the server (`mode`, `uid`, `gid`, `mtime`).
+fn server_meta(
+    s3: &S3Server,
+    bucket: &str,
+    key: &str,
+) -> std::collections::HashMap<String, String> {
+    let store = s3.store(bucket);
+    support::block_on(async move {
+        let opts = object_store::GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let got = store
+            .get_opts(&ObjPath::from(key), opts)
+            .await
+            .expect("head");
+        got.attributes
+            .iter()
+            .filter_map(|(k, v)| match k {
+                object_store::Attribute::Metadata(n) => Some((n.to_string(), v.to_string())),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn modes_owners_and_times_are_stored_like_s3fs() {
+    use object_store::{Attribute, AttributeValue, Attributes, PutOptions};
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("meta");
+    // An object as s3fs writes it.
+    let store = s3.store("meta");
+    support::block_on(async move {
+        let mut a = Attributes::new();
+        for (k, v) in [
+            ("mode", "33184"),
+            ("uid", "1234"),
+            ("gid", "4321"),
+            ("mtime", "1600000000"),
+        ] {
+            a.insert(Attribute::Metadata(k.into()), AttributeValue::from(v));
+        }
+        let opts = PutOptions {
+            attributes: a,
+            ..Default::default()
+        };
+        store
+            .put_opts(&ObjPath::from("s3fs.txt"), "hi".into(), opts)
+            .await
+    })
+    .expect("put with metadata");
+    let m = mount(&s3, "meta", &[]);
+    let mnt = m.path.display().to_string();
+    assert_eq!(
+        ok(&format!("stat -c '%a %u %g %Y' {mnt}/s3fs.txt")).trim(),
+        "640 1234 4321 1600000000"
+    );
+    ok(&format!(
+        "echo x > {mnt}/new && chmod 604 {mnt}/new && touch -d @1700000000 {mnt}/new"
+    ));
+    let meta = server_meta(&s3, "meta", "new");
+    assert_eq!(
+        meta.get("mode").map(String::as_str),
+        Some("33156"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("mtime").map(String::as_str),
+        Some("1700000000"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("uid").map(String::as_str),
+        Some("0"),
+        "created by root: {meta:?}"
+    );
+    assert_eq!(
+        server_bytes(&s3, "meta", "new").unwrap(),
+        b"x\n",
+        "content unchanged"
+    );
+}

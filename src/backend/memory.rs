@@ -3,7 +3,7 @@
 //! A test double for the core's unit tests and benchmarks, never a way to mount real data.
 //! Keys ending in `/` are directory markers, exactly as in an S3 bucket.
 
-use super::{Backend, BackendError, ListPage, ObjectInfo};
+use super::{Backend, BackendError, ListPage, ObjectInfo, PosixMeta};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -17,6 +17,7 @@ struct Object {
     data: Bytes,
     mtime: SystemTime,
     etag: String,
+    meta: PosixMeta,
 }
 
 /// Number of calls of each kind the backend has served.
@@ -51,11 +52,17 @@ impl MemoryBackend {
 
     /// Store `data` under `key` (a key ending in `/` is a directory marker).
     pub fn insert(&self, key: &str, data: impl Into<Bytes>) {
+        self.insert_with_meta(key, data, PosixMeta::default());
+    }
+
+    /// Store `data` under `key` with POSIX attributes `meta`.
+    pub fn insert_with_meta(&self, key: &str, data: impl Into<Bytes>, meta: PosixMeta) {
         let etag = format!("\"{}\"", self.next_etag.fetch_add(1, Ordering::Relaxed));
         let obj = Object {
             data: data.into(),
             mtime: SystemTime::now(),
             etag,
+            meta,
         };
         self.lock().insert(key.to_string(), obj);
     }
@@ -88,6 +95,7 @@ impl MemoryBackend {
             size: o.data.len() as u64,
             mtime: o.mtime,
             etag: Some(o.etag.clone()),
+            meta: PosixMeta::default(),
         }
     }
 }
@@ -102,7 +110,10 @@ impl Backend for MemoryBackend {
         self.counters.head.fetch_add(1, Ordering::Relaxed);
         let map = self.lock();
         map.get(key)
-            .map(|o| Self::info(key, o))
+            .map(|o| ObjectInfo {
+                meta: o.meta.clone(),
+                ..Self::info(key, o)
+            })
             .ok_or_else(|| BackendError::NotFound(key.into()))
     }
 
@@ -184,24 +195,29 @@ impl Backend for MemoryBackend {
         Ok(obj.data.slice(start..end))
     }
 
-    async fn put(&self, key: &str, data: Bytes) -> Result<ObjectInfo, BackendError> {
+    async fn put(
+        &self,
+        key: &str,
+        data: Bytes,
+        meta: &PosixMeta,
+    ) -> Result<ObjectInfo, BackendError> {
         if self.failing_puts.load(Ordering::Relaxed) {
             return Err(BackendError::Unreachable(format!(
                 "put {key}: server down (test)"
             )));
         }
-        self.insert(key, data);
+        self.insert_with_meta(key, data, meta.clone());
         self.head(key).await
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        let data = {
+        let (data, meta) = {
             let map = self.lock();
             map.get(from)
-                .map(|o| o.data.clone())
+                .map(|o| (o.data.clone(), o.meta.clone()))
                 .ok_or_else(|| BackendError::NotFound(from.into()))?
         };
-        self.insert(to, data);
+        self.insert_with_meta(to, data, meta);
         Ok(())
     }
 

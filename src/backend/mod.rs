@@ -12,6 +12,7 @@
 mod build;
 mod error;
 pub mod memory;
+pub mod meta;
 mod store;
 
 pub use build::{build_backend, BuiltBackend};
@@ -24,6 +25,8 @@ use std::fmt::Debug;
 use std::ops::Range;
 use std::time::SystemTime;
 
+pub use meta::PosixMeta;
+
 /// What a listing or a HEAD says about one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -35,6 +38,8 @@ pub struct ObjectInfo {
     pub mtime: SystemTime,
     /// Entity tag (or version) identifying this content, when the server gives one.
     pub etag: Option<String>,
+    /// POSIX attributes stored with the object (only a HEAD reads them; listings do not).
+    pub meta: PosixMeta,
 }
 
 /// One page of a delimited listing (`/` is the delimiter).
@@ -98,13 +103,23 @@ pub trait Backend: Send + Sync + Debug + 'static {
         etag: Option<&str>,
     ) -> Result<Bytes, BackendError>;
 
-    /// Store `data` as `key`, replacing any object of that name.
-    async fn put(&self, key: &str, data: Bytes) -> Result<ObjectInfo, BackendError>;
+    /// Store `data` as `key` with the POSIX attributes `meta`, replacing any object of that name.
+    async fn put(
+        &self,
+        key: &str,
+        data: Bytes,
+        meta: &PosixMeta,
+    ) -> Result<ObjectInfo, BackendError>;
 
     /// Begin a multipart upload to `key` whose parts are sent as they come (a file still being
     /// written). Stores without one answer [`BackendError::Unsupported`] and the whole file is
     /// sent at close instead.
-    async fn start_upload(&self, key: &str) -> Result<Box<dyn Upload>, BackendError> {
+    async fn start_upload(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+    ) -> Result<Box<dyn Upload>, BackendError> {
+        let _ = meta;
         Err(BackendError::Unsupported(format!(
             "streaming upload of {key} by {}",
             self.describe()
@@ -120,12 +135,13 @@ pub trait Backend: Send + Sync + Debug + 'static {
         path: &std::path::Path,
         size: u64,
         part_size: u64,
+        meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
         let _ = (size, part_size);
         let data = tokio::fs::read(path)
             .await
             .map_err(|e| BackendError::Other(format!("cannot read {}: {e}", path.display())))?;
-        self.put(key, Bytes::from(data)).await
+        self.put(key, Bytes::from(data), meta).await
     }
 
     /// Server-side copy of `from` to `to`.

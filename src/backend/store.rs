@@ -4,12 +4,15 @@
 //! LIST request. The local directory store has no paged listing; its pages are cut from a full
 //! listing of the one directory (local directories are cheap to list; documented limitation).
 
-use super::{Backend, BackendError, ListPage, ObjectInfo};
+use super::{Backend, BackendError, ListPage, ObjectInfo, PosixMeta};
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    Attribute, AttributeValue, Attributes, GetOptions, GetRange, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
+};
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
@@ -94,7 +97,22 @@ impl ObjectStoreBackend {
             size: meta.size,
             mtime: meta.last_modified.into(),
             etag: meta.e_tag.or(meta.version),
+            meta: PosixMeta::default(),
         })
+    }
+
+    /// `meta` as object metadata; the local directory store keeps none.
+    fn attributes(&self, meta: &PosixMeta) -> Attributes {
+        let mut a = Attributes::new();
+        if self.local_dir.is_none() {
+            for (k, v) in meta.to_pairs() {
+                a.insert(
+                    Attribute::Metadata(Cow::Borrowed(k)),
+                    AttributeValue::from(v),
+                );
+            }
+        }
+        a
     }
 
     /// Turn a store listing of `prefix` into a page: drop the directory's own marker (`dir/`
@@ -186,9 +204,24 @@ impl Backend for ObjectStoreBackend {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
-        let meta = self.store.head(&self.path(key)?).await?;
-        self.info(meta)
-            .ok_or_else(|| BackendError::NotFound(key.to_string()))
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let res = self.store.get_opts(&self.path(key)?, opts).await?;
+        let pairs: Vec<(String, String)> = res
+            .attributes
+            .iter()
+            .filter_map(|(k, v)| match k {
+                Attribute::Metadata(name) => Some((name.to_string(), v.to_string())),
+                _ => None,
+            })
+            .collect();
+        let mut info = self
+            .info(res.meta.clone())
+            .ok_or_else(|| BackendError::NotFound(key.to_string()))?;
+        info.meta = PosixMeta::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Ok(info)
     }
 
     async fn list(
@@ -234,24 +267,46 @@ impl Backend for ObjectStoreBackend {
         Ok(res.bytes().await?)
     }
 
-    async fn put(&self, key: &str, data: Bytes) -> Result<ObjectInfo, BackendError> {
+    async fn put(
+        &self,
+        key: &str,
+        data: Bytes,
+        meta: &PosixMeta,
+    ) -> Result<ObjectInfo, BackendError> {
         let size = data.len() as u64;
+        let opts = PutOptions {
+            attributes: self.attributes(meta),
+            ..Default::default()
+        };
         let res = self
             .store
-            .put(&self.path(key)?, PutPayload::from(data))
+            .put_opts(&self.path(key)?, PutPayload::from(data), opts)
             .await?;
         Ok(ObjectInfo {
             key: key.to_string(),
             size,
             mtime: std::time::SystemTime::now(),
             etag: res.e_tag.or(res.version),
+            meta: meta.clone(),
         })
     }
 
-    async fn start_upload(&self, key: &str) -> Result<Box<dyn super::Upload>, BackendError> {
-        let upload = self.store.put_multipart(&self.path(key)?).await?;
+    async fn start_upload(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+    ) -> Result<Box<dyn super::Upload>, BackendError> {
+        let opts = PutMultipartOptions {
+            attributes: self.attributes(meta),
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&self.path(key)?, opts)
+            .await?;
         Ok(Box::new(StoreUpload {
             key: key.to_string(),
+            meta: meta.clone(),
             writer: tokio::sync::Mutex::new(Some(object_store::WriteMultipart::new(upload))),
         }))
     }
@@ -262,17 +317,25 @@ impl Backend for ObjectStoreBackend {
         path: &std::path::Path,
         size: u64,
         part_size: u64,
+        meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
         use tokio::io::AsyncReadExt;
         let local =
             |e: std::io::Error| BackendError::Other(format!("cannot read {}: {e}", path.display()));
         if size <= part_size {
             let data = tokio::fs::read(path).await.map_err(local)?;
-            return self.put(key, Bytes::from(data)).await;
+            return self.put(key, Bytes::from(data), meta).await;
         }
         // S3 takes at most 10,000 parts: bigger files get bigger parts (whole MiB).
         let part_size = part_size.max(size.div_ceil(10_000).div_ceil(1 << 20) << 20);
-        let upload = self.store.put_multipart(&self.path(key)?).await?;
+        let opts = PutMultipartOptions {
+            attributes: self.attributes(meta),
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&self.path(key)?, opts)
+            .await?;
         let mut writer =
             object_store::WriteMultipart::new_with_chunk_size(upload, part_size as usize);
         let mut file = tokio::fs::File::open(path).await.map_err(local)?;
@@ -297,6 +360,7 @@ impl Backend for ObjectStoreBackend {
             size,
             mtime: std::time::SystemTime::now(),
             etag: res.e_tag.or(res.version),
+            meta: meta.clone(),
         })
     }
 
@@ -316,6 +380,7 @@ impl Backend for ObjectStoreBackend {
 /// use has `&mut self`).
 struct StoreUpload {
     key: String,
+    meta: PosixMeta,
     writer: tokio::sync::Mutex<Option<object_store::WriteMultipart>>,
 }
 
@@ -350,6 +415,7 @@ impl super::Upload for StoreUpload {
             size,
             mtime: std::time::SystemTime::now(),
             etag: res.e_tag.or(res.version),
+            meta: self.meta.clone(),
         })
     }
 

@@ -1,5 +1,6 @@
 //! Attributes as the core hands them out (no `fuser` types), and how they are derived.
 
+use crate::backend::PosixMeta;
 use crate::config::MountConfig;
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +22,8 @@ pub struct Stat {
     pub mtime: SystemTime,
     /// Entity tag of the content (files only).
     pub etag: Option<String>,
+    /// POSIX attributes stored with the object, or set through the mount.
+    pub meta: PosixMeta,
 }
 
 impl From<crate::backend::ObjectInfo> for Stat {
@@ -29,6 +32,7 @@ impl From<crate::backend::ObjectInfo> for Stat {
             size: o.size,
             mtime: o.mtime,
             etag: o.etag,
+            meta: o.meta,
         }
     }
 }
@@ -63,7 +67,8 @@ pub struct Entry {
     pub attr_ttl: Duration,
 }
 
-/// Owner and modes for every inode of a mount (object metadata support comes with writes).
+/// Owner, modes and times of inodes: from the object's POSIX metadata where it has some
+/// (s3fs's `mode`, `uid`, `gid`, `mtime`), else from the mount options.
 #[derive(Debug, Clone)]
 pub struct AttrPolicy {
     uid: u32,
@@ -85,18 +90,20 @@ impl AttrPolicy {
 
     /// The attributes of inode `ino`.
     pub fn attr(&self, ino: u64, kind: Kind, stat: &Stat) -> Attr {
+        let default_perm = if kind == Kind::Dir {
+            self.dir_perm
+        } else {
+            self.file_perm
+        };
+        let m = &stat.meta;
         Attr {
             ino,
             kind,
             size: if kind == Kind::Dir { 0 } else { stat.size },
-            mtime: stat.mtime,
-            perm: if kind == Kind::Dir {
-                self.dir_perm
-            } else {
-                self.file_perm
-            },
-            uid: self.uid,
-            gid: self.gid,
+            mtime: m.mtime.unwrap_or(stat.mtime),
+            perm: m.mode.map_or(default_perm, |mode| (mode & 0o7777) as u16),
+            uid: m.uid.unwrap_or(self.uid),
+            gid: m.gid.unwrap_or(self.gid),
         }
     }
 }

@@ -117,6 +117,7 @@ mod tests {
                     size: 1,
                     mtime: SystemTime::UNIX_EPOCH,
                     etag: None,
+                    meta: Default::default(),
                 },
             })
             .collect()

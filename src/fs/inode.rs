@@ -297,6 +297,7 @@ mod tests {
             size,
             mtime: SystemTime::UNIX_EPOCH,
             etag: None,
+            meta: Default::default(),
         }
     }
 

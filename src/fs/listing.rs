@@ -137,6 +137,7 @@ impl DirStream {
                 size: 0,
                 mtime: self.dir_mtime,
                 etag: None,
+                meta: Default::default(),
             },
         });
     }
@@ -156,6 +157,7 @@ impl DirStream {
                 size: o.size,
                 mtime: o.mtime,
                 etag: o.etag,
+                meta: Default::default(),
             },
         }
     }

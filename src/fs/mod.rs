@@ -191,6 +191,7 @@ impl CloudFs {
                 size: 0,
                 mtime: now,
                 etag: None,
+                meta: Default::default(),
             }),
             negative: NegativeCache::new(mount.negative_timeout),
             dirs: DirCache::new(mount.dir_cache_timeout, mount.dir_cache_max_entries),
@@ -309,6 +310,7 @@ impl CloudFs {
                 size: 0,
                 mtime: self.mounted_at,
                 etag: None,
+                meta: Default::default(),
             };
             return Ok(Some(Listed {
                 name: name.to_string(),

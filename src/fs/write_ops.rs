@@ -14,7 +14,7 @@
 
 use super::{lock, parent_key, CloudFs, Entry, FileHandle, FsError, FsResult, Kind, Node, Opened};
 use super::{Listed, Prefetcher, Stat};
-use crate::backend::BackendError;
+use crate::backend::{BackendError, PosixMeta};
 use crate::read::ObjectRef;
 use crate::write::Staged;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,20 +153,30 @@ impl CloudFs {
         Ok(())
     }
 
-    /// The inode's size and mtime after a local change.
+    /// The inode's size and mtime after a local change (a stored mtime gives way to now).
     fn touch(&self, ino: u64, size: u64) {
         if let Some(node) = self.inodes.get(ino) {
             let stat = Stat {
                 size,
                 mtime: SystemTime::now(),
                 etag: node.stat.etag,
+                meta: PosixMeta {
+                    mtime: None,
+                    ..node.stat.meta
+                },
             };
             self.inodes.refresh(ino, stat, self.expiry());
         }
     }
 
-    /// Create and open file `name` in `parent` (it exists only in the mount until uploaded).
-    pub async fn create(&self, parent: u64, name: &str) -> FsResult<(Entry, Opened)> {
+    /// Create and open file `name` in `parent` with attributes `meta` (mode, owner), stored
+    /// with the object; it exists only in the mount until uploaded.
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        meta: PosixMeta,
+    ) -> FsResult<(Entry, Opened)> {
         self.writable()?;
         let dir = self.node(parent)?;
         if dir.kind != Kind::Dir {
@@ -175,7 +185,8 @@ impl CloudFs {
         if dir.key.len() + name.len() > super::MAX_KEY_LEN {
             return Err(FsError::NameTooLong);
         }
-        let ino = self.add_local(parent, name, &format!("{}{name}", dir.key), Kind::File);
+        let key = format!("{}{name}", dir.key);
+        let ino = self.add_local(parent, name, &key, Kind::File, meta);
         let node = self.node(ino)?;
         let w = match self.stage(&node, true).await {
             Ok(w) => w,
@@ -199,11 +210,12 @@ impl CloudFs {
     }
 
     /// A new, empty entry `name` in `parent` that exists only in the mount so far.
-    fn add_local(&self, parent: u64, name: &str, key: &str, kind: Kind) -> u64 {
+    fn add_local(&self, parent: u64, name: &str, key: &str, kind: Kind, meta: PosixMeta) -> u64 {
         let stat = Stat {
             size: 0,
             mtime: SystemTime::now(),
             etag: None,
+            meta,
         };
         let ino = self
             .inodes
@@ -257,7 +269,9 @@ impl CloudFs {
             st.write_at(offset, data)?;
             let mut stream = st.stream.take();
             if let Some(s) = stream.as_mut() {
-                s.after_write(self.backend.as_ref(), &st, offset).await;
+                let meta = self.meta_to_store(h.ino);
+                s.after_write(self.backend.as_ref(), &st, offset, &meta)
+                    .await;
             }
             st.stream = stream;
             st.size()
@@ -300,6 +314,61 @@ impl CloudFs {
         self.flush(fh).await
     }
 
+    /// The POSIX attributes to store with `ino`'s next upload: what it has, with its mtime.
+    fn meta_to_store(&self, ino: u64) -> PosixMeta {
+        let Some(node) = self.inodes.get(ino) else {
+            return PosixMeta::default();
+        };
+        PosixMeta {
+            mtime: Some(node.stat.meta.mtime.unwrap_or(node.stat.mtime)),
+            ..node.stat.meta
+        }
+    }
+
+    /// Set mode, owner or mtime of `ino` (chmod, chown, utimens). A file's attributes go to the
+    /// store with its content: at the next upload when it is open for writing, else by
+    /// uploading it again now. A directory keeps them in the mount only.
+    pub async fn set_attrs(&self, ino: u64, change: PosixMeta) -> FsResult<()> {
+        if change.is_empty() {
+            return Ok(());
+        }
+        self.writable()?;
+        let node = self.fresh_node(ino).await?;
+        let mut stat = node.stat.clone();
+        stat.meta = stat.meta.merged(&PosixMeta {
+            // Keep the file type bits the object had (or a regular file's).
+            mode: change.mode.map(|m| {
+                let kind_bits = if node.kind == Kind::Dir {
+                    libc::S_IFDIR
+                } else {
+                    libc::S_IFREG
+                };
+                (stat.meta.mode.unwrap_or(kind_bits) & libc::S_IFMT) | (m & 0o7777)
+            }),
+            ..change
+        });
+        self.inodes.refresh(ino, stat, self.expiry());
+        if node.kind == Kind::Dir {
+            return Ok(());
+        }
+        if let Some(w) = self.open_write(ino) {
+            w.staged.lock().await.dirty = true;
+            return Ok(());
+        }
+        if self.inodes.is_local(ino) {
+            return Ok(());
+        }
+        // Closed: object stores change metadata only with the content, so send it again.
+        let w = self.stage(&node, false).await?;
+        w.staged.lock().await.dirty = true;
+        let result = self.upload(ino, &w).await;
+        let mut writes = lock(&self.writes);
+        if w.handles.fetch_sub(1, Ordering::Relaxed) == 1 {
+            writes.remove(&ino);
+        }
+        result
+    }
+
     /// Upload the staged content of `ino` if it changed.
     async fn upload(&self, ino: u64, w: &OpenWrite) -> FsResult<()> {
         let mut st = w.staged.lock().await;
@@ -317,17 +386,19 @@ impl CloudFs {
                 }
             }
         }
+        let meta = self.meta_to_store(ino);
         let mut stream = st.stream.take();
         let streamed = match stream.as_mut() {
-            Some(s) => s.finish(&st).await,
+            Some(s) => s.finish(&st, &meta).await,
             None => None,
         };
         st.stream = stream;
         let put = match streamed {
             Some(done) => done,
             None => {
+                let part = self.cfg.upload_part_size;
                 self.backend
-                    .put_file(&st.key, st.path(), st.size(), self.cfg.upload_part_size)
+                    .put_file(&st.key, st.path(), st.size(), part, &meta)
                     .await
             }
         };
@@ -345,6 +416,7 @@ impl CloudFs {
             size: info.size,
             mtime: info.mtime,
             etag: info.etag,
+            meta: info.meta,
         };
         self.inodes.refresh(ino, stat, self.expiry());
         self.inodes.set_local(ino, false);
@@ -405,9 +477,10 @@ impl CloudFs {
                 Err(_) => continue,
             };
             tracing::info!(%key, size, staged = %data.display(), "resuming an upload left by an earlier run");
+            let meta = PosixMeta::default();
             match self
                 .backend
-                .put_file(&key, &data, size, self.cfg.upload_part_size)
+                .put_file(&key, &data, size, self.cfg.upload_part_size, &meta)
                 .await
             {
                 Ok(_) => {
@@ -489,9 +562,9 @@ impl CloudFs {
         }
     }
 
-    /// Make directory `name` in `parent` (it exists only in the mount until a file is
-    /// uploaded below it).
-    pub async fn mkdir(&self, parent: u64, name: &str) -> FsResult<Entry> {
+    /// Make directory `name` in `parent` with attributes `meta` (kept in the mount only; it
+    /// exists only in the mount until a file is uploaded below it).
+    pub async fn mkdir(&self, parent: u64, name: &str, meta: PosixMeta) -> FsResult<Entry> {
         self.writable()?;
         match self.resolve(parent, name).await {
             Ok(_) => return Err(FsError::Exists),
@@ -499,7 +572,8 @@ impl CloudFs {
             Err(e) => return Err(e),
         }
         let dir = self.node(parent)?;
-        let ino = self.add_local(parent, name, &format!("{}{name}/", dir.key), Kind::Dir);
+        let key = format!("{}{name}/", dir.key);
+        let ino = self.add_local(parent, name, &key, Kind::Dir, meta);
         self.inodes.remember(ino);
         Ok(self.entry(&self.node(ino)?))
     }

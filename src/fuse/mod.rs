@@ -8,6 +8,7 @@ mod session;
 pub use passthrough::{Passthrough, Served};
 pub use session::{mount, tune_read_ahead, MountHandle, KERNEL_READ_AHEAD_KB};
 
+use crate::backend::PosixMeta;
 use crate::fs::{Access, Attr, CloudFs, DirReplier, FsError, Kind};
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -82,6 +83,16 @@ fn errno(op: &str, e: &FsError) -> Errno {
 }
 
 /// Name bytes as UTF-8; object keys are UTF-8, so other names cannot exist.
+/// The attributes of something `req`'s caller creates with `mode`.
+fn creator(req: &Request, mode: u32) -> PosixMeta {
+    PosixMeta {
+        mode: Some(mode),
+        uid: Some(req.uid()),
+        gid: Some(req.gid()),
+        mtime: None,
+    }
+}
+
 /// Answer an operation without data.
 fn empty(reply: ReplyEmpty, op: &str, r: Result<(), FsError>) {
     match r {
@@ -272,12 +283,12 @@ impl Filesystem for FuseAdapter {
         &self,
         req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
         _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -286,17 +297,29 @@ impl Filesystem for FuseAdapter {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        // Only the size is stored; mode, owner and times are accepted and not kept (yet).
+        // Size, mode, owner and mtime are stored; atime is not kept.
+        let change = PosixMeta {
+            mode,
+            uid,
+            gid,
+            mtime: mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => SystemTime::now(),
+            }),
+        };
         let (fs, span) = (
             self.fs.clone(),
             tracing::debug_span!("setattr", req = req.unique().0, ino = ino.0, ?size),
         );
         self.rt.spawn(
             async move {
-                let done = match size {
+                let mut done = match size {
                     Some(n) => fs.set_size(ino.0, n).await,
                     None => Ok(()),
                 };
+                if done.is_ok() {
+                    done = fs.set_attrs(ino.0, change).await;
+                }
                 match done {
                     Ok(()) => match fs.getattr(ino.0).await {
                         Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
@@ -330,10 +353,11 @@ impl Filesystem for FuseAdapter {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
+        let meta = creator(req, libc::S_IFDIR | (mode & !umask & 0o7777));
         let (fs, span) = (
             self.fs.clone(),
             tracing::debug_span!("mkdir", req = req.unique().0, parent = parent.0, ?name),
@@ -343,7 +367,7 @@ impl Filesystem for FuseAdapter {
         };
         self.rt.spawn(
             async move {
-                match fs.mkdir(parent.0, &name).await {
+                match fs.mkdir(parent.0, &name, meta).await {
                     Ok(e) => reply.entry_with_ttls(
                         &e.attr_ttl,
                         &e.entry_ttl,
@@ -444,11 +468,12 @@ impl Filesystem for FuseAdapter {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        let meta = creator(req, libc::S_IFREG | (mode & !umask & 0o7777));
         let (fs, span) = (
             self.fs.clone(),
             tracing::debug_span!("create", req = req.unique().0, parent = parent.0, ?name),
@@ -459,7 +484,7 @@ impl Filesystem for FuseAdapter {
         let pt = self.passthrough.clone();
         self.rt.spawn(
             async move {
-                match fs.create(parent.0, &name).await {
+                match fs.create(parent.0, &name, meta).await {
                     Ok((e, o)) => {
                         // A new inode: no other open, so the daemon serves it.
                         let _ = pt.open(e.attr.ino, o.fh, true, None, |_| {

@@ -9,13 +9,15 @@
 //! same, so a streaming error never fails a `write`; errors are reported at close.
 
 use super::Staged;
-use crate::backend::{Backend, BackendError, ObjectInfo, Upload};
+use crate::backend::{Backend, BackendError, ObjectInfo, PosixMeta, Upload};
 use bytes::Bytes;
 
 /// The streaming state of one staged file.
 #[derive(Debug)]
 pub struct Streamer {
     upload: Option<(String, Box<dyn Upload>)>,
+    /// Attributes the upload was started with (mtime aside).
+    meta: PosixMeta,
     sent: u64,
     part: u64,
     stopped: bool,
@@ -26,6 +28,7 @@ impl Streamer {
     pub fn new(part: u64) -> Self {
         Streamer {
             upload: None,
+            meta: PosixMeta::default(),
             sent: 0,
             part: part.max(5 << 20),
             stopped: false,
@@ -37,8 +40,15 @@ impl Streamer {
         self.sent
     }
 
-    /// After a write at `offset`: send every full part past what was sent.
-    pub async fn after_write(&mut self, backend: &dyn Backend, staged: &Staged, offset: u64) {
+    /// After a write at `offset`: send every full part past what was sent (an upload begins
+    /// with the attributes `meta`).
+    pub async fn after_write(
+        &mut self,
+        backend: &dyn Backend,
+        staged: &Staged,
+        offset: u64,
+        meta: &PosixMeta,
+    ) {
         if self.stopped {
             return;
         }
@@ -51,8 +61,14 @@ impl Streamer {
                 return;
             }
             if self.upload.is_none() {
-                match backend.start_upload(&staged.key).await {
-                    Ok(u) => self.upload = Some((staged.key.clone(), u)),
+                match backend.start_upload(&staged.key, meta).await {
+                    Ok(u) => {
+                        self.upload = Some((staged.key.clone(), u));
+                        self.meta = PosixMeta {
+                            mtime: None,
+                            ..meta.clone()
+                        };
+                    }
                     Err(e) => {
                         tracing::debug!(key = %staged.key, error = %e, "no streaming upload; the file goes up at close");
                         self.stopped = true;
@@ -89,14 +105,23 @@ impl Streamer {
     }
 
     /// At close: send the rest and complete the upload. `None` when nothing was streamed (or
-    /// the upload had to be given up): the caller sends the file whole.
-    pub async fn finish(&mut self, staged: &Staged) -> Option<Result<ObjectInfo, BackendError>> {
+    /// the upload had to be given up, e.g. renamed or chmod-ed meanwhile): the caller sends
+    /// the file whole, with `meta`.
+    pub async fn finish(
+        &mut self,
+        staged: &Staged,
+        meta: &PosixMeta,
+    ) -> Option<Result<ObjectInfo, BackendError>> {
         if self.stopped {
             return None;
         }
         self.stopped = true;
         let (key, mut upload) = self.upload.take()?;
-        if key != staged.key {
+        let same_meta = PosixMeta {
+            mtime: None,
+            ..meta.clone()
+        } == self.meta;
+        if key != staged.key || !same_meta {
             upload.abort().await;
             return None;
         }
@@ -154,6 +179,7 @@ mod tests {
                 size,
                 mtime: std::time::SystemTime::now(),
                 etag: None,
+                meta: PosixMeta::default(),
             })
         }
         async fn abort(self: Box<Self>) {
@@ -180,7 +206,12 @@ mod tests {
         ) -> Result<Bytes, BackendError> {
             Err(BackendError::NotFound(key.into()))
         }
-        async fn put(&self, key: &str, _: Bytes) -> Result<ObjectInfo, BackendError> {
+        async fn put(
+            &self,
+            key: &str,
+            _: Bytes,
+            _: &PosixMeta,
+        ) -> Result<ObjectInfo, BackendError> {
             Err(BackendError::Unsupported(key.into()))
         }
         async fn copy(&self, _: &str, _: &str) -> Result<(), BackendError> {
@@ -189,7 +220,11 @@ mod tests {
         async fn delete(&self, _: &str) -> Result<(), BackendError> {
             Ok(())
         }
-        async fn start_upload(&self, _: &str) -> Result<Box<dyn Upload>, BackendError> {
+        async fn start_upload(
+            &self,
+            _: &str,
+            _: &PosixMeta,
+        ) -> Result<Box<dyn Upload>, BackendError> {
             Ok(Box::new(RecUpload {
                 got: Vec::new(),
                 parts: self.parts.clone(),
@@ -211,7 +246,7 @@ mod tests {
         let chunk = vec![7u8; 1 << 20];
         for i in 0..12u64 {
             st.write_at(i << 20, &chunk).unwrap();
-            s.after_write(&b, &st, i << 20).await;
+            s.after_write(&b, &st, i << 20, &PosixMeta::default()).await;
         }
         assert_eq!(
             *b.parts.lock().unwrap(),
@@ -219,12 +254,16 @@ mod tests {
             "two parts sent while writing"
         );
         assert_eq!(s.sent(), 10 << 20);
-        let done = s.finish(&st).await.expect("streamed").unwrap();
+        let done = s
+            .finish(&st, &PosixMeta::default())
+            .await
+            .expect("streamed")
+            .unwrap();
         assert_eq!(done.size, 12 << 20);
         assert_eq!(*b.parts.lock().unwrap(), [5 << 20, 5 << 20, 2 << 20]);
         assert_eq!(b.completed.lock().unwrap()[0], vec![7u8; 12 << 20]);
         assert!(
-            s.finish(&st).await.is_none(),
+            s.finish(&st, &PosixMeta::default()).await.is_none(),
             "finished once; later closes send whole"
         );
     }
@@ -237,13 +276,13 @@ mod tests {
         let b = Recorder::default();
         let mut s = Streamer::new(PART);
         st.write_at(0, &vec![1u8; 6 << 20]).unwrap();
-        s.after_write(&b, &st, 0).await;
+        s.after_write(&b, &st, 0, &PosixMeta::default()).await;
         assert_eq!(s.sent(), 5 << 20);
         st.write_at(100, b"rewrite").unwrap();
-        s.after_write(&b, &st, 100).await;
+        s.after_write(&b, &st, 100, &PosixMeta::default()).await;
         assert_eq!(*b.aborted.lock().unwrap(), 1, "the upload is aborted");
         assert!(
-            s.finish(&st).await.is_none(),
+            s.finish(&st, &PosixMeta::default()).await.is_none(),
             "the file goes up whole at close"
         );
     }
@@ -256,9 +295,9 @@ mod tests {
         let b = Recorder::default();
         let mut s = Streamer::new(PART);
         st.write_at(0, &vec![1u8; 5 << 20]).unwrap();
-        s.after_write(&b, &st, 0).await;
+        s.after_write(&b, &st, 0, &PosixMeta::default()).await;
         st.key = "new".into();
-        assert!(s.finish(&st).await.is_none());
+        assert!(s.finish(&st, &PosixMeta::default()).await.is_none());
         assert_eq!(*b.aborted.lock().unwrap(), 1);
     }
 }

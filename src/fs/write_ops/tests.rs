@@ -4,6 +4,7 @@ use super::super::{CloudFs, DirReplier, ROOT_INO};
 use super::*;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::Backend;
+use crate::backend::PosixMeta;
 use crate::config::MountConfig;
 use crate::fs::Attr;
 
@@ -40,7 +41,10 @@ async fn ls(fs: &CloudFs, ino: u64) -> Vec<String> {
 async fn created_files_are_uploaded_at_flush_and_readable_before() {
     let b = Arc::new(MemoryBackend::new());
     let fs = fs(&b);
-    let (e, o) = fs.create(ROOT_INO, "new.txt").await.unwrap();
+    let (e, o) = fs
+        .create(ROOT_INO, "new.txt", PosixMeta::default())
+        .await
+        .unwrap();
     assert_eq!(
         ls(&fs, ROOT_INO).await,
         ["new.txt"],
@@ -105,7 +109,10 @@ async fn edits_truncates_and_appends_keep_the_rest_of_the_object() {
 async fn failed_uploads_report_at_flush_and_succeed_later() {
     let b = Arc::new(MemoryBackend::new());
     let fs = fs(&b);
-    let (_, o) = fs.create(ROOT_INO, "f").await.unwrap();
+    let (_, o) = fs
+        .create(ROOT_INO, "f", PosixMeta::default())
+        .await
+        .unwrap();
     fs.write(o.fh, 0, b"keep me").await.unwrap();
     b.fail_puts(true);
     assert!(
@@ -132,13 +139,21 @@ async fn unlink_mkdir_rmdir_and_rename() {
         FsError::NotFound
     );
 
-    let e = fs.mkdir(ROOT_INO, "empty").await.unwrap();
+    let e = fs
+        .mkdir(ROOT_INO, "empty", PosixMeta::default())
+        .await
+        .unwrap();
     assert_eq!(ls(&fs, ROOT_INO).await, ["d", "empty"]);
     assert_eq!(
-        fs.mkdir(ROOT_INO, "empty").await.unwrap_err(),
+        fs.mkdir(ROOT_INO, "empty", PosixMeta::default())
+            .await
+            .unwrap_err(),
         FsError::Exists
     );
-    let (_, o) = fs.create(e.attr.ino, "inside").await.unwrap();
+    let (_, o) = fs
+        .create(e.attr.ino, "inside", PosixMeta::default())
+        .await
+        .unwrap();
     assert_eq!(
         fs.rmdir(ROOT_INO, "empty").await.unwrap_err(),
         FsError::NotEmpty
@@ -215,9 +230,17 @@ async fn too_many_writers_get_enfile() {
             ..MountConfig::default()
         },
     );
-    let (_, a) = fs.create(ROOT_INO, "a").await.unwrap();
-    fs.create(ROOT_INO, "b").await.unwrap();
-    let err = fs.create(ROOT_INO, "c").await.unwrap_err();
+    let (_, a) = fs
+        .create(ROOT_INO, "a", PosixMeta::default())
+        .await
+        .unwrap();
+    fs.create(ROOT_INO, "b", PosixMeta::default())
+        .await
+        .unwrap();
+    let err = fs
+        .create(ROOT_INO, "c", PosixMeta::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.errno(), libc::ENFILE);
     assert!(err.to_string().contains("max_open_writes"), "{err}");
     assert_eq!(
@@ -226,5 +249,62 @@ async fn too_many_writers_get_enfile() {
         "the refused file does not appear"
     );
     fs.release(a.fh).await;
-    fs.create(ROOT_INO, "c").await.unwrap();
+    fs.create(ROOT_INO, "c", PosixMeta::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn posix_attributes_follow_s3fs_metadata_both_ways() {
+    let b = Arc::new(MemoryBackend::new());
+    let written_by_s3fs = PosixMeta {
+        mode: Some(0o100640),
+        uid: Some(1234),
+        gid: Some(99),
+        mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
+    };
+    b.insert_with_meta("theirs", b"data".to_vec(), written_by_s3fs.clone());
+    let fs = fs(&b);
+    let a = fs.lookup(ROOT_INO, "theirs").await.unwrap().attr;
+    assert_eq!((a.perm, a.uid, a.gid), (0o640, 1234, 99));
+    assert_eq!(a.mtime, written_by_s3fs.mtime.unwrap());
+
+    // Created through the mount: mode and owner of the creator are stored.
+    let mine = PosixMeta {
+        mode: Some(0o100600),
+        uid: Some(42),
+        gid: Some(43),
+        mtime: None,
+    };
+    let (e, o) = fs.create(ROOT_INO, "mine", mine).await.unwrap();
+    assert_eq!(e.attr.perm, 0o600);
+    fs.write(o.fh, 0, b"x").await.unwrap();
+    fs.flush(o.fh).await.unwrap();
+    fs.release(o.fh).await;
+    let stored = b.head("mine").await.unwrap().meta;
+    assert_eq!(
+        (stored.mode, stored.uid, stored.gid),
+        (Some(0o100600), Some(42), Some(43))
+    );
+    assert!(stored.mtime.is_some(), "mtime is stored too");
+
+    // chmod/chown/utimens of a closed file: stored, content unchanged.
+    let ino = fs.lookup(ROOT_INO, "theirs").await.unwrap().attr.ino;
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let change = PosixMeta {
+        mode: Some(0o755),
+        uid: Some(7),
+        gid: None,
+        mtime: Some(when),
+    };
+    fs.set_attrs(ino, change).await.unwrap();
+    let stored = b.head("theirs").await.unwrap().meta;
+    assert_eq!(stored.mode, Some(0o100755), "file type bits kept");
+    assert_eq!(
+        (stored.uid, stored.gid, stored.mtime),
+        (Some(7), Some(99), Some(when))
+    );
+    assert_eq!(object(&b, "theirs").await.unwrap(), b"data");
+    let a = fs.getattr(ino).await.unwrap().0;
+    assert_eq!((a.perm, a.uid, a.mtime), (0o755, 7, when));
 }

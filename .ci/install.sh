@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the integration tests need (FUSE, curl/openssl, moto, boto3, Azurite).
+# Install what the integration tests need (FUSE, curl/openssl, moto, boto3, Azurite, pjdfstest).
 # Idempotent: every step checks first and only installs what is missing, so a second run
 # takes about a second. Run as root on Debian 12; needs network only to package registries.
 set -euo pipefail
@@ -86,8 +86,18 @@ else
   npm install -g --no-fund --no-audit --loglevel=error "azurite@$azv" >/dev/null
 fi
 
+# ---------------------------------------------------------------- pjdfstest (POSIX suite)
+export PATH="$HOME/.cargo/bin:$PATH"
+PJD_VERSION=0.2.2
+if pjdfstest --version 2>/dev/null | grep -q "$PJD_VERSION"; then
+  log "pjdfstest: $PJD_VERSION already installed"
+else
+  log "pjdfstest: installing $PJD_VERSION (cargo install, about 2 minutes)"
+  cargo install --quiet --locked --version "$PJD_VERSION" pjdfstest
+fi
+
 # ---------------------------------------------------------------- final check
-for c in fusermount3 pkg-config curl openssl md5sum runuser useradd moto_server azurite-blob; do
+for c in fusermount3 pkg-config curl openssl md5sum runuser useradd moto_server azurite-blob pjdfstest; do
   command -v "$c" >/dev/null || { echo "[install] ERROR: $c not found on PATH" >&2; exit 1; }
 done
 log "done"

@@ -45,6 +45,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Longest object key S3 accepts, in bytes.
 const MAX_KEY_LEN: usize = 1024;
+/// Longest name of one entry (`NAME_MAX`, also what `statfs` reports), in bytes.
+const NAME_MAX: usize = 255;
+
+/// `ENAMETOOLONG` for a name or a key a store cannot take.
+fn check_name(dir_key: &str, name: &str) -> FsResult<()> {
+    if name.len() > NAME_MAX || dir_key.len() + name.len() > MAX_KEY_LEN {
+        return Err(FsError::NameTooLong);
+    }
+    Ok(())
+}
 
 /// `statfs` answers: object stores have no capacity, so report a large, fixed one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,9 +269,7 @@ impl CloudFs {
         if dir.kind != Kind::Dir {
             return Err(FsError::NotDir);
         }
-        if dir.key.len() + name.len() > MAX_KEY_LEN {
-            return Err(FsError::NameTooLong);
-        }
+        check_name(&dir.key, name)?;
         if let Some(node) = self.inodes.child(parent, name) {
             // What exists only in the mount, or is being written, is not asked of the store.
             if Instant::now() < node.expires
@@ -571,7 +579,7 @@ impl CloudFs {
             files: 1 << 32,
             ffree: 1 << 32,
             bsize: 4096,
-            namelen: 255,
+            namelen: NAME_MAX as u32,
         }
     }
 }

@@ -182,9 +182,7 @@ impl CloudFs {
         if dir.kind != Kind::Dir {
             return Err(FsError::NotDir);
         }
-        if dir.key.len() + name.len() > super::MAX_KEY_LEN {
-            return Err(FsError::NameTooLong);
-        }
+        super::check_name(&dir.key, name)?;
         let key = format!("{}{name}", dir.key);
         let ino = self.add_local(parent, name, &key, Kind::File, meta);
         let node = self.node(ino)?;

@@ -214,13 +214,35 @@ pub fn unmount(path: &Path) {
     }
 }
 
-/// Run a command with a time limit; kills it (by its PID) on timeout.
+/// Run a command with a time limit; kills it (by its PID) on timeout. Its output is read
+/// while it runs (a full pipe would otherwise stall it).
 pub fn run_bounded(c: &mut Command, limit: Duration) -> Output {
     use std::io::Read;
     c.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .stdin(std::process::Stdio::null());
     let mut child = c.spawn().expect("spawn");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + limit;
     loop {
         match child.try_wait() {
@@ -233,17 +255,10 @@ pub fn run_bounded(c: &mut Command, limit: Duration) -> Output {
         }
     }
     let status = child.wait().expect("wait");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_end(&mut out);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_end(&mut err);
-    }
     Output {
         status,
-        stdout: out,
-        stderr: err,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
     }
 }
 

@@ -308,3 +308,32 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
     let a = fs.getattr(ino).await.unwrap().0;
     assert_eq!((a.perm, a.uid, a.mtime), (0o755, 7, when));
 }
+
+#[tokio::test]
+async fn names_longer_than_name_max_are_refused() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs(&b);
+    let long = "n".repeat(256);
+    let ok = "n".repeat(255);
+    for err in [
+        fs.lookup(ROOT_INO, &long).await.unwrap_err(),
+        fs.create(ROOT_INO, &long, PosixMeta::default())
+            .await
+            .unwrap_err(),
+        fs.mkdir(ROOT_INO, &long, PosixMeta::default())
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(err.errno(), libc::ENAMETOOLONG);
+    }
+    fs.create(ROOT_INO, &ok, PosixMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        fs.rename(ROOT_INO, &ok, ROOT_INO, &long, false)
+            .await
+            .unwrap_err()
+            .errno(),
+        libc::ENAMETOOLONG
+    );
+}

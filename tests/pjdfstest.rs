@@ -52,19 +52,14 @@ fn pjdfstest_passes_except_the_listed_object_storage_limits() {
         .collect();
     let s3 = S3Server::start_moto();
     s3.create_bucket("posix");
-    let endpoint = format!("endpoint={}", s3.endpoint);
     // pjdfstest checks that changes show at once, and runs some steps as other users.
     let opts = [
-        endpoint.as_str(),
         "attr_timeout=0",
         "entry_timeout=0",
         "negative_timeout=0",
         "allow_other",
     ];
-    let m = MountCmd::new("s3://posix", &opts)
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
-        .mount();
+    let m = MountCmd::s3(&s3, "posix", &opts).mount();
     let work = m.p("pjd");
     std::fs::create_dir(&work).expect("mkdir in the mount");
     let dir = tempfile::tempdir().unwrap();

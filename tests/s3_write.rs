@@ -25,13 +25,7 @@ fn server_etag(s3: &S3Server, bucket: &str, key: &str) -> Option<String> {
 }
 
 fn mount(s3: &S3Server, bucket: &str, extra: &[&str]) -> harness::Mounted {
-    let endpoint = format!("endpoint={}", s3.endpoint);
-    let mut opts = vec![endpoint.as_str()];
-    opts.extend_from_slice(extra);
-    MountCmd::new(&format!("s3://{bucket}"), &opts)
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
-        .mount()
+    MountCmd::s3(s3, bucket, extra).mount()
 }
 
 fn ok(cmd: &str) -> String {
@@ -180,11 +174,13 @@ fn read_only_mounts_refuse_changes_and_upload_errors_reach_close() {
         "PUT ",
         std::time::Duration::from_secs(30),
     );
-    let endpoint = format!("endpoint={}", proxy.endpoint());
-    let m = MountCmd::new("s3://errs", &[&endpoint, "request_timeout=2s", "retries=0"])
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
-        .mount();
+    let m = MountCmd::s3_via(
+        &s3,
+        &proxy.endpoint(),
+        "errs",
+        &["request_timeout=2s", "retries=0"],
+    )
+    .mount();
     let script = format!(
         "import sys\nf = open('{}/held', 'w')\nf.write('data')\ntry:\n    f.close()\nexcept OSError as e:\n    print('close failed:', e)\n    sys.exit(3)\n",
         m.path.display()
@@ -236,12 +232,9 @@ fn closed_files_reach_the_server_after_the_daemon_is_killed_mid_upload() {
     let upstream = format!("127.0.0.1:{}", s3.port);
     // Every upload is held by the proxy; the daemon is killed while the writers wait in close.
     let proxy = DelayProxy::start(&upstream, "PUT /crash/", Duration::from_secs(120));
-    let endpoint = format!("endpoint={}", proxy.endpoint());
+    let cmd = MountCmd::s3_via(&s3, &proxy.endpoint(), "crash", &[&cache_opt]);
     {
-        let m = MountCmd::new("s3://crash", &[&endpoint, &cache_opt])
-            .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
-            .mount();
+        let m = cmd.mount();
         let mut writers: Vec<_> = (0..3)
             .map(|i| {
                 Command::new("cp")
@@ -285,10 +278,7 @@ fn closed_files_reach_the_server_after_the_daemon_is_killed_mid_upload() {
     let port = proxy.port;
     drop(proxy);
     let _open = DelayProxy::start_on(port, &upstream, "no such request", Duration::ZERO);
-    let m = MountCmd::new("s3://crash", &[&endpoint, &cache_opt])
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
-        .mount();
+    let m = cmd.mount();
     assert!(
         support::wait_until(Duration::from_secs(30), || journal_records(cache.path())
             == 0),

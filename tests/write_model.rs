@@ -194,19 +194,14 @@ fn step(rng: &mut Rng, n: usize, mnt: &Path, local: &Path, s3: &S3Server, prefix
 fn random_operations_match_a_local_directory() {
     let s3 = S3Server::start_moto();
     s3.create_bucket("model");
-    let endpoint = format!("endpoint={}", s3.endpoint);
     // No metadata caching: out-of-band changes must show at once.
     let opts = [
-        endpoint.as_str(),
         "attr_timeout=0",
         "entry_timeout=0",
         "negative_timeout=0",
         "dir_cache_timeout=0",
     ];
-    let m = MountCmd::new("s3://model", &opts)
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
-        .mount();
+    let m = MountCmd::s3(&s3, "model", &opts).mount();
     let seeds: Vec<u64> = match std::env::var("MODEL_SEEDS") {
         Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
         Err(_) => SEEDS.to_vec(),

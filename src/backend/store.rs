@@ -101,6 +101,22 @@ impl ObjectStoreBackend {
         })
     }
 
+    /// Begin a multipart upload of `key` carrying `meta`.
+    async fn begin_multipart(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+    ) -> Result<Box<dyn object_store::MultipartUpload>, BackendError> {
+        let opts = PutMultipartOptions {
+            attributes: self.attributes(meta),
+            ..Default::default()
+        };
+        Ok(self
+            .store
+            .put_multipart_opts(&self.path(key)?, opts)
+            .await?)
+    }
+
     /// `meta` as object metadata; the local directory store keeps none.
     fn attributes(&self, meta: &PosixMeta) -> Attributes {
         let mut a = Attributes::new();
@@ -296,14 +312,7 @@ impl Backend for ObjectStoreBackend {
         key: &str,
         meta: &PosixMeta,
     ) -> Result<Box<dyn super::Upload>, BackendError> {
-        let opts = PutMultipartOptions {
-            attributes: self.attributes(meta),
-            ..Default::default()
-        };
-        let upload = self
-            .store
-            .put_multipart_opts(&self.path(key)?, opts)
-            .await?;
+        let upload = self.begin_multipart(key, meta).await?;
         Ok(Box::new(StoreUpload {
             key: key.to_string(),
             meta: meta.clone(),
@@ -328,14 +337,7 @@ impl Backend for ObjectStoreBackend {
         }
         // S3 takes at most 10,000 parts: bigger files get bigger parts (whole MiB).
         let part_size = part_size.max(size.div_ceil(10_000).div_ceil(1 << 20) << 20);
-        let opts = PutMultipartOptions {
-            attributes: self.attributes(meta),
-            ..Default::default()
-        };
-        let upload = self
-            .store
-            .put_multipart_opts(&self.path(key)?, opts)
-            .await?;
+        let upload = self.begin_multipart(key, meta).await?;
         let mut writer =
             object_store::WriteMultipart::new_with_chunk_size(upload, part_size as usize);
         let mut file = tokio::fs::File::open(path).await.map_err(local)?;

@@ -55,6 +55,27 @@ impl MountCmd {
     }
 
     /// Add an environment variable for the daemon.
+    /// A mount of `s3://BUCKET` served by `s3` (its endpoint first, then `opts`), with the
+    /// server's credentials in the environment.
+    pub fn s3(s3: &crate::support::S3Server, bucket: &str, opts: &[&str]) -> Self {
+        Self::s3_via(s3, &s3.endpoint, bucket, opts)
+    }
+
+    /// Like [`MountCmd::s3`], through `endpoint` (e.g. a proxy in front of the server).
+    pub fn s3_via(
+        s3: &crate::support::S3Server,
+        endpoint: &str,
+        bucket: &str,
+        opts: &[&str],
+    ) -> Self {
+        let endpoint = format!("endpoint={endpoint}");
+        let mut all = vec![endpoint.as_str()];
+        all.extend_from_slice(opts);
+        Self::new(&format!("s3://{bucket}"), &all)
+            .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key)
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_string(), v.to_string()));
         self

@@ -471,9 +471,10 @@ impl DiskBlockCache {
         if data.is_empty() || data.len() as u64 != expected {
             return;
         }
+        // Some(true): nothing to do (present, or a record of another size for this version).
         let known = self.lock().objects.get(&h).map(|o| {
-            o.meta.size == size
-                && o.meta
+            o.meta.size != size
+                || o.meta
                     .entries
                     .get(index as usize)
                     .is_some_and(Entry::present)
@@ -514,7 +515,7 @@ impl DiskBlockCache {
             let mut idx = self.lock();
             let charged = idx.lru.contains(&(h, index));
             match idx.objects.get_mut(&h) {
-                Some(o) if charged => {
+                Some(o) if charged && (index as usize) < o.meta.entries.len() => {
                     let slot = &mut o.meta.entries[index as usize];
                     if !slot.present() {
                         *slot = entry;

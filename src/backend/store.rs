@@ -298,13 +298,7 @@ impl Backend for ObjectStoreBackend {
             .store
             .put_opts(&self.path(key)?, PutPayload::from(data), opts)
             .await?;
-        Ok(ObjectInfo {
-            key: key.to_string(),
-            size,
-            mtime: std::time::SystemTime::now(),
-            etag: res.e_tag.or(res.version),
-            meta: meta.clone(),
-        })
+        Ok(written(key, size, res, meta))
     }
 
     async fn start_upload(
@@ -357,13 +351,7 @@ impl Backend for ObjectStoreBackend {
             left -= n as u64;
         }
         let res = writer.finish().await?;
-        Ok(ObjectInfo {
-            key: key.to_string(),
-            size,
-            mtime: std::time::SystemTime::now(),
-            etag: res.e_tag.or(res.version),
-            meta: meta.clone(),
-        })
+        Ok(written(key, size, res, meta))
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
@@ -375,6 +363,17 @@ impl Backend for ObjectStoreBackend {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// What a finished PUT or multipart upload of `size` bytes to `key` left on the server.
+fn written(key: &str, size: u64, res: object_store::PutResult, meta: &PosixMeta) -> ObjectInfo {
+    ObjectInfo {
+        key: key.to_string(),
+        size,
+        mtime: std::time::SystemTime::now(),
+        etag: res.e_tag.or(res.version),
+        meta: meta.clone(),
     }
 }
 
@@ -412,13 +411,7 @@ impl super::Upload for StoreUpload {
                 BackendError::Other(format!("upload of {} already ended", self.key))
             })?;
         let res = writer.finish().await?;
-        Ok(ObjectInfo {
-            key: self.key.clone(),
-            size,
-            mtime: std::time::SystemTime::now(),
-            etag: res.e_tag.or(res.version),
-            meta: self.meta.clone(),
-        })
+        Ok(written(&self.key, size, res, &self.meta))
     }
 
     async fn abort(mut self: Box<Self>) {

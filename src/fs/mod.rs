@@ -18,6 +18,7 @@ mod file_handle;
 pub mod inode;
 pub mod listing;
 pub mod negative;
+mod namespace;
 mod write_ops;
 
 pub use attr::{Attr, Entry, Kind, Stat};

@@ -3,7 +3,7 @@
 //! Run with `cargo bench --bench listing`.
 
 use cloudmount::backend::memory::MemoryBackend;
-use cloudmount::fs::listing::DirStream;
+use cloudmount::fs::listing::{DirStream, ListRules};
 use std::time::{Instant, SystemTime};
 
 fn main() {
@@ -22,7 +22,12 @@ fn main() {
     for round in 0..3 {
         let start = Instant::now();
         let count = rt.block_on(async {
-            let mut s = DirStream::new("dir/", ".file", 1000, SystemTime::UNIX_EPOCH);
+            let rules = ListRules {
+                suffix: ".file".into(),
+                page_size: 1000,
+                probe_max: 0,
+            };
+            let mut s = DirStream::new("dir/", &rules, SystemTime::UNIX_EPOCH);
             let mut c = 0usize;
             while let Ok(Some(_)) = s.next(&b).await {
                 c += 1;

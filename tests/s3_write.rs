@@ -410,3 +410,62 @@ fn modes_owners_and_times_are_stored_like_s3fs() {
         "content unchanged"
     );
 }
+
+#[test]
+fn symlinks_are_stored_like_s3fs_and_followed() {
+    use object_store::{Attribute, AttributeValue, Attributes, PutOptions};
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("links");
+    let store = s3.store("links");
+    // A link as s3fs writes it: the target as content, mode S_IFLNK|0777 (41471).
+    support::block_on(async move {
+        let mut a = Attributes::new();
+        a.insert(
+            Attribute::Metadata("mode".into()),
+            AttributeValue::from("41471"),
+        );
+        let opts = PutOptions {
+            attributes: a,
+            ..Default::default()
+        };
+        store
+            .put_opts(&ObjPath::from("d/s3fs-link"), "../data.txt".into(), opts)
+            .await
+    })
+    .expect("put the s3fs link");
+    let m = mount(&s3, "links", &[]);
+    let mnt = m.path.display().to_string();
+    ok(&format!("echo payload > {mnt}/data.txt"));
+    ok(&format!("ln -s data.txt {mnt}/mine"));
+    assert_eq!(ok(&format!("readlink {mnt}/mine")).trim(), "data.txt");
+    assert_eq!(ok(&format!("cat {mnt}/mine")), "payload\n");
+    assert_eq!(server_bytes(&s3, "links", "mine").unwrap(), b"data.txt");
+    let meta = server_meta(&s3, "links", "mine");
+    assert_eq!(meta.get("mode").map(String::as_str), Some("41471"), "{meta:?}");
+    assert_eq!(ok(&format!("stat -c %F {mnt}/mine")).trim(), "symbolic link");
+    // The s3fs link, found by name, then listed.
+    assert_eq!(ok(&format!("readlink {mnt}/d/s3fs-link")).trim(), "../data.txt");
+    assert_eq!(ok(&format!("cat {mnt}/d/s3fs-link")), "payload\n");
+    assert!(
+        ok(&format!("ls -l {mnt}/d")).contains("s3fs-link -> ../data.txt"),
+        "ls -l shows the link"
+    );
+    // Renamed and removed like files; the target is untouched.
+    ok(&format!("mv {mnt}/mine {mnt}/moved"));
+    assert_eq!(ok(&format!("readlink {mnt}/moved")).trim(), "data.txt");
+    ok(&format!("rm {mnt}/moved"));
+    assert!(server_bytes(&s3, "links", "moved").is_none());
+    assert_eq!(server_bytes(&s3, "links", "data.txt").unwrap(), b"payload\n");
+    // A later mount sees the stored link as a link.
+    ok(&format!("ln -s /etc/hostname {mnt}/abs"));
+    drop(m);
+    let m = mount(&s3, "links", &[]);
+    let mnt = m.path.display().to_string();
+    assert_eq!(ok(&format!("readlink {mnt}/abs")).trim(), "/etc/hostname");
+    drop(m);
+    // Listed before any lookup: a mount that probes small objects shows the link at once.
+    let m = mount(&s3, "links", &["meta_probe_size=4K"]);
+    let mnt = m.path.display().to_string();
+    let listing = ok(&format!("ls -l {mnt}/d"));
+    assert!(listing.contains("s3fs-link -> ../data.txt"), "{listing}");
+}

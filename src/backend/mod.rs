@@ -144,6 +144,12 @@ pub trait Backend: Send + Sync + Debug + 'static {
         self.put(key, Bytes::from(data), meta).await
     }
 
+    /// Whether objects keep the POSIX attributes they are stored with (a local directory
+    /// keeps none). Symbolic links need them.
+    fn stores_metadata(&self) -> bool {
+        true
+    }
+
     /// Server-side copy of `from` to `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError>;
 

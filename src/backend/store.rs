@@ -219,6 +219,10 @@ impl Backend for ObjectStoreBackend {
         self.name.clone()
     }
 
+    fn stores_metadata(&self) -> bool {
+        self.local_dir.is_none()
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
         let opts = GetOptions {
             head: true,

@@ -103,6 +103,10 @@ pub struct MountConfig {
     /// Part size of multipart uploads of written files, in bytes (files up to this size go up
     /// in one PUT).
     pub upload_part_size: u64,
+    /// Objects of at most this many bytes that a directory listing returns are HEADed for
+    /// their stored metadata (modes, owners, s3fs symbolic links), which LIST answers do not
+    /// carry; 0 HEADs none (objects then show the mount's defaults until looked up by name).
+    pub meta_probe_size: u64,
     /// Most objects a directory rename may copy; a larger directory is refused.
     pub rename_dir_limit: usize,
     /// Most files open for writing at once (each may hold up to 4 upload parts in memory).
@@ -157,6 +161,7 @@ impl Default for MountConfig {
             passthrough: true,
             upload_part_size: 8 << 20,
             rename_dir_limit: 10_000,
+            meta_probe_size: 0,
             max_open_writes: 256,
         }
     }

@@ -181,6 +181,10 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !((5u64 << 20)..=(5u64 << 30)).contains(&n) { return Err("must be 5M to 5G".to_string()); }
             c.upload_part_size = n
         }),
+    opt!("meta_probe_size", [], Takes::Value("SIZE"), "Objects up to this size in a directory listing are HEADed for their stored modes, owners and s3fs symbolic links, which LIST answers lack (default 0: none; 4K finds every s3fs symlink, at one request per small object). Without it, such attributes show once a name is looked up.",
+        |c, v| {
+            c.meta_probe_size = size(need(v)?)?
+        }),
     opt!("rename_dir_limit", [], Takes::Value("N"), "Most objects a directory rename may copy (default 10000); renaming a larger directory fails with EMLINK and a log line.",
         |c, v| {
             let n: usize = need(v)?.parse().map_err(|_| "must be a whole number".to_string())?;

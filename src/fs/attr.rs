@@ -4,13 +4,36 @@ use crate::backend::PosixMeta;
 use crate::config::MountConfig;
 use std::time::{Duration, SystemTime};
 
-/// File or directory.
+/// File, directory or symbolic link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A regular file (an object).
     File,
     /// A directory (a common prefix or a `dir/` marker).
     Dir,
+    /// A symbolic link: an object whose content is the target and whose stored `mode` has the
+    /// `S_IFLNK` type bits (how s3fs stores one).
+    Symlink,
+}
+
+impl Kind {
+    /// The kind of an object with stored attributes `meta`: a symbolic link when its mode
+    /// says so, else a regular file.
+    pub fn of_object(meta: &PosixMeta) -> Kind {
+        match meta.mode {
+            Some(m) if m & libc::S_IFMT == libc::S_IFLNK => Kind::Symlink,
+            _ => Kind::File,
+        }
+    }
+
+    /// The `st_mode` type bits of this kind.
+    pub fn type_bits(self) -> u32 {
+        match self {
+            Kind::File => libc::S_IFREG,
+            Kind::Dir => libc::S_IFDIR,
+            Kind::Symlink => libc::S_IFLNK,
+        }
+    }
 }
 
 /// What the store says about an object or directory.
@@ -42,7 +65,7 @@ impl From<crate::backend::ObjectInfo> for Stat {
 pub struct Attr {
     /// Inode number.
     pub ino: u64,
-    /// File or directory.
+    /// File, directory or symbolic link.
     pub kind: Kind,
     /// Size in bytes.
     pub size: u64,
@@ -90,10 +113,10 @@ impl AttrPolicy {
 
     /// The attributes of inode `ino`.
     pub fn attr(&self, ino: u64, kind: Kind, stat: &Stat) -> Attr {
-        let default_perm = if kind == Kind::Dir {
-            self.dir_perm
-        } else {
-            self.file_perm
+        let default_perm = match kind {
+            Kind::Dir => self.dir_perm,
+            Kind::File => self.file_perm,
+            Kind::Symlink => 0o777,
         };
         let m = &stat.meta;
         Attr {

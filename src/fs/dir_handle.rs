@@ -10,7 +10,7 @@
 //! yet) are given at open and follow the store's entries, unless the store lists the name too.
 
 use super::dir_cache::{DirCache, Listing};
-use super::listing::{DirStream, Listed};
+use super::listing::{DirStream, ListRules, Listed};
 use crate::backend::{Backend, BackendError};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -38,8 +38,7 @@ pub struct DirHandle {
     /// The directory's parent inode (for `..`).
     pub parent: u64,
     key: String,
-    suffix: String,
-    page_size: usize,
+    rules: ListRules,
     mtime: SystemTime,
     source: Source,
     /// Entries only the mount knows, shown after the store's.
@@ -55,20 +54,18 @@ impl DirHandle {
         parent: u64,
         key: &str,
         cache: &DirCache,
-        suffix: &str,
-        page_size: usize,
+        rules: &ListRules,
         mtime: SystemTime,
     ) -> Self {
         let source = match cache.get(key) {
             Some(l) => Source::Cached(l),
-            None => Self::fresh_stream(key, suffix, page_size, mtime),
+            None => Self::fresh_stream(key, rules, mtime),
         };
         DirHandle {
             ino,
             parent,
             key: key.to_string(),
-            suffix: suffix.to_string(),
-            page_size,
+            rules: rules.clone(),
             mtime,
             source,
             extras: Vec::new(),
@@ -82,9 +79,9 @@ impl DirHandle {
         self
     }
 
-    fn fresh_stream(key: &str, suffix: &str, page_size: usize, mtime: SystemTime) -> Source {
+    fn fresh_stream(key: &str, rules: &ListRules, mtime: SystemTime) -> Source {
         Source::Stream {
-            stream: Box::new(DirStream::new(key, suffix, page_size, mtime)),
+            stream: Box::new(DirStream::new(key, rules, mtime)),
             buffered: VecDeque::new(),
             next_index: 0,
             collected: Some(Vec::new()),
@@ -127,7 +124,7 @@ impl DirHandle {
         let rewind = matches!(&self.source, Source::Stream { buffered, next_index, .. }
             if start < next_index - buffered.len() as u64);
         if rewind {
-            self.source = Self::fresh_stream(&self.key, &self.suffix, self.page_size, self.mtime);
+            self.source = Self::fresh_stream(&self.key, &self.rules, self.mtime);
             self.seen.clear();
         }
         let Source::Stream {

@@ -103,7 +103,10 @@ impl InodeTable {
     }
 
     /// Record what the store says about `name` in `parent`; returns its inode number.
-    /// Keeps the inode when the kind is unchanged, otherwise makes a new one.
+    /// Keeps the inode when the kind is unchanged, otherwise (or for a symbolic link with new
+    /// content, since the kernel caches link targets) makes a new one. A listing (which
+    /// carries no metadata) of the version the table knows keeps what a HEAD said: stored
+    /// modes and owners, and that the object is a symbolic link.
     pub fn upsert(
         &self,
         parent: u64,
@@ -117,8 +120,25 @@ impl InodeTable {
         let name_key = (parent, name.to_string());
         if let Some(&ino) = inner.names.get(&name_key) {
             if let Some(node) = inner.nodes.get_mut(&ino) {
-                if node.kind == kind {
-                    node.stat = stat;
+                let listed_known_version = kind == Kind::File
+                    && node.kind != Kind::Dir
+                    && stat.meta.is_empty()
+                    && stat.etag.is_some()
+                    && stat.etag == node.stat.etag;
+                if listed_known_version {
+                    node.expires = expires;
+                    return ino;
+                }
+                let new_link_target = kind == Kind::Symlink && stat.etag != node.stat.etag;
+                if node.kind == kind && !new_link_target {
+                    // A directory's listing has no attributes: keep those set in the mount.
+                    let keep_dir_meta = kind == Kind::Dir && stat.meta.is_empty();
+                    let meta = if keep_dir_meta {
+                        std::mem::take(&mut node.stat.meta)
+                    } else {
+                        stat.meta.clone()
+                    };
+                    node.stat = Stat { meta, ..stat };
                     node.expires = expires;
                     node.key = key.to_string();
                     return ino;

@@ -24,12 +24,26 @@ pub struct Listed {
     pub stat: Stat,
 }
 
+/// How directories are listed (from the mount options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRules {
+    /// Appended to the name of a file hidden by a directory of the same name.
+    pub suffix: String,
+    /// Most entries asked for per LIST request.
+    pub page_size: usize,
+    /// Objects of at most this many bytes are HEADed for their stored metadata (modes,
+    /// owners, s3fs symbolic links), which LIST answers do not carry; 0: none are.
+    pub probe_max: u64,
+}
+
+/// HEADs in flight at once while probing one page.
+const PROBES_IN_FLIGHT: usize = 16;
+
 /// A resumable listing of one directory.
 #[derive(Debug)]
 pub struct DirStream {
     prefix: String,
-    suffix: String,
-    page_size: usize,
+    rules: ListRules,
     dir_mtime: std::time::SystemTime,
     token: Option<String>,
     started: bool,
@@ -40,16 +54,10 @@ pub struct DirStream {
 
 impl DirStream {
     /// A listing of the directory with key `prefix` (`""` or ending in `/`).
-    pub fn new(
-        prefix: &str,
-        suffix: &str,
-        page_size: usize,
-        dir_mtime: std::time::SystemTime,
-    ) -> Self {
+    pub fn new(prefix: &str, rules: &ListRules, dir_mtime: std::time::SystemTime) -> Self {
         DirStream {
             prefix: prefix.to_string(),
-            suffix: suffix.to_string(),
-            page_size,
+            rules: rules.clone(),
             dir_mtime,
             token: None,
             started: false,
@@ -85,12 +93,12 @@ impl DirStream {
                 continue;
             }
             let page = backend
-                .list(&self.prefix, self.token.as_deref(), self.page_size)
+                .list(&self.prefix, self.token.as_deref(), self.rules.page_size)
                 .await?;
             self.started = true;
             self.token = page.next_token;
-            let mut items: Vec<(String, Option<ObjectInfo>)> = page
-                .objects
+            let objects = probe(backend, page.objects, self.rules.probe_max).await;
+            let mut items: Vec<(String, Option<ObjectInfo>)> = objects
                 .into_iter()
                 .map(|o| (o.key.clone(), Some(o)))
                 .chain(page.prefixes.into_iter().map(|p| (p, None)))
@@ -145,22 +153,40 @@ impl DirStream {
     fn file(&self, o: ObjectInfo, shadowed: bool) -> Listed {
         let base = name_of(&self.prefix, &o.key).unwrap_or_default();
         let name = if shadowed {
-            format!("{base}{}", self.suffix)
+            format!("{base}{}", self.rules.suffix)
         } else {
             base.to_string()
         };
         Listed {
             name,
-            key: o.key,
-            kind: Kind::File,
-            stat: Stat {
-                size: o.size,
-                mtime: o.mtime,
-                etag: o.etag,
-                meta: Default::default(),
-            },
+            key: o.key.clone(),
+            kind: Kind::of_object(&o.meta),
+            stat: Stat::from(o),
         }
     }
+}
+
+/// `objects` of a page, those of at most `max` bytes with the metadata a HEAD finds (an
+/// object whose HEAD fails keeps what the listing said).
+async fn probe(backend: &dyn Backend, objects: Vec<ObjectInfo>, max: u64) -> Vec<ObjectInfo> {
+    use futures::StreamExt;
+    if max == 0 || !objects.iter().any(|o| o.size <= max) {
+        return objects;
+    }
+    futures::stream::iter(objects)
+        .map(|o| async move {
+            if o.size > max {
+                return o;
+            }
+            match backend.head(&o.key).await {
+                Ok(h) if h.etag == o.etag => ObjectInfo { meta: h.meta, ..o },
+                Ok(h) => ObjectInfo { key: o.key, ..h },
+                Err(_) => o,
+            }
+        })
+        .buffered(PROBES_IN_FLIGHT)
+        .collect()
+        .await
 }
 
 /// The entry name of `key` directly under `prefix`, if it is a usable name.
@@ -176,7 +202,16 @@ mod tests {
     use std::time::SystemTime;
 
     async fn all(b: &MemoryBackend, prefix: &str, page: usize) -> Vec<(String, Kind)> {
-        let mut s = DirStream::new(prefix, ".file", page, SystemTime::UNIX_EPOCH);
+        probed(b, prefix, page, 0).await
+    }
+
+    async fn probed(b: &MemoryBackend, prefix: &str, page: usize, max: u64) -> Vec<(String, Kind)> {
+        let rules = ListRules {
+            suffix: ".file".into(),
+            page_size: page,
+            probe_max: max,
+        };
+        let mut s = DirStream::new(prefix, &rules, SystemTime::UNIX_EPOCH);
         let mut out = vec![];
         while let Some(e) = s.next(b).await.unwrap() {
             out.push((e.name, e.kind));
@@ -215,5 +250,22 @@ mod tests {
             all(&b, "d/", 1).await,
             vec![("a".into(), Kind::File), ("e".into(), Kind::Dir)]
         );
+    }
+
+    #[tokio::test]
+    async fn probing_small_objects_finds_s3fs_symlinks() {
+        let b = MemoryBackend::new();
+        let link = crate::backend::PosixMeta {
+            mode: Some(0o120777),
+            ..Default::default()
+        };
+        b.insert_with_meta("link", "target", link);
+        b.insert("big", vec![0u8; 5000]);
+        let files = vec![("big".to_string(), Kind::File), ("link".to_string(), Kind::File)];
+        assert_eq!(probed(&b, "", 1, 0).await, files, "no probe: LIST has no metadata");
+        let found = vec![("big".to_string(), Kind::File), ("link".to_string(), Kind::Symlink)];
+        for page in [1, 5] {
+            assert_eq!(probed(&b, "", page, 4096).await, found, "page size {page}");
+        }
     }
 }

@@ -37,7 +37,7 @@ use dir_cache::DirCache;
 use dir_handle::DirHandle;
 use file_handle::FileHandle;
 use inode::{InodeTable, Node, ROOT_INO};
-use listing::Listed;
+use listing::{ListRules, Listed};
 use negative::NegativeCache;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,10 +117,9 @@ pub struct CoreConfig {
     pub attr_timeout: Duration,
     /// The kernel's entry TTL.
     pub entry_timeout: Duration,
-    /// See [`MountConfig::conflict_suffix`].
-    pub conflict_suffix: String,
-    /// See [`MountConfig::list_page_size`].
-    pub list_page_size: usize,
+    /// See [`MountConfig::conflict_suffix`], [`MountConfig::list_page_size`] and
+    /// [`MountConfig::meta_probe_size`].
+    pub listing: ListRules,
     /// Read-ahead tuning.
     pub prefetch: PrefetchConfig,
     /// See [`MountConfig::passthrough`].
@@ -140,8 +139,11 @@ impl From<&MountConfig> for CoreConfig {
         CoreConfig {
             attr_timeout: c.attr_timeout,
             entry_timeout: c.entry_timeout,
-            conflict_suffix: c.conflict_suffix.clone(),
-            list_page_size: c.list_page_size,
+            listing: ListRules {
+                suffix: c.conflict_suffix.clone(),
+                page_size: c.list_page_size,
+                probe_max: c.meta_probe_size,
+            },
             prefetch: PrefetchConfig {
                 max_window: c.read_ahead_max,
                 part_size: c.part_size,
@@ -334,7 +336,7 @@ impl CloudFs {
                 return Ok(Some(Listed {
                     name: name.to_string(),
                     key,
-                    kind: Kind::File,
+                    kind: Kind::of_object(&stat.meta),
                     stat,
                 }));
             }
@@ -342,7 +344,7 @@ impl CloudFs {
             Err(e) => return Err(e.into()),
         }
         // A file hidden by a directory of the same name is reachable as NAME + suffix.
-        let suffix = self.cfg.conflict_suffix.as_str();
+        let suffix = self.cfg.listing.suffix.as_str();
         if let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
             let base_key = format!("{dir_key}{base}");
             let base_dir = format!("{base_key}/");
@@ -385,7 +387,16 @@ impl CloudFs {
         }
         match self.backend.head(&node.key).await {
             Ok(o) => {
-                self.inodes.refresh(ino, Stat::from(o), self.expiry());
+                let stat = Stat::from(o);
+                let relinked = node.kind == Kind::Symlink && stat.etag != node.stat.etag;
+                if Kind::of_object(&stat.meta) != node.kind || relinked {
+                    // Became (or stopped being) a symbolic link, or a link got a new target:
+                    // a new inode, found by the kernel's next lookup of the name.
+                    self.inodes.unlink(node.parent, &node.name);
+                    self.dirs.invalidate(&parent_key(&node.key));
+                    return Err(FsError::Stale);
+                }
+                self.inodes.refresh(ino, stat, self.expiry());
                 self.node(ino)
             }
             Err(BackendError::NotFound(_)) => {
@@ -497,8 +508,7 @@ impl CloudFs {
             node.parent,
             &node.key,
             &self.dirs,
-            &self.cfg.conflict_suffix,
-            self.cfg.list_page_size,
+            &self.cfg.listing,
             mtime,
         )
         .with_extras(self.local_entries(ino));
@@ -534,15 +544,20 @@ impl CloudFs {
         let start = offset.saturating_sub(2);
         let expires = self.expiry();
         let mut emit = |e: &Listed, index: u64| -> bool {
-            let ino = if plus {
-                self.inodes
-                    .upsert(dir_ino, &e.name, &e.key, e.kind, e.stat.clone(), expires)
+            let known = if plus {
+                let ino = self
+                    .inodes
+                    .upsert(dir_ino, &e.name, &e.key, e.kind, e.stat.clone(), expires);
+                self.inodes.get(ino)
             } else {
-                self.inodes
-                    .child(dir_ino, &e.name)
-                    .map_or_else(|| self.inodes.alloc_ino(), |n| n.ino)
+                self.inodes.child(dir_ino, &e.name)
             };
-            let attr = self.policy.attr(ino, e.kind, &e.stat);
+            // What the table knows (a HEAD's metadata, a symbolic link) beats the listing.
+            let attr = match known {
+                Some(n) => self.policy.attr(n.ino, n.kind, &n.stat),
+                None => self.policy.attr(self.inodes.alloc_ino(), e.kind, &e.stat),
+            };
+            let ino = attr.ino;
             if out.add(&e.name, &attr, index + 3) {
                 return false;
             }

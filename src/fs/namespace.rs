@@ -7,8 +7,11 @@
 
 use super::write_ops::OpenWrite;
 use super::{lock, parent_key, CloudFs, Entry, FsError, FsResult, Kind, Node};
+use super::Stat;
 use crate::backend::{BackendError, PosixMeta};
+use bytes::Bytes;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 impl CloudFs {
     /// Remove file `name` from `parent`.
@@ -69,6 +72,74 @@ impl CloudFs {
         let ino = self.add_local(parent, name, &key, Kind::Dir, meta);
         self.inodes.remember(ino);
         Ok(self.entry(&self.node(ino)?))
+    }
+
+    /// Make symbolic link `name` in `parent` pointing at `target`, stored at once as s3fs
+    /// stores one: an object whose content is the target, with `meta` (mode `S_IFLNK|0777`
+    /// and the creator) as its metadata.
+    pub async fn symlink(
+        &self,
+        parent: u64,
+        name: &str,
+        target: &[u8],
+        meta: PosixMeta,
+    ) -> FsResult<Entry> {
+        self.writable()?;
+        if target.is_empty() {
+            return Err(FsError::NotFound);
+        }
+        if target.len() >= libc::PATH_MAX as usize {
+            return Err(FsError::NameTooLong);
+        }
+        match self.resolve(parent, name).await {
+            Ok(_) => return Err(FsError::Exists),
+            Err(FsError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        if !self.backend.stores_metadata() {
+            return Err(FsError::Unsupported(format!(
+                "symbolic links are stored as objects with metadata, which {} cannot keep",
+                self.backend.describe()
+            )));
+        }
+        let dir = self.node(parent)?;
+        let key = format!("{}{name}", dir.key);
+        let meta = PosixMeta {
+            mode: Some(libc::S_IFLNK | 0o777),
+            mtime: Some(SystemTime::now()),
+            ..meta
+        };
+        let info = self
+            .backend
+            .put(&key, Bytes::copy_from_slice(target), &meta)
+            .await?;
+        let stat = Stat {
+            meta,
+            ..Stat::from(info)
+        };
+        let ino = self
+            .inodes
+            .upsert(parent, name, &key, Kind::Symlink, stat, self.expiry());
+        self.negative.remove(parent, name);
+        self.dirs.invalidate(&dir.key);
+        self.inodes.remember(ino);
+        Ok(self.entry(&self.node(ino)?))
+    }
+
+    /// The target of symbolic link `ino` (the object's content).
+    pub async fn readlink(&self, ino: u64) -> FsResult<Bytes> {
+        let node = self.fresh_node(ino).await?;
+        if node.kind != Kind::Symlink {
+            return Err(FsError::Invalid("not a symbolic link"));
+        }
+        if node.stat.size == 0 {
+            return Ok(Bytes::new());
+        }
+        let target = self
+            .backend
+            .get_range(&node.key, 0..node.stat.size, node.stat.etag.as_deref())
+            .await?;
+        Ok(target)
     }
 
     /// Whether directory `node` has no entries, here or in the store.
@@ -141,8 +212,8 @@ impl CloudFs {
                 return Err(FsError::Exists);
             }
             match (src.kind, dst.kind) {
-                (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
-                (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
+                (Kind::File | Kind::Symlink, Kind::Dir) => return Err(FsError::IsDir),
+                (Kind::Dir, Kind::File | Kind::Symlink) => return Err(FsError::NotDir),
                 (Kind::Dir, Kind::Dir) if !self.dir_is_empty(dst).await? => {
                     return Err(FsError::NotEmpty)
                 }

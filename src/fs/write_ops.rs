@@ -334,11 +334,7 @@ impl CloudFs {
         stat.meta = stat.meta.merged(&PosixMeta {
             // Keep the file type bits the object had (or a regular file's).
             mode: change.mode.map(|m| {
-                let kind_bits = if node.kind == Kind::Dir {
-                    libc::S_IFDIR
-                } else {
-                    libc::S_IFREG
-                };
+                let kind_bits = node.kind.type_bits();
                 (stat.meta.mode.unwrap_or(kind_bits) & libc::S_IFMT) | (m & 0o7777)
             }),
             ..change

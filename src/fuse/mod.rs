@@ -69,6 +69,7 @@ fn file_type(k: Kind) -> FileType {
     match k {
         Kind::File => FileType::RegularFile,
         Kind::Dir => FileType::Directory,
+        Kind::Symlink => FileType::Symlink,
     }
 }
 
@@ -136,6 +137,9 @@ impl Filesystem for FuseAdapter {
             tracing::info!(?missing, "kernel lacks readdirplus; plain readdir is used");
         }
         // O_TRUNC arrives with the open (one upload), not as a separate truncate first.
+        // A link whose target changes gets a new inode (see InodeTable::upsert), so the kernel
+        // may keep the targets it read.
+        let _ = config.add_capabilities(InitFlags::FUSE_CACHE_SYMLINKS);
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
             tracing::info!(
                 ?missing,
@@ -410,16 +414,51 @@ impl Filesystem for FuseAdapter {
 
     fn symlink(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _target: &std::path::Path,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        reply.error(errno(
-            "symlink",
-            &FsError::Unsupported("symbolic links are not stored yet".into()),
-        ));
+        let meta = creator(req, libc::S_IFLNK | 0o777);
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("symlink", req = req.unique().0, parent = parent.0, ?name),
+        );
+        let Some(name) = utf8(name) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
+        self.rt.spawn(
+            async move {
+                match fs.symlink(parent.0, &name, &target, meta).await {
+                    Ok(e) => reply.entry_with_ttls(
+                        &e.attr_ttl,
+                        &e.entry_ttl,
+                        &file_attr(&e.attr),
+                        Generation(0),
+                    ),
+                    Err(e) => reply.error(errno("symlink", &e)),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("readlink", req = req.unique().0, ino = ino.0),
+        );
+        self.rt.spawn(
+            async move {
+                match fs.readlink(ino.0).await {
+                    Ok(target) => reply.data(&target),
+                    Err(e) => reply.error(errno("readlink", &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 
     fn rename(

@@ -337,3 +337,74 @@ async fn names_longer_than_name_max_are_refused() {
         libc::ENAMETOOLONG
     );
 }
+
+#[derive(Default)]
+struct Kinds(Vec<(String, Kind)>);
+
+impl DirReplier for Kinds {
+    fn add(&mut self, name: &str, attr: &Attr, _offset: u64) -> bool {
+        self.0.push((name.to_string(), attr.kind));
+        false
+    }
+}
+
+#[tokio::test]
+async fn symlinks_are_stored_as_s3fs_stores_them_and_stay_links_after_a_listing() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs(&b);
+    let me = PosixMeta {
+        mode: Some(libc::S_IFLNK | 0o777),
+        uid: Some(5),
+        gid: Some(6),
+        mtime: None,
+    };
+    let e = fs
+        .symlink(ROOT_INO, "link", b"dir/target.txt", me.clone())
+        .await
+        .unwrap();
+    assert_eq!((e.attr.kind, e.attr.size, e.attr.perm), (Kind::Symlink, 14, 0o777));
+    assert_eq!(object(&b, "link").await.unwrap(), b"dir/target.txt");
+    let stored = b.head("link").await.unwrap().meta;
+    assert_eq!((stored.mode, stored.uid), (Some(0o120777), Some(5)));
+    assert_eq!(&fs.readlink(e.attr.ino).await.unwrap()[..], b"dir/target.txt");
+    assert_eq!(
+        fs.symlink(ROOT_INO, "link", b"x", me.clone()).await,
+        Err(FsError::Exists)
+    );
+
+    // One s3fs wrote; a fresh mount finds both by name, and a listing does not turn them
+    // back into files.
+    b.insert_with_meta(
+        "theirs",
+        b"/abs/path".to_vec(),
+        PosixMeta {
+            mode: Some(0o120777),
+            ..Default::default()
+        },
+    );
+    let fs2 = CloudFs::new(b.clone(), &MountConfig::default());
+    for (name, target) in [("link", "dir/target.txt"), ("theirs", "/abs/path")] {
+        let a = fs2.lookup(ROOT_INO, name).await.unwrap().attr;
+        assert_eq!(a.kind, Kind::Symlink, "{name}");
+        assert_eq!(&fs2.readlink(a.ino).await.unwrap()[..], target.as_bytes());
+    }
+    let fh = fs2.opendir(ROOT_INO).unwrap();
+    let mut k = Kinds::default();
+    fs2.readdir(fh, 0, true, &mut k).await.unwrap();
+    fs2.releasedir(fh);
+    assert!(k.0.contains(&("theirs".to_string(), Kind::Symlink)), "{:?}", k.0);
+    assert_eq!(
+        fs2.lookup(ROOT_INO, "theirs").await.unwrap().attr.kind,
+        Kind::Symlink
+    );
+
+    // Renamed: still a link; unlinked: gone.
+    fs2.rename(ROOT_INO, "link", ROOT_INO, "moved", false)
+        .await
+        .unwrap();
+    let a = fs2.lookup(ROOT_INO, "moved").await.unwrap().attr;
+    assert_eq!(a.kind, Kind::Symlink);
+    assert_eq!(b.head("moved").await.unwrap().meta.mode, Some(0o120777));
+    fs2.unlink(ROOT_INO, "moved").await.unwrap();
+    assert!(object(&b, "moved").await.is_none());
+}

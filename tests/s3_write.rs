@@ -469,3 +469,74 @@ fn symlinks_are_stored_like_s3fs_and_followed() {
     let listing = ok(&format!("ls -l {mnt}/d"));
     assert!(listing.contains("s3fs-link -> ../data.txt"), "{listing}");
 }
+
+/// Bytes allocated on disk by files below `dir` (at any depth).
+fn allocated_below(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    for _ in 0..10_000 {
+        let Some(d) = stack.pop() else { break };
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(m) => total += m.blocks() * 512,
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
+    use std::os::unix::fs::FileExt;
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("stream");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_opt = format!("cache={}", cache.path().display());
+    let m = mount(
+        &s3,
+        "stream",
+        &[&cache_opt, "upload_part_size=5M", "stream_staging_max=10M"],
+    );
+    let data = pattern(64 << 20, 33);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(m.p("huge.bin"))
+        .expect("create");
+    for (i, chunk) in data.chunks(1 << 20).enumerate() {
+        f.write_all_at(chunk, (i as u64) << 20).expect("write in order");
+    }
+    let staged = allocated_below(cache.path());
+    assert!(
+        staged < 24 << 20,
+        "{staged} bytes staged for a 64 MiB file with stream_staging_max=10M"
+    );
+    // The dropped start is never read back wrong: the kernel's pages, or EOPNOTSUPP.
+    let mut buf = [0u8; 16];
+    match f.read_at(&mut buf, 0) {
+        Ok(n) => assert_eq!(&buf[..n], &data[..n], "kernel pages"),
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP), "{e}"),
+    }
+    let rewrite = f.write_at(b"x", 0);
+    assert_eq!(
+        rewrite.err().and_then(|e| e.raw_os_error()),
+        Some(libc::EOPNOTSUPP),
+        "nor rewritten"
+    );
+    f.write_all_at(b"tail", 64 << 20).expect("appending goes on");
+    drop(f);
+    let mut want = data;
+    want.extend_from_slice(b"tail");
+    assert_eq!(
+        support::md5_of_bytes(&server_bytes(&s3, "stream", "huge.bin").unwrap()),
+        support::md5_of_bytes(&want),
+        "every byte arrived"
+    );
+    assert_eq!(support::md5_of_file(m.p("huge.bin")), support::md5_of_bytes(&want));
+}

@@ -107,6 +107,10 @@ pub struct MountConfig {
     /// their stored metadata (modes, owners, s3fs symbolic links), which LIST answers do not
     /// carry; 0 HEADs none (objects then show the mount's defaults until looked up by name).
     pub meta_probe_size: u64,
+    /// Bytes of a streaming upload's sent data its staging file keeps (0: all); older sent
+    /// parts are dropped, so a large copy needs about this much local space, but the file can
+    /// then only be appended to until it is closed.
+    pub stream_staging_max: u64,
     /// Most objects a directory rename may copy; a larger directory is refused.
     pub rename_dir_limit: usize,
     /// Most files open for writing at once (each may hold up to 4 upload parts in memory).
@@ -162,6 +166,7 @@ impl Default for MountConfig {
             upload_part_size: 8 << 20,
             rename_dir_limit: 10_000,
             meta_probe_size: 0,
+            stream_staging_max: 1 << 30,
             max_open_writes: 256,
         }
     }

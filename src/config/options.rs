@@ -185,6 +185,10 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| {
             c.meta_probe_size = size(need(v)?)?
         }),
+    opt!("stream_staging_max", [], Takes::Value("SIZE"), "How much already-uploaded data of a file written in order (a streaming upload) stays in the staging area (default 1G; 0 keeps all). Older sent parts are dropped, so copying a file of any size needs about this much local space; past that point the file can only be appended to until it is closed (rewriting, truncating or reading its start fails with ENOTSUP and a log line).",
+        |c, v| {
+            c.stream_staging_max = size(need(v)?)?
+        }),
     opt!("rename_dir_limit", [], Takes::Value("N"), "Most objects a directory rename may copy (default 10000); renaming a larger directory fails with EMLINK and a log line.",
         |c, v| {
             let n: usize = need(v)?.parse().map_err(|_| "must be a whole number".to_string())?;

@@ -128,6 +128,8 @@ pub struct CoreConfig {
     pub read_only: bool,
     /// See [`MountConfig::upload_part_size`].
     pub upload_part_size: u64,
+    /// See [`MountConfig::stream_staging_max`].
+    pub stream_staging_max: u64,
     /// See [`MountConfig::rename_dir_limit`].
     pub rename_dir_limit: usize,
     /// See [`MountConfig::max_open_writes`].
@@ -153,6 +155,7 @@ impl From<&MountConfig> for CoreConfig {
             read_only: c.read_only,
             upload_part_size: c.upload_part_size,
             rename_dir_limit: c.rename_dir_limit,
+            stream_staging_max: c.stream_staging_max,
             max_open_writes: c.max_open_writes,
         }
     }
@@ -603,11 +606,11 @@ impl CloudFs {
 /// The staging area: inside the cache directory when there is one, else a private directory
 /// under the system's temporary directory. `None` (writes refused) when neither can be made.
 fn staging_area(cache: Option<&DiskBlockCache>) -> Option<StagingArea> {
-    let dir = match cache {
-        Some(c) => c.dir().join("staging"),
-        None => std::env::temp_dir().join(format!("cloudmount-staging-{}", std::process::id())),
+    let area = match cache {
+        Some(c) => StagingArea::open(&c.dir().join("staging")),
+        None => StagingArea::temporary(),
     };
-    match StagingArea::open(&dir) {
+    match area {
         Ok(a) => Some(a),
         Err(e) => {
             tracing::warn!(error = %e, "writes are refused");

@@ -100,7 +100,10 @@ impl CloudFs {
         staged.base_etag = node.stat.etag.clone();
         if truncate {
             staged.truncate(0)?;
-            staged.stream = Some(crate::write::Streamer::new(self.cfg.upload_part_size));
+            staged.stream = Some(crate::write::Streamer::new(
+                self.cfg.upload_part_size,
+                self.cfg.stream_staging_max,
+            ));
         } else if node.stat.size > 0 {
             self.download(node, &staged).await?;
             staged.filled(node.stat.size);
@@ -140,6 +143,7 @@ impl CloudFs {
 
     async fn truncate_staged(&self, ino: u64, w: &OpenWrite, size: u64) -> FsResult<()> {
         let mut st = w.staged.lock().await;
+        st.check_change(size).map_err(FsError::Unsupported)?;
         if let Some(s) = st.stream.as_mut() {
             if size < s.sent() {
                 s.stop().await;
@@ -262,11 +266,12 @@ impl CloudFs {
         };
         let size = {
             let mut st = w.staged.lock().await;
+            st.check_change(offset).map_err(FsError::Unsupported)?;
             st.write_at(offset, data)?;
             let mut stream = st.stream.take();
             if let Some(s) = stream.as_mut() {
                 let meta = self.meta_to_store(h.ino);
-                s.after_write(self.backend.as_ref(), &st, offset, &meta)
+                s.after_write(self.backend.as_ref(), &mut st, offset, &meta)
                     .await;
             }
             st.stream = stream;
@@ -286,6 +291,14 @@ impl CloudFs {
     ) -> Option<FsResult<bytes::Bytes>> {
         let w = self.open_write(ino)?;
         let st = w.staged.lock().await;
+        if offset < st.dropped() {
+            return Some(Err(FsError::Unsupported(format!(
+                "{}: bytes before {} were already uploaded by a streaming upload and dropped \
+                 from the staging area (-o stream_staging_max=); they can be read after close",
+                st.key,
+                st.dropped()
+            ))));
+        }
         Some(
             st.read_at(offset, size as u64)
                 .map(bytes::Bytes::from)
@@ -367,8 +380,11 @@ impl CloudFs {
         if !st.dirty || st.unlinked {
             return Ok(());
         }
-        if let Err(e) = st.journal() {
-            tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
+        // Content with dropped parts cannot be re-sent, so there is nothing to journal.
+        if st.dropped() == 0 {
+            if let Err(e) = st.journal() {
+                tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
+            }
         }
         if let Some(base) = st.base_etag.clone() {
             // Last close wins; say so when it replaces a version written by someone else.
@@ -381,12 +397,17 @@ impl CloudFs {
         let meta = self.meta_to_store(ino);
         let mut stream = st.stream.take();
         let streamed = match stream.as_mut() {
-            Some(s) => s.finish(&st, &meta).await,
+            Some(s) => s.finish(self.backend.as_ref(), &st, &meta).await,
             None => None,
         };
         st.stream = stream;
         let put = match streamed {
             Some(done) => done,
+            None if st.dropped() > 0 => {
+                let why = st.check_change(0).err().unwrap_or_default();
+                tracing::warn!(key = %st.key, "{why}; this change cannot be uploaded");
+                return Err(FsError::Unsupported(why));
+            }
             None => {
                 let part = self.cfg.upload_part_size;
                 self.backend

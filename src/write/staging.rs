@@ -23,6 +23,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct StagingArea {
     dir: PathBuf,
     seq: AtomicU64,
+    /// A private temporary directory, removed with the area.
+    temporary: bool,
+}
+
+/// Temporary staging areas made by this process so far.
+static TEMPORARY_AREAS: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for StagingArea {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 impl StagingArea {
@@ -49,7 +62,21 @@ impl StagingArea {
         Ok(StagingArea {
             dir: dir.to_path_buf(),
             seq: AtomicU64::new(0),
+            temporary: false,
         })
+    }
+
+    /// A private staging directory under the system's temporary directory, removed when the
+    /// area is dropped (for mounts without a cache directory; nothing survives a crash).
+    pub fn temporary() -> Result<Self, String> {
+        let n = TEMPORARY_AREAS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "cloudmount-staging-{}-{n}",
+            std::process::id()
+        ));
+        let mut area = Self::open(&dir)?;
+        area.temporary = true;
+        Ok(area)
     }
 
     /// The directory.
@@ -108,6 +135,7 @@ impl StagingArea {
             unlinked: false,
             base_etag: None,
             stream: None,
+            dropped: 0,
             keep: false,
         })
     }
@@ -130,6 +158,9 @@ pub struct Staged {
     /// ETag of the object version the content started from (`None` for a new file): an
     /// upload that finds another version on the server logs the conflict.
     pub base_etag: Option<String>,
+    /// Bytes `0..dropped` went out in a streaming upload and were removed from the file to
+    /// bound its size (`stream_staging_max`); they can no longer be read, changed or re-sent.
+    dropped: u64,
     keep: bool,
 }
 
@@ -137,6 +168,40 @@ impl Staged {
     /// Current size.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Bytes at the start that were sent and dropped (see [`Staged::drop_below`]).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Remove bytes before `upto` (already sent in a streaming upload) from the file, so a
+    /// large copy does not need its whole size in the staging area.
+    pub fn drop_below(&mut self, upto: u64) -> std::io::Result<()> {
+        use nix::fcntl::{fallocate, FallocateFlags};
+        let upto = upto.min(self.size);
+        if upto <= self.dropped {
+            return Ok(());
+        }
+        let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        let len = (upto - self.dropped) as libc::off_t;
+        fallocate(&self.file, flags, self.dropped as libc::off_t, len)?;
+        self.dropped = upto;
+        Ok(())
+    }
+
+    /// Why the content cannot be changed at `offset` (or read there, or sent whole): part of
+    /// it was sent and dropped, so only appending to a running streaming upload is possible.
+    pub fn check_change(&self, offset: u64) -> Result<(), String> {
+        if self.dropped == 0 || self.stream.as_ref().is_some_and(|s| s.accepts(offset)) {
+            return Ok(());
+        }
+        Err(format!(
+            "{}: its first {} bytes were already uploaded by a streaming upload and dropped \
+             from the staging area (-o stream_staging_max=); until it is closed, the file can \
+             only be appended to",
+            self.key, self.dropped
+        ))
     }
 
     /// The local file (for uploads).

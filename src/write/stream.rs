@@ -7,6 +7,13 @@
 //! already sent, a truncation below it, a rename or an unlink stops streaming: the upload is
 //! aborted and the file is sent whole at close, as without streaming. A failed part does the
 //! same, so a streaming error never fails a `write`; errors are reported at close.
+//!
+//! With a `keep` limit, sent bytes more than `keep` behind the end of what was sent are
+//! dropped from the staging file, so a copy of any size needs at most about `keep` plus a few
+//! parts of local space. From then on the upload can no longer be given up and re-sent whole:
+//! writes before what was sent are refused (see `Staged::check_change`), and a rename or
+//! mode change meanwhile is applied after the upload completes (a server-side copy) or only in
+//! the mount (logged).
 
 use super::Staged;
 use crate::backend::{Backend, BackendError, ObjectInfo, PosixMeta, Upload};
@@ -20,19 +27,27 @@ pub struct Streamer {
     meta: PosixMeta,
     sent: u64,
     part: u64,
+    /// Sent bytes kept in staging behind `sent` (0: all).
+    keep: u64,
     stopped: bool,
 }
 
 impl Streamer {
-    /// Stream in parts of `part` bytes.
-    pub fn new(part: u64) -> Self {
+    /// Stream in parts of `part` bytes, keeping `keep` sent bytes staged (0: all of them).
+    pub fn new(part: u64, keep: u64) -> Self {
         Streamer {
             upload: None,
             meta: PosixMeta::default(),
             sent: 0,
             part: part.max(5 << 20),
+            keep,
             stopped: false,
         }
+    }
+
+    /// Whether a write at `offset` continues the stream.
+    pub fn accepts(&self, offset: u64) -> bool {
+        !self.stopped && offset >= self.sent
     }
 
     /// Bytes handed to the store so far.
@@ -45,7 +60,7 @@ impl Streamer {
     pub async fn after_write(
         &mut self,
         backend: &dyn Backend,
-        staged: &Staged,
+        staged: &mut Staged,
         offset: u64,
         meta: &PosixMeta,
     ) {
@@ -53,7 +68,9 @@ impl Streamer {
             return;
         }
         if offset < self.sent {
-            self.stop().await;
+            if staged.dropped() == 0 {
+                self.stop().await;
+            }
             return;
         }
         for _ in 0..(1u64 << 20) {
@@ -86,6 +103,11 @@ impl Streamer {
                 return;
             }
             self.sent += self.part;
+            if self.keep > 0 && self.sent > self.keep {
+                if let Err(e) = staged.drop_below(self.sent - self.keep) {
+                    tracing::debug!(key = %staged.key, error = %e, "cannot drop sent data from staging; it stays");
+                }
+            }
         }
     }
 
@@ -109,6 +131,7 @@ impl Streamer {
     /// the file whole, with `meta`.
     pub async fn finish(
         &mut self,
+        backend: &dyn Backend,
         staged: &Staged,
         meta: &PosixMeta,
     ) -> Option<Result<ObjectInfo, BackendError>> {
@@ -121,7 +144,7 @@ impl Streamer {
             mtime: None,
             ..meta.clone()
         } == self.meta;
-        if key != staged.key || !same_meta {
+        if (key != staged.key || !same_meta) && staged.dropped() == 0 {
             upload.abort().await;
             return None;
         }
@@ -137,7 +160,25 @@ impl Streamer {
                 return None;
             }
         }
-        Some(upload.complete(staged.size()).await)
+        let done = upload.complete(staged.size()).await;
+        if !same_meta {
+            tracing::warn!(%key, "mode or owner changed during a streaming upload whose data left the staging area; the stored object keeps the ones it was started with");
+        }
+        if key == staged.key {
+            return Some(done);
+        }
+        // Renamed meanwhile, and the data is only on the server now: move it there.
+        let moved = match done {
+            Ok(_) => match backend.copy(&key, &staged.key).await {
+                Ok(()) => {
+                    let _ = backend.delete(&key).await;
+                    backend.head(&staged.key).await
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        Some(moved)
     }
 }
 
@@ -242,11 +283,11 @@ mod tests {
         let area = crate::write::StagingArea::open(dir.path()).unwrap();
         let mut st = area.create("k").unwrap();
         let b = Recorder::default();
-        let mut s = Streamer::new(PART);
+        let mut s = Streamer::new(PART, 0);
         let chunk = vec![7u8; 1 << 20];
         for i in 0..12u64 {
             st.write_at(i << 20, &chunk).unwrap();
-            s.after_write(&b, &st, i << 20, &PosixMeta::default()).await;
+            s.after_write(&b, &mut st, i << 20, &PosixMeta::default()).await;
         }
         assert_eq!(
             *b.parts.lock().unwrap(),
@@ -255,7 +296,7 @@ mod tests {
         );
         assert_eq!(s.sent(), 10 << 20);
         let done = s
-            .finish(&st, &PosixMeta::default())
+            .finish(&b, &st, &PosixMeta::default())
             .await
             .expect("streamed")
             .unwrap();
@@ -263,7 +304,7 @@ mod tests {
         assert_eq!(*b.parts.lock().unwrap(), [5 << 20, 5 << 20, 2 << 20]);
         assert_eq!(b.completed.lock().unwrap()[0], vec![7u8; 12 << 20]);
         assert!(
-            s.finish(&st, &PosixMeta::default()).await.is_none(),
+            s.finish(&b, &st, &PosixMeta::default()).await.is_none(),
             "finished once; later closes send whole"
         );
     }
@@ -274,15 +315,15 @@ mod tests {
         let area = crate::write::StagingArea::open(dir.path()).unwrap();
         let mut st = area.create("k").unwrap();
         let b = Recorder::default();
-        let mut s = Streamer::new(PART);
+        let mut s = Streamer::new(PART, 0);
         st.write_at(0, &vec![1u8; 6 << 20]).unwrap();
-        s.after_write(&b, &st, 0, &PosixMeta::default()).await;
+        s.after_write(&b, &mut st, 0, &PosixMeta::default()).await;
         assert_eq!(s.sent(), 5 << 20);
         st.write_at(100, b"rewrite").unwrap();
-        s.after_write(&b, &st, 100, &PosixMeta::default()).await;
+        s.after_write(&b, &mut st, 100, &PosixMeta::default()).await;
         assert_eq!(*b.aborted.lock().unwrap(), 1, "the upload is aborted");
         assert!(
-            s.finish(&st, &PosixMeta::default()).await.is_none(),
+            s.finish(&b, &st, &PosixMeta::default()).await.is_none(),
             "the file goes up whole at close"
         );
     }
@@ -293,11 +334,44 @@ mod tests {
         let area = crate::write::StagingArea::open(dir.path()).unwrap();
         let mut st = area.create("old").unwrap();
         let b = Recorder::default();
-        let mut s = Streamer::new(PART);
+        let mut s = Streamer::new(PART, 0);
         st.write_at(0, &vec![1u8; 5 << 20]).unwrap();
-        s.after_write(&b, &st, 0, &PosixMeta::default()).await;
+        s.after_write(&b, &mut st, 0, &PosixMeta::default()).await;
         st.key = "new".into();
-        assert!(s.finish(&st, &PosixMeta::default()).await.is_none());
+        assert!(s.finish(&b, &st, &PosixMeta::default()).await.is_none());
         assert_eq!(*b.aborted.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn sent_parts_beyond_keep_leave_staging_and_only_appends_are_allowed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let area = crate::write::StagingArea::open(dir.path()).unwrap();
+        let mut st = area.create("k").unwrap();
+        st.stream = None;
+        let b = Recorder::default();
+        let mut s = Streamer::new(PART, PART);
+        let mut want = Vec::new();
+        for i in 0..32u64 {
+            let chunk = vec![i as u8; 1 << 20];
+            st.write_at(i << 20, &chunk).unwrap();
+            want.extend_from_slice(&chunk);
+            s.after_write(&b, &mut st, i << 20, &PosixMeta::default()).await;
+        }
+        assert_eq!(s.sent(), 30 << 20);
+        assert_eq!(st.dropped(), 25 << 20, "all but `keep` of what was sent");
+        let on_disk = std::fs::metadata(st.path()).unwrap().blocks() * 512;
+        assert!(on_disk <= 8 << 20, "{on_disk} bytes still staged of 32 MiB");
+        assert_eq!(st.size(), 32 << 20, "the size is kept");
+        st.stream = Some(s);
+        assert!(st.check_change(32 << 20).is_ok(), "appending goes on");
+        assert!(st.check_change(30 << 20).is_ok(), "after what was sent");
+        let refused = st.check_change(100).unwrap_err();
+        assert!(refused.contains("stream_staging_max"), "{refused}");
+        let mut s = st.stream.take().unwrap();
+        let done = s.finish(&b, &st, &PosixMeta::default()).await.unwrap().unwrap();
+        assert_eq!(done.size, 32 << 20);
+        assert!(b.completed.lock().unwrap()[0] == want, "every byte reached the store");
+        assert!(st.check_change(32 << 20).is_err(), "finished: nothing more can go up");
     }
 }

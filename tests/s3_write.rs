@@ -292,6 +292,12 @@ fn closed_files_reach_the_server_after_the_daemon_is_killed_mid_upload() {
             support::md5_of_bytes(f),
             "f{i}"
         );
+        let meta = server_meta(&s3, "crash", &format!("f{i}"));
+        assert_eq!(
+            (meta.get("uid").map(String::as_str), meta.get("mode").is_some()),
+            (Some("0"), true),
+            "the resumed upload stores the file's attributes: {meta:?}"
+        );
     }
     assert!(m
         .log_text()

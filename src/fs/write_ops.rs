@@ -380,9 +380,10 @@ impl CloudFs {
         if !st.dirty || st.unlinked {
             return Ok(());
         }
+        let meta = self.meta_to_store(ino);
         // Content with dropped parts cannot be re-sent, so there is nothing to journal.
         if st.dropped() == 0 {
-            if let Err(e) = st.journal() {
+            if let Err(e) = st.journal(&meta) {
                 tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
             }
         }
@@ -394,7 +395,6 @@ impl CloudFs {
                 }
             }
         }
-        let meta = self.meta_to_store(ino);
         let mut stream = st.stream.take();
         let streamed = match stream.as_mut() {
             Some(s) => s.finish(self.backend.as_ref(), &st, &meta).await,
@@ -484,13 +484,12 @@ impl CloudFs {
         let Some(area) = &self.staging else {
             return;
         };
-        for (data, key) in area.pending() {
+        for crate::write::Pending { data, key, meta } in area.pending() {
             let size = match std::fs::metadata(&data) {
                 Ok(m) => m.len(),
                 Err(_) => continue,
             };
             tracing::info!(%key, size, staged = %data.display(), "resuming an upload left by an earlier run");
-            let meta = PosixMeta::default();
             match self
                 .backend
                 .put_file(&key, &data, size, self.cfg.upload_part_size, &meta)

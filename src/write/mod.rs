@@ -4,5 +4,5 @@
 pub mod staging;
 pub mod stream;
 
-pub use staging::{Staged, StagingArea};
+pub use staging::{Pending, Staged, StagingArea};
 pub use stream::Streamer;

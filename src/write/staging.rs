@@ -13,6 +13,7 @@
 //! ([`StagingArea::pending`]) and uploads the file. Content no program closed is never
 //! journaled, so a half-written file is never sent.
 
+use crate::backend::PosixMeta;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -84,24 +85,24 @@ impl StagingArea {
         &self.dir
     }
 
-    /// Closed content an earlier run did not get to upload: (data file, object key), oldest
-    /// first.
-    pub fn pending(&self) -> Vec<(PathBuf, String)> {
+    /// Closed content an earlier run did not get to upload, oldest first.
+    pub fn pending(&self) -> Vec<Pending> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
-        let mut found: Vec<(std::time::SystemTime, PathBuf, String)> = entries
+        let mut found: Vec<(std::time::SystemTime, Pending)> = entries
             .flatten()
             .filter_map(|e| {
                 let record = e.path();
                 let data = record.to_str()?.strip_suffix(".key").map(PathBuf::from)?;
-                let key = std::fs::read_to_string(&record).ok()?;
+                let text = std::fs::read_to_string(&record).ok()?;
+                let (key, meta) = parse_record(&text);
                 let age = e.metadata().and_then(|m| m.modified()).ok()?;
-                data.is_file().then_some((age, data, key))
+                data.is_file().then_some((age, Pending { data, key, meta }))
             })
             .collect();
-        found.sort();
-        found.into_iter().map(|(_, d, k)| (d, k)).collect()
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Forget a pending upload that is done (removes the data file and its record).
@@ -139,6 +140,49 @@ impl StagingArea {
             keep: false,
         })
     }
+}
+
+/// Closed content a run did not get to upload (see [`StagingArea::pending`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The staged data file.
+    pub data: PathBuf,
+    /// The object it belongs to.
+    pub key: String,
+    /// The POSIX attributes to store with it.
+    pub meta: PosixMeta,
+}
+
+/// A journal record: one `name=value` line per POSIX attribute, then `key=` and the object key
+/// (which may hold any character, so it comes last). A record of only a key (the first
+/// format) has no attributes.
+fn parse_record(text: &str) -> (String, PosixMeta) {
+    let mut pairs = Vec::new();
+    let mut rest = text;
+    for _ in 0..8 {
+        if let Some(key) = rest.strip_prefix("key=") {
+            return (key.to_string(), PosixMeta::from_pairs(pairs));
+        }
+        let Some((line, next)) = rest.split_once('\n') else {
+            break;
+        };
+        match line.split_once('=') {
+            Some(pair) => pairs.push(pair),
+            None => break,
+        }
+        rest = next;
+    }
+    (text.to_string(), PosixMeta::default())
+}
+
+fn record_text(key: &str, meta: &PosixMeta) -> String {
+    let mut text = String::new();
+    for (name, value) in meta.to_pairs() {
+        text.push_str(&format!("{name}={value}\n"));
+    }
+    text.push_str("key=");
+    text.push_str(key);
+    text
 }
 
 /// The staged content of one file open for writing.
@@ -249,8 +293,9 @@ impl Staged {
         self.keep = true;
     }
 
-    /// Record that this closed content must reach the store even if the daemon dies.
-    pub fn journal(&self) -> std::io::Result<()> {
+    /// Record that this closed content must reach the store (with `meta`) even if the daemon
+    /// dies.
+    pub fn journal(&self, meta: &PosixMeta) -> std::io::Result<()> {
         let record = journal_path(&self.path);
         let mut f = OpenOptions::new()
             .create(true)
@@ -260,7 +305,7 @@ impl Staged {
             .open(&record)?;
         // Not synced: a successful close means the upload is done, so the record only has to
         // outlive the daemon (kill, crash), not the machine.
-        std::io::Write::write_all(&mut f, self.key.as_bytes())
+        std::io::Write::write_all(&mut f, record_text(&self.key, meta).as_bytes())
     }
 
     /// The journaled content reached the store.
@@ -320,13 +365,30 @@ mod tests {
         assert!(path.exists(), "a failed upload's data stays on disk");
 
         // Journaled content survives a restart and is offered for upload; the rest goes.
-        let journaled = area.create("dir/key").unwrap();
-        journaled.journal().unwrap();
+        let journaled = area.create("dir/key\nkey=odd").unwrap();
+        let meta = PosixMeta {
+            mode: Some(0o100640),
+            uid: Some(7),
+            gid: None,
+            mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
+        };
+        journaled.journal(&meta).unwrap();
         let jpath = journaled.path().to_path_buf();
         std::mem::forget(journaled); // as if the daemon died
         let area = StagingArea::open(area.dir()).unwrap();
         assert!(!path.exists(), "unjournaled leftovers are removed");
-        assert_eq!(area.pending(), vec![(jpath.clone(), "dir/key".to_string())]);
+        let want = Pending {
+            data: jpath.clone(),
+            key: "dir/key\nkey=odd".to_string(),
+            meta,
+        };
+        assert_eq!(area.pending(), vec![want]);
+        // A record of the first format: only the key.
+        let old = area.create("x").unwrap();
+        std::fs::write(journal_path(old.path()), "plain/key").unwrap();
+        let (key, meta) = parse_record("plain/key");
+        assert_eq!((key.as_str(), meta), ("plain/key", PosixMeta::default()));
+        drop(old);
         StagingArea::settle(&jpath);
         assert!(area.pending().is_empty() && !jpath.exists());
     }

@@ -294,7 +294,10 @@ fn closed_files_reach_the_server_after_the_daemon_is_killed_mid_upload() {
         );
         let meta = server_meta(&s3, "crash", &format!("f{i}"));
         assert_eq!(
-            (meta.get("uid").map(String::as_str), meta.get("mode").is_some()),
+            (
+                meta.get("uid").map(String::as_str),
+                meta.contains_key("mode")
+            ),
             (Some("0"), true),
             "the resumed upload stores the file's attributes: {meta:?}"
         );
@@ -447,10 +450,20 @@ fn symlinks_are_stored_like_s3fs_and_followed() {
     assert_eq!(ok(&format!("cat {mnt}/mine")), "payload\n");
     assert_eq!(server_bytes(&s3, "links", "mine").unwrap(), b"data.txt");
     let meta = server_meta(&s3, "links", "mine");
-    assert_eq!(meta.get("mode").map(String::as_str), Some("41471"), "{meta:?}");
-    assert_eq!(ok(&format!("stat -c %F {mnt}/mine")).trim(), "symbolic link");
+    assert_eq!(
+        meta.get("mode").map(String::as_str),
+        Some("41471"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        ok(&format!("stat -c %F {mnt}/mine")).trim(),
+        "symbolic link"
+    );
     // The s3fs link, found by name, then listed.
-    assert_eq!(ok(&format!("readlink {mnt}/d/s3fs-link")).trim(), "../data.txt");
+    assert_eq!(
+        ok(&format!("readlink {mnt}/d/s3fs-link")).trim(),
+        "../data.txt"
+    );
     assert_eq!(ok(&format!("cat {mnt}/d/s3fs-link")), "payload\n");
     assert!(
         ok(&format!("ls -l {mnt}/d")).contains("s3fs-link -> ../data.txt"),
@@ -461,7 +474,10 @@ fn symlinks_are_stored_like_s3fs_and_followed() {
     assert_eq!(ok(&format!("readlink {mnt}/moved")).trim(), "data.txt");
     ok(&format!("rm {mnt}/moved"));
     assert!(server_bytes(&s3, "links", "moved").is_none());
-    assert_eq!(server_bytes(&s3, "links", "data.txt").unwrap(), b"payload\n");
+    assert_eq!(
+        server_bytes(&s3, "links", "data.txt").unwrap(),
+        b"payload\n"
+    );
     // A later mount sees the stored link as a link.
     ok(&format!("ln -s /etc/hostname {mnt}/abs"));
     drop(m);
@@ -516,7 +532,8 @@ fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
         .open(m.p("huge.bin"))
         .expect("create");
     for (i, chunk) in data.chunks(1 << 20).enumerate() {
-        f.write_all_at(chunk, (i as u64) << 20).expect("write in order");
+        f.write_all_at(chunk, (i as u64) << 20)
+            .expect("write in order");
     }
     let staged = allocated_below(cache.path());
     assert!(
@@ -535,7 +552,8 @@ fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
         Some(libc::EOPNOTSUPP),
         "nor rewritten"
     );
-    f.write_all_at(b"tail", 64 << 20).expect("appending goes on");
+    f.write_all_at(b"tail", 64 << 20)
+        .expect("appending goes on");
     drop(f);
     let mut want = data;
     want.extend_from_slice(b"tail");
@@ -544,5 +562,8 @@ fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
         support::md5_of_bytes(&want),
         "every byte arrived"
     );
-    assert_eq!(support::md5_of_file(m.p("huge.bin")), support::md5_of_bytes(&want));
+    assert_eq!(
+        support::md5_of_file(m.p("huge.bin")),
+        support::md5_of_bytes(&want)
+    );
 }

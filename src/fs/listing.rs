@@ -261,9 +261,19 @@ mod tests {
         };
         b.insert_with_meta("link", "target", link);
         b.insert("big", vec![0u8; 5000]);
-        let files = vec![("big".to_string(), Kind::File), ("link".to_string(), Kind::File)];
-        assert_eq!(probed(&b, "", 1, 0).await, files, "no probe: LIST has no metadata");
-        let found = vec![("big".to_string(), Kind::File), ("link".to_string(), Kind::Symlink)];
+        let files = vec![
+            ("big".to_string(), Kind::File),
+            ("link".to_string(), Kind::File),
+        ];
+        assert_eq!(
+            probed(&b, "", 1, 0).await,
+            files,
+            "no probe: LIST has no metadata"
+        );
+        let found = vec![
+            ("big".to_string(), Kind::File),
+            ("link".to_string(), Kind::Symlink),
+        ];
         for page in [1, 5] {
             assert_eq!(probed(&b, "", page, 4096).await, found, "page size {page}");
         }

@@ -17,8 +17,8 @@ mod error;
 mod file_handle;
 pub mod inode;
 pub mod listing;
-pub mod negative;
 mod namespace;
+pub mod negative;
 mod write_ops;
 
 pub use attr::{Attr, Entry, Kind, Stat};
@@ -548,9 +548,9 @@ impl CloudFs {
         let expires = self.expiry();
         let mut emit = |e: &Listed, index: u64| -> bool {
             let known = if plus {
-                let ino = self
-                    .inodes
-                    .upsert(dir_ino, &e.name, &e.key, e.kind, e.stat.clone(), expires);
+                let ino =
+                    self.inodes
+                        .upsert(dir_ino, &e.name, &e.key, e.kind, e.stat.clone(), expires);
                 self.inodes.get(ino)
             } else {
                 self.inodes.child(dir_ino, &e.name)

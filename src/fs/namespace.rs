@@ -6,8 +6,8 @@
 //! to `rename_dir_limit`). Open files follow their new names.
 
 use super::write_ops::OpenWrite;
-use super::{lock, parent_key, CloudFs, Entry, FsError, FsResult, Kind, Node};
 use super::Stat;
+use super::{lock, parent_key, CloudFs, Entry, FsError, FsResult, Kind, Node};
 use crate::backend::{BackendError, PosixMeta};
 use bytes::Bytes;
 use std::sync::Arc;

@@ -210,7 +210,14 @@ impl CloudFs {
     }
 
     /// A new, empty entry `name` in `parent` that exists only in the mount so far.
-    pub(super) fn add_local(&self, parent: u64, name: &str, key: &str, kind: Kind, meta: PosixMeta) -> u64 {
+    pub(super) fn add_local(
+        &self,
+        parent: u64,
+        name: &str,
+        key: &str,
+        kind: Kind,
+        meta: PosixMeta,
+    ) -> u64 {
         let stat = Stat {
             size: 0,
             mtime: SystemTime::now(),

@@ -71,10 +71,8 @@ impl StagingArea {
     /// area is dropped (for mounts without a cache directory; nothing survives a crash).
     pub fn temporary() -> Result<Self, String> {
         let n = TEMPORARY_AREAS.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "cloudmount-staging-{}-{n}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("cloudmount-staging-{}-{n}", std::process::id()));
         let mut area = Self::open(&dir)?;
         area.temporary = true;
         Ok(area)
@@ -101,7 +99,7 @@ impl StagingArea {
                 data.is_file().then_some((age, Pending { data, key, meta }))
             })
             .collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.sort_by_key(|f| f.0);
         found.into_iter().map(|(_, p)| p).collect()
     }
 

@@ -287,7 +287,8 @@ mod tests {
         let chunk = vec![7u8; 1 << 20];
         for i in 0..12u64 {
             st.write_at(i << 20, &chunk).unwrap();
-            s.after_write(&b, &mut st, i << 20, &PosixMeta::default()).await;
+            s.after_write(&b, &mut st, i << 20, &PosixMeta::default())
+                .await;
         }
         assert_eq!(
             *b.parts.lock().unwrap(),
@@ -356,7 +357,8 @@ mod tests {
             let chunk = vec![i as u8; 1 << 20];
             st.write_at(i << 20, &chunk).unwrap();
             want.extend_from_slice(&chunk);
-            s.after_write(&b, &mut st, i << 20, &PosixMeta::default()).await;
+            s.after_write(&b, &mut st, i << 20, &PosixMeta::default())
+                .await;
         }
         assert_eq!(s.sent(), 30 << 20);
         assert_eq!(st.dropped(), 25 << 20, "all but `keep` of what was sent");
@@ -369,9 +371,19 @@ mod tests {
         let refused = st.check_change(100).unwrap_err();
         assert!(refused.contains("stream_staging_max"), "{refused}");
         let mut s = st.stream.take().unwrap();
-        let done = s.finish(&b, &st, &PosixMeta::default()).await.unwrap().unwrap();
+        let done = s
+            .finish(&b, &st, &PosixMeta::default())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(done.size, 32 << 20);
-        assert!(b.completed.lock().unwrap()[0] == want, "every byte reached the store");
-        assert!(st.check_change(32 << 20).is_err(), "finished: nothing more can go up");
+        assert!(
+            b.completed.lock().unwrap()[0] == want,
+            "every byte reached the store"
+        );
+        assert!(
+            st.check_change(32 << 20).is_err(),
+            "finished: nothing more can go up"
+        );
     }
 }

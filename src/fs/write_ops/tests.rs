@@ -362,11 +362,17 @@ async fn symlinks_are_stored_as_s3fs_stores_them_and_stay_links_after_a_listing(
         .symlink(ROOT_INO, "link", b"dir/target.txt", me.clone())
         .await
         .unwrap();
-    assert_eq!((e.attr.kind, e.attr.size, e.attr.perm), (Kind::Symlink, 14, 0o777));
+    assert_eq!(
+        (e.attr.kind, e.attr.size, e.attr.perm),
+        (Kind::Symlink, 14, 0o777)
+    );
     assert_eq!(object(&b, "link").await.unwrap(), b"dir/target.txt");
     let stored = b.head("link").await.unwrap().meta;
     assert_eq!((stored.mode, stored.uid), (Some(0o120777), Some(5)));
-    assert_eq!(&fs.readlink(e.attr.ino).await.unwrap()[..], b"dir/target.txt");
+    assert_eq!(
+        &fs.readlink(e.attr.ino).await.unwrap()[..],
+        b"dir/target.txt"
+    );
     assert_eq!(
         fs.symlink(ROOT_INO, "link", b"x", me.clone()).await,
         Err(FsError::Exists)
@@ -392,7 +398,11 @@ async fn symlinks_are_stored_as_s3fs_stores_them_and_stay_links_after_a_listing(
     let mut k = Kinds::default();
     fs2.readdir(fh, 0, true, &mut k).await.unwrap();
     fs2.releasedir(fh);
-    assert!(k.0.contains(&("theirs".to_string(), Kind::Symlink)), "{:?}", k.0);
+    assert!(
+        k.0.contains(&("theirs".to_string(), Kind::Symlink)),
+        "{:?}",
+        k.0
+    );
     assert_eq!(
         fs2.lookup(ROOT_INO, "theirs").await.unwrap().attr.kind,
         Kind::Symlink

@@ -140,6 +140,12 @@ fn a_large_file_goes_up_in_parts_and_a_one_byte_edit_is_kept() {
         support::md5_of_bytes(&server_bytes(&s3, "big", "big.bin").unwrap()),
         support::md5_of_bytes(&data)
     );
+    // Only the 8 MiB part holding the byte went up; the other 24 were copied on the server.
+    let log = m.log_text();
+    assert!(
+        log.contains("uploaded the changed parts") && log.contains("sent=8388608"),
+        "UploadPartCopy used; log:\n{log}"
+    );
     assert_eq!(
         support::md5_of_file(m.p("big.bin")),
         support::md5_of_bytes(&data)
@@ -565,5 +571,34 @@ fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
     assert_eq!(
         support::md5_of_file(m.p("huge.bin")),
         support::md5_of_bytes(&want)
+    );
+}
+
+#[test]
+fn an_edit_never_copies_parts_of_a_version_written_meanwhile() {
+    use std::os::unix::fs::FileExt;
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("race");
+    let m = mount(&s3, "race", &["upload_part_size=5M"]);
+    let mut data = pattern(20 << 20, 41);
+    std::fs::write(m.p("f.bin"), &data).expect("write through the mount");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.p("f.bin"))
+        .expect("open for an edit");
+    f.write_all_at(b"EDIT", 12 << 20).expect("edit");
+    data[(12 << 20)..(12 << 20) + 4].copy_from_slice(b"EDIT");
+    // Someone else replaces the object while it is open.
+    let other = pattern(20 << 20, 42);
+    let store = s3.store("race");
+    let put = other.clone();
+    support::block_on(async move { store.put(&ObjPath::from("f.bin"), put.into()).await })
+        .expect("out-of-band put");
+    drop(f);
+    // Last close wins, whole: no part of the other version is mixed in.
+    assert_eq!(
+        support::md5_of_bytes(&server_bytes(&s3, "race", "f.bin").unwrap()),
+        support::md5_of_bytes(&data)
     );
 }

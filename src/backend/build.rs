@@ -1,6 +1,6 @@
 //! Build the [`Backend`] a [`Source`] names, with its credentials and client settings.
 
-use super::{Backend, ObjectStoreBackend};
+use super::{Backend, ObjectStoreBackend, S3PartCopier};
 use crate::config::{MountConfig, Source};
 use crate::credentials::azure::{self, AzureAuth};
 use crate::credentials::s3::{self, S3Credentials};
@@ -52,20 +52,19 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
     let name = source.to_string();
     let (backend, credentials): (Arc<dyn Backend>, String) = match source {
         Source::S3 { bucket, prefix } => {
+            let virtual_hosted = cfg.virtual_hosted && !cfg.path_style;
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_client_options(client_options(cfg))
                 .with_retry(retry(cfg))
-                .with_virtual_hosted_style_request(cfg.virtual_hosted && !cfg.path_style);
-            if let Some(r) = cfg
+                .with_virtual_hosted_style_request(virtual_hosted);
+            let region = cfg
                 .region
                 .clone()
                 .or_else(|| std::env::var("AWS_REGION").ok())
-            {
-                b = b.with_region(r);
-            } else if std::env::var("AWS_DEFAULT_REGION").is_err() {
-                b = b.with_region("us-east-1");
-            }
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .unwrap_or_else(|| "us-east-1".to_string());
+            b = b.with_region(&region);
             if let Some(e) = &cfg.endpoint {
                 b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
             }
@@ -97,13 +96,24 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 b.build()
                     .map_err(|e| format!("S3 client for {name}: {e}"))?,
             );
+            let bucket_url = match (&cfg.endpoint, virtual_hosted) {
+                (Some(e), true) => e.trim_end_matches('/').to_string(),
+                (Some(e), false) => format!("{}/{bucket}", e.trim_end_matches('/')),
+                (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+                (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+            };
+            let copier = S3PartCopier::new(
+                store.clone(),
+                &client_options(cfg),
+                bucket_url,
+                bucket,
+                &region,
+            )?;
             (
-                Arc::new(ObjectStoreBackend::new(
-                    store.clone(),
-                    Some(store),
-                    prefix,
-                    name,
-                )),
+                Arc::new(
+                    ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
+                        .with_part_copier(copier),
+                ),
                 credentials,
             )
         }

@@ -13,10 +13,12 @@ mod build;
 mod error;
 pub mod memory;
 pub mod meta;
+mod s3_copy;
 mod store;
 
 pub use build::{build_backend, BuiltBackend};
 pub use error::BackendError;
+pub use s3_copy::S3PartCopier;
 pub use store::ObjectStoreBackend;
 
 use async_trait::async_trait;
@@ -64,7 +66,16 @@ impl ListPage {
     }
 }
 
-/// The operations the filesystem needs from an object store.
+/// Where one part of an object being re-uploaded comes from (see
+/// [`Backend::put_file_reusing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartSource {
+    /// These bytes of the object version being replaced, copied on the server.
+    Copy(Range<u64>),
+    /// These bytes of the local file, sent.
+    Send(Range<u64>),
+}
+
 /// A multipart upload in progress (see [`Backend::start_upload`]).
 #[async_trait]
 pub trait Upload: Send + Sync + Debug {
@@ -77,6 +88,7 @@ pub trait Upload: Send + Sync + Debug {
     async fn abort(self: Box<Self>);
 }
 
+/// The operations the filesystem needs from an object store.
 #[async_trait]
 pub trait Backend: Send + Sync + Debug + 'static {
     /// A human readable name of what is mounted, e.g. `s3://bucket/prefix` (no secrets).
@@ -148,6 +160,32 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// keeps none). Symbolic links need them.
     fn stores_metadata(&self) -> bool {
         true
+    }
+
+    /// Whether [`Backend::put_file_reusing`] can copy parts on the server.
+    fn copies_parts(&self) -> bool {
+        false
+    }
+
+    /// Store the `size` bytes of local file `path` as `key` from `parts` (in order, covering
+    /// the file; every part but the last at least 5 MiB): `Copy` parts are copied on the
+    /// server from `key`'s current version, which must still have entity tag `etag`
+    /// ([`BackendError::Changed`] otherwise), `Send` parts are sent from the file. Stores
+    /// without server-side part copies answer [`BackendError::Unsupported`].
+    async fn put_file_reusing(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        parts: &[PartSource],
+        etag: &str,
+        meta: &PosixMeta,
+    ) -> Result<ObjectInfo, BackendError> {
+        let _ = (path, size, parts, etag, meta);
+        Err(BackendError::Unsupported(format!(
+            "server-side part copies of {key} by {}",
+            self.describe()
+        )))
     }
 
     /// Server-side copy of `from` to `to`.

@@ -32,6 +32,11 @@ pub struct ObjectStoreBackend {
     name: String,
     /// For the local directory store: its directory, to tell empty directories apart.
     local_dir: Option<std::path::PathBuf>,
+    /// Server-side part copies (S3 only).
+    part_copier: Option<Arc<super::S3PartCopier>>,
+    /// The server refused a part copy for a reason other than a changed source (an
+    /// S3-compatible without UploadPartCopy): whole uploads from then on.
+    part_copies_refused: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for ObjectStoreBackend {
@@ -62,7 +67,15 @@ impl ObjectStoreBackend {
             root,
             name,
             local_dir: None,
+            part_copier: None,
+            part_copies_refused: Default::default(),
         }
+    }
+
+    /// Re-upload edited objects by copying their unchanged parts with `copier`.
+    pub fn with_part_copier(mut self, copier: super::S3PartCopier) -> Self {
+        self.part_copier = Some(Arc::new(copier));
+        self
     }
 
     /// A backend over a local directory (which has no paged listing).
@@ -356,6 +369,47 @@ impl Backend for ObjectStoreBackend {
         }
         let res = writer.finish().await?;
         Ok(written(key, size, res, meta))
+    }
+
+    fn copies_parts(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.part_copier.is_some() && !self.part_copies_refused.load(Ordering::Relaxed)
+    }
+
+    async fn put_file_reusing(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        parts: &[super::PartSource],
+        etag: &str,
+        meta: &PosixMeta,
+    ) -> Result<ObjectInfo, BackendError> {
+        let Some(copier) = &self.part_copier else {
+            return Err(BackendError::Unsupported(format!(
+                "server-side part copies by {}",
+                self.name
+            )));
+        };
+        let full = self.path(key)?;
+        let new_etag = match copier.upload(full.as_ref(), path, parts, etag, meta).await {
+            Ok(e) => e,
+            Err(e @ (BackendError::Other(_) | BackendError::Unsupported(_))) => {
+                use std::sync::atomic::Ordering;
+                if !self.part_copies_refused.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(store = %self.name, error = %e, "the server refused a server-side part copy (UploadPartCopy); edited files are uploaded whole from now on");
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(ObjectInfo {
+            key: key.to_string(),
+            size,
+            mtime: std::time::SystemTime::now(),
+            etag: new_etag,
+            meta: meta.clone(),
+        })
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {

@@ -394,11 +394,16 @@ impl CloudFs {
                 tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
             }
         }
-        if let Some(base) = st.base_etag.clone() {
+        // The version the content started as, when the server still has it (its unchanged
+        // parts can then be copied there).
+        let mut base = None;
+        if let Some(started) = st.base_etag.clone() {
             // Last close wins; say so when it replaces a version written by someone else.
             if let Ok(now) = self.backend.head(&st.key).await {
-                if now.etag.as_deref().is_some_and(|e| e != base) {
+                if now.etag.as_deref().is_some_and(|e| e != started) {
                     tracing::warn!(key = %st.key, "the object changed on the server while open for writing; this close replaces it (last close wins)");
+                } else {
+                    base = now.etag;
                 }
             }
         }
@@ -415,12 +420,7 @@ impl CloudFs {
                 tracing::warn!(key = %st.key, "{why}; this change cannot be uploaded");
                 return Err(FsError::Unsupported(why));
             }
-            None => {
-                let part = self.cfg.upload_part_size;
-                self.backend
-                    .put_file(&st.key, st.path(), st.size(), part, &meta)
-                    .await
-            }
+            None => self.put_staged(&st, base, &meta).await,
         };
         let info = match put {
             Ok(info) => info,
@@ -429,7 +429,7 @@ impl CloudFs {
                 return Err(e.into());
             }
         };
-        st.dirty = false;
+        st.stored();
         st.base_etag = info.etag.clone();
         st.unjournal();
         let stat = Stat {
@@ -457,6 +457,53 @@ impl CloudFs {
             }
         }
         Ok(())
+    }
+
+    /// Send staged content whole, or, for an edited object on a store that copies parts on
+    /// the server, only its changed parts (copying the rest from `base`, the entity tag of
+    /// the version it started as, which the server still has; the copies are conditional on
+    /// it too).
+    async fn put_staged(
+        &self,
+        st: &Staged,
+        base: Option<String>,
+        meta: &PosixMeta,
+    ) -> Result<crate::backend::ObjectInfo, crate::backend::BackendError> {
+        let size = st.size();
+        // Whole MiB parts, within S3's 10,000 parts.
+        let part = self
+            .cfg
+            .upload_part_size
+            .max(size.div_ceil(10_000).div_ceil(1 << 20) << 20);
+        let plan = match (base, self.backend.copies_parts()) {
+            (Some(etag), true) => st.reuse_plan(part).map(|p| (etag, p)),
+            _ => None,
+        };
+        if let Some((etag, plan)) = plan {
+            let sent: u64 = plan
+                .iter()
+                .map(|p| match p {
+                    crate::backend::PartSource::Send(r) => r.end - r.start,
+                    crate::backend::PartSource::Copy(_) => 0,
+                })
+                .sum();
+            match self
+                .backend
+                .put_file_reusing(&st.key, st.path(), size, &plan, &etag, meta)
+                .await
+            {
+                Ok(info) => {
+                    tracing::info!(key = %st.key, size, sent, copied = size - sent, "uploaded the changed parts; the rest was copied on the server");
+                    return Ok(info);
+                }
+                Err(e) => {
+                    tracing::debug!(key = %st.key, error = %e, "server-side part copies failed; sending the whole file");
+                }
+            }
+        }
+        self.backend
+            .put_file(&st.key, st.path(), size, self.cfg.upload_part_size, meta)
+            .await
     }
 
     /// Close handle `fh`. The last write handle of an inode retries a failed upload and, if it

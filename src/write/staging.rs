@@ -134,6 +134,8 @@ impl StagingArea {
             unlinked: false,
             base_etag: None,
             stream: None,
+            base_len: 0,
+            changed: Changes::default(),
             dropped: 0,
             keep: false,
         })
@@ -200,6 +202,11 @@ pub struct Staged {
     /// ETag of the object version the content started from (`None` for a new file): an
     /// upload that finds another version on the server logs the conflict.
     pub base_etag: Option<String>,
+    /// Bytes `0..base_len` may still equal the same bytes of the version `base_etag` names
+    /// (where `changed` says nothing else): what a re-upload can copy on the server.
+    base_len: u64,
+    /// Byte ranges written since the content last matched the stored version.
+    changed: Changes,
     /// Bytes `0..dropped` went out in a streaming upload and were removed from the file to
     /// bound its size (`stream_staging_max`); they can no longer be read, changed or re-sent.
     dropped: u64,
@@ -254,7 +261,13 @@ impl Staged {
     /// Write `data` at `offset`, growing the file as needed.
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
         self.file.write_all_at(data, offset)?;
-        self.size = self.size.max(offset + data.len() as u64);
+        let end = offset + data.len() as u64;
+        if offset > self.size {
+            // The gap reads as zeros.
+            self.changed.add(self.size..offset);
+        }
+        self.changed.add(offset..end);
+        self.size = self.size.max(end);
         self.dirty = true;
         Ok(())
     }
@@ -270,15 +283,54 @@ impl Staged {
     /// Cut or extend (with zeros) to `size`.
     pub fn truncate(&mut self, size: u64) -> std::io::Result<()> {
         self.file.set_len(size)?;
+        if size < self.size {
+            self.base_len = self.base_len.min(size);
+        } else {
+            self.changed.add(self.size..size);
+        }
         self.size = size;
         self.dirty = true;
         Ok(())
     }
 
-    /// Adopt content written to the file directly (the initial download), without marking
-    /// the file dirty.
+    /// Adopt content written to the file directly (the initial download of the stored
+    /// version), without marking the file dirty.
     pub fn filled(&mut self, size: u64) {
         self.size = size;
+        self.base_len = size;
+        self.changed = Changes::default();
+    }
+
+    /// The content now matches the stored version (just uploaded).
+    pub fn stored(&mut self) {
+        self.dirty = false;
+        self.base_len = if self.dropped == 0 { self.size } else { 0 };
+        self.changed = Changes::default();
+    }
+
+    /// How to re-upload in parts of `part` bytes: which parts are unchanged bytes of the
+    /// stored version (copied on the server) and which are sent. `None` when nothing can be
+    /// copied.
+    pub fn reuse_plan(&self, part: u64) -> Option<Vec<crate::backend::PartSource>> {
+        use crate::backend::PartSource;
+        if part == 0 || self.base_len < part || self.size <= part {
+            return None;
+        }
+        let mut plan = Vec::new();
+        let mut at = 0;
+        while at < self.size {
+            let end = (at + part).min(self.size);
+            let copyable = end <= self.base_len && !self.changed.touches(at..end);
+            plan.push(if copyable {
+                PartSource::Copy(at..end)
+            } else {
+                PartSource::Send(at..end)
+            });
+            at = end;
+        }
+        plan.iter()
+            .any(|p| matches!(p, PartSource::Copy(_)))
+            .then_some(plan)
     }
 
     /// The file handle, for writing the initial download.
@@ -309,6 +361,40 @@ impl Staged {
     /// The journaled content reached the store.
     pub fn unjournal(&self) {
         let _ = std::fs::remove_file(journal_path(&self.path));
+    }
+}
+
+/// Byte ranges, merged; past [`Changes::MAX`] ranges they collapse into one covering all
+/// (a re-upload then sends more, never less).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Changes(Vec<std::ops::Range<u64>>);
+
+impl Changes {
+    const MAX: usize = 4096;
+
+    fn add(&mut self, r: std::ops::Range<u64>) {
+        if r.is_empty() {
+            return;
+        }
+        let mut merged = r;
+        self.0.retain(|x| {
+            let overlaps = x.start <= merged.end && merged.start <= x.end;
+            if overlaps {
+                merged = merged.start.min(x.start)..merged.end.max(x.end);
+            }
+            !overlaps
+        });
+        let at = self.0.partition_point(|x| x.start < merged.start);
+        self.0.insert(at, merged);
+        if self.0.len() > Self::MAX {
+            if let (Some(first), Some(last)) = (self.0.first(), self.0.last()) {
+                self.0 = vec![first.start..last.end];
+            }
+        }
+    }
+
+    fn touches(&self, r: std::ops::Range<u64>) -> bool {
+        self.0.iter().any(|x| x.start < r.end && r.start < x.end)
     }
 }
 
@@ -389,5 +475,64 @@ mod tests {
         drop(old);
         StagingArea::settle(&jpath);
         assert!(area.pending().is_empty() && !jpath.exists());
+    }
+
+    #[test]
+    fn a_reupload_copies_only_untouched_parts_of_the_stored_version() {
+        use crate::backend::PartSource::{Copy, Send};
+        let dir = tempfile::tempdir().unwrap();
+        let area = StagingArea::open(dir.path()).unwrap();
+        let mut s = area.create("k").unwrap();
+        s.file().set_len(100).unwrap();
+        s.filled(100);
+        assert_eq!(
+            s.reuse_plan(10),
+            Some((0..10).map(|i| Copy(i * 10..i * 10 + 10)).collect())
+        );
+        s.write_at(25, b"x").unwrap();
+        s.write_at(59, b"yz").unwrap();
+        let plan = s.reuse_plan(10).unwrap();
+        assert_eq!(plan[2], Send(20..30));
+        assert_eq!(
+            (plan[5].clone(), plan[6].clone()),
+            (Send(50..60), Send(60..70))
+        );
+        assert_eq!(plan.iter().filter(|p| matches!(p, Copy(_))).count(), 7);
+        // Cut and grown again: the tail is zeros, not the stored bytes.
+        s.truncate(75).unwrap();
+        s.truncate(100).unwrap();
+        let plan = s.reuse_plan(10).unwrap();
+        assert_eq!(plan[7..], [Send(70..80), Send(80..90), Send(90..100)]);
+        // Appended past the end (a gap of zeros): sent.
+        s.write_at(120, b"end").unwrap();
+        let plan = s.reuse_plan(10).unwrap();
+        assert_eq!(plan.last(), Some(&Send(120..123)));
+        // Uploaded: everything is the stored version again.
+        s.stored();
+        assert!(s
+            .reuse_plan(10)
+            .unwrap()
+            .iter()
+            .all(|p| matches!(p, Copy(_))));
+        // Small files and new files are sent whole.
+        assert_eq!(s.reuse_plan(200), None);
+        let fresh = area.create("n").unwrap();
+        assert_eq!(fresh.reuse_plan(10), None);
+    }
+
+    #[test]
+    fn changes_merge_and_stay_bounded() {
+        let mut c = Changes::default();
+        c.add(10..20);
+        c.add(30..40);
+        c.add(15..32);
+        assert_eq!(c.0, vec![10..40]);
+        c.add(40..41);
+        assert_eq!(c.0, vec![10..41], "adjacent ranges merge");
+        for i in 0..(Changes::MAX as u64 + 10) {
+            c.add(1000 + i * 10..1000 + i * 10 + 1);
+        }
+        assert!(c.0.len() <= Changes::MAX);
+        assert!(c.touches(5000..5001) && c.touches(10..11) && !c.touches(0..10));
     }
 }

@@ -194,7 +194,7 @@ impl S3PartCopier {
         let id = utf8_percent_encode(upload_id, PATH).to_string();
         let source = format!("/{}/{}", self.bucket, utf8_percent_encode(full_key, PATH));
         let results: Vec<Result<String, BackendError>> =
-            futures::stream::iter(parts.to_vec().into_iter().enumerate())
+            futures::stream::iter(parts.iter().cloned().enumerate())
                 .map(|(i, part)| {
                     let url = self.url(full_key, &format!("?partNumber={}&uploadId={id}", i + 1));
                     let source = source.clone();

@@ -388,7 +388,9 @@ impl Changes {
         self.0.insert(at, merged);
         if self.0.len() > Self::MAX {
             if let (Some(first), Some(last)) = (self.0.first(), self.0.last()) {
-                self.0 = vec![first.start..last.end];
+                let all = first.start..last.end;
+                self.0.clear();
+                self.0.push(all);
             }
         }
     }

@@ -49,6 +49,23 @@ fn azure_writes_small_and_multipart_blobs_renames_and_removes() {
         support::md5_of_bytes(&data),
         "23 MiB in 5 MiB blocks"
     );
+    // A 1-byte edit: one 5 MiB block sent, the other four copied (Put Block From URL).
+    let mut data = data;
+    let at = 12 << 20;
+    let edit = format!("printf Q | dd of={mnt}/d/big bs=1 seek={at} conv=notrunc status=none");
+    let (edited, _, err) = sh(&edit);
+    assert!(edited, "{edit}: {err}\nlog:\n{}", m.log_text());
+    data[at] = b'Q';
+    assert_eq!(
+        support::md5_of_bytes(&blob(&az, "wrt", "d/big").unwrap()),
+        support::md5_of_bytes(&data),
+        "edited in place"
+    );
+    let log = m.log_text();
+    assert!(
+        log.contains("uploaded the changed parts") && log.contains("sent=5242880"),
+        "Put Block From URL used; log:\n{log}"
+    );
     ok(&format!("mv {mnt}/d {mnt}/e && rm {mnt}/s.txt"));
     assert!(blob(&az, "wrt", "d/big").is_none() && blob(&az, "wrt", "s.txt").is_none());
     assert_eq!(

@@ -1,6 +1,8 @@
 //! Build the [`Backend`] a [`Source`] names, with its credentials and client settings.
 
-use super::{Backend, ObjectStoreBackend, S3PartCopier};
+use super::parts::azure::AzurePartCopier;
+use super::parts::s3::S3PartCopier;
+use super::{Backend, ObjectStoreBackend};
 use crate::config::{MountConfig, Source};
 use crate::credentials::azure::{self, AzureAuth};
 use crate::credentials::s3::{self, S3Credentials};
@@ -159,13 +161,12 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 b.build()
                     .map_err(|e| format!("Azure client for {name}: {e}"))?,
             );
+            let copier = AzurePartCopier::new(store.clone(), &client_options(cfg))?;
             (
-                Arc::new(ObjectStoreBackend::new(
-                    store.clone(),
-                    Some(store),
-                    prefix,
-                    name,
-                )),
+                Arc::new(
+                    ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
+                        .with_part_copier(copier),
+                ),
                 credentials,
             )
         }

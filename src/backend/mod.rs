@@ -13,12 +13,11 @@ mod build;
 mod error;
 pub mod memory;
 pub mod meta;
-mod s3_copy;
+pub mod parts;
 mod store;
 
 pub use build::{build_backend, BuiltBackend};
 pub use error::BackendError;
-pub use s3_copy::S3PartCopier;
 pub use store::ObjectStoreBackend;
 
 use async_trait::async_trait;

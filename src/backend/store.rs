@@ -32,8 +32,8 @@ pub struct ObjectStoreBackend {
     name: String,
     /// For the local directory store: its directory, to tell empty directories apart.
     local_dir: Option<std::path::PathBuf>,
-    /// Server-side part copies (S3 only).
-    part_copier: Option<Arc<super::S3PartCopier>>,
+    /// Server-side part copies (S3 and Azure).
+    part_copier: Option<Arc<dyn super::parts::PartCopier>>,
     /// The server refused a part copy for a reason other than a changed source (an
     /// S3-compatible without UploadPartCopy): whole uploads from then on.
     part_copies_refused: std::sync::atomic::AtomicBool,
@@ -73,7 +73,7 @@ impl ObjectStoreBackend {
     }
 
     /// Re-upload edited objects by copying their unchanged parts with `copier`.
-    pub fn with_part_copier(mut self, copier: super::S3PartCopier) -> Self {
+    pub fn with_part_copier(mut self, copier: impl super::parts::PartCopier + 'static) -> Self {
         self.part_copier = Some(Arc::new(copier));
         self
     }
@@ -392,12 +392,12 @@ impl Backend for ObjectStoreBackend {
             )));
         };
         let full = self.path(key)?;
-        let new_etag = match copier.upload(full.as_ref(), path, parts, etag, meta).await {
+        let new_etag = match copier.upload(&full, path, parts, etag, meta).await {
             Ok(e) => e,
             Err(e @ (BackendError::Other(_) | BackendError::Unsupported(_))) => {
                 use std::sync::atomic::Ordering;
                 if !self.part_copies_refused.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(store = %self.name, error = %e, "the server refused a server-side part copy (UploadPartCopy); edited files are uploaded whole from now on");
+                    tracing::warn!(store = %self.name, error = %e, "server-side part copies (UploadPartCopy / Put Block From URL) failed; edited files are uploaded whole from now on");
                 }
                 return Err(e);
             }

@@ -575,7 +575,7 @@ fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
 }
 
 #[test]
-fn an_edit_never_copies_parts_of_a_version_written_meanwhile() {
+fn an_edit_of_a_version_replaced_meanwhile_never_mixes_the_two() {
     use std::os::unix::fs::FileExt;
     let s3 = S3Server::start_moto();
     s3.create_bucket("race");
@@ -595,8 +595,38 @@ fn an_edit_never_copies_parts_of_a_version_written_meanwhile() {
     let put = other.clone();
     support::block_on(async move { store.put(&ObjPath::from("f.bin"), put.into()).await })
         .expect("out-of-band put");
+    // Only the edited bytes were staged; the rest of the version they belong to is gone, so
+    // the close cannot form the file: ESTALE, and the other version stays whole.
+    let synced = f.sync_all();
+    assert_eq!(
+        synced.err().and_then(|e| e.raw_os_error()),
+        Some(libc::ESTALE),
+        "log:\n{}",
+        m.log_text()
+    );
     drop(f);
-    // Last close wins, whole: no part of the other version is mixed in.
+    assert_eq!(
+        support::md5_of_bytes(&server_bytes(&s3, "race", "f.bin").unwrap()),
+        support::md5_of_bytes(&other),
+        "nothing of the two versions is mixed"
+    );
+    assert!(m
+        .log_text()
+        .contains("replaced on the server while open for writing"));
+
+    // A file rewritten whole while someone replaces it: last close wins.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(m.p("f.bin"))
+        .expect("open with O_TRUNC");
+    f.write_all_at(&data, 0).expect("rewrite");
+    let store = s3.store("race");
+    let put = other.clone();
+    support::block_on(async move { store.put(&ObjPath::from("f.bin"), put.into()).await })
+        .expect("out-of-band put");
+    f.sync_all().expect("last close wins");
+    drop(f);
     assert_eq!(
         support::md5_of_bytes(&server_bytes(&s3, "race", "f.bin").unwrap()),
         support::md5_of_bytes(&data)

@@ -19,6 +19,7 @@ pub mod inode;
 pub mod listing;
 mod namespace;
 pub mod negative;
+mod upload;
 mod write_ops;
 
 pub use attr::{Attr, Entry, Kind, Stat};

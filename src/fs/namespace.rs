@@ -248,8 +248,12 @@ impl CloudFs {
     async fn move_file(&self, src: &Node, new_key: &str) -> FsResult<()> {
         let staged = self.open_write(src.ino);
         if let Some(w) = &staged {
+            let mut st = w.staged.lock().await;
+            // What is not staged yet must be fetched before the object moves away.
+            let size = st.size();
+            self.fetch_missing(&mut st, 0..size).await?;
             // Later uploads of the open file go to the new name.
-            w.staged.lock().await.key = new_key.to_string();
+            st.key = new_key.to_string();
         }
         if self.inodes.is_local(src.ino) {
             return Ok(());
@@ -262,6 +266,15 @@ impl CloudFs {
     /// Move every object below directory `src` to `new_key`.
     async fn move_prefix(&self, src: &Node, new_key: &str) -> FsResult<()> {
         let keys = self.objects_below(&src.key).await?;
+        // Open files below: fetch what is not staged yet before their objects move away.
+        let below: Vec<Arc<OpenWrite>> = lock(&self.writes).values().cloned().collect();
+        for w in &below {
+            let mut st = w.staged.lock().await;
+            if st.key.starts_with(&src.key) {
+                let size = st.size();
+                self.fetch_missing(&mut st, 0..size).await?;
+            }
+        }
         for key in &keys {
             let to = format!("{new_key}{}", &key[src.key.len()..]);
             self.backend.copy(key, &to).await?;
@@ -270,7 +283,6 @@ impl CloudFs {
             self.backend.delete(key).await?;
         }
         // Staged files below follow their directory.
-        let below: Vec<Arc<OpenWrite>> = lock(&self.writes).values().cloned().collect();
         for w in below {
             let mut st = w.staged.lock().await;
             if let Some(rest) = st.key.strip_prefix(&src.key) {

@@ -82,8 +82,9 @@ impl CloudFs {
         Ok(())
     }
 
-    /// Open `node` for writing: join its staged content or stage it (downloading the current
-    /// bytes unless `truncate`). Counts one write handle.
+    /// Open `node` for writing: join its staged content or stage it (empty with `truncate`,
+    /// else as the stored version, whose bytes are fetched only where needed). Counts one
+    /// write handle.
     pub(super) async fn stage(&self, node: &Node, truncate: bool) -> FsResult<Arc<OpenWrite>> {
         if let Some(w) = self.open_write(node.ino) {
             w.handles.fetch_add(1, Ordering::Relaxed);
@@ -104,9 +105,8 @@ impl CloudFs {
                 self.cfg.upload_part_size,
                 self.cfg.stream_staging_max,
             ));
-        } else if node.stat.size > 0 {
-            self.download(node, &staged).await?;
-            staged.filled(node.stat.size);
+        } else {
+            staged.adopt(node.stat.size)?;
         }
         let size = staged.size();
         let fresh = Arc::new(OpenWrite {
@@ -122,23 +122,6 @@ impl CloudFs {
         }
         writes.insert(node.ino, fresh.clone());
         Ok(fresh)
-    }
-
-    /// Copy the object's current bytes into `staged`, part by part.
-    async fn download(&self, node: &Node, staged: &Staged) -> FsResult<()> {
-        use std::os::unix::fs::FileExt;
-        let part = self.cfg.upload_part_size.max(1 << 20);
-        let mut at = 0;
-        while at < node.stat.size {
-            let end = (at + part).min(node.stat.size);
-            let data = self
-                .backend
-                .get_range(&node.key, at..end, node.stat.etag.as_deref())
-                .await?;
-            staged.file().write_all_at(&data, at)?;
-            at = end;
-        }
-        Ok(())
     }
 
     async fn truncate_staged(&self, ino: u64, w: &OpenWrite, size: u64) -> FsResult<()> {
@@ -297,7 +280,7 @@ impl CloudFs {
         size: u32,
     ) -> Option<FsResult<bytes::Bytes>> {
         let w = self.open_write(ino)?;
-        let st = w.staged.lock().await;
+        let mut st = w.staged.lock().await;
         if offset < st.dropped() {
             return Some(Err(FsError::Unsupported(format!(
                 "{}: bytes before {} were already uploaded by a streaming upload and dropped \
@@ -305,6 +288,10 @@ impl CloudFs {
                 st.key,
                 st.dropped()
             ))));
+        }
+        let end = offset.saturating_add(size as u64);
+        if let Err(e) = self.fetch_missing(&mut st, offset..end).await {
+            return Some(Err(e.into()));
         }
         Some(
             st.read_at(offset, size as u64)
@@ -420,7 +407,7 @@ impl CloudFs {
                 tracing::warn!(key = %st.key, "{why}; this change cannot be uploaded");
                 return Err(FsError::Unsupported(why));
             }
-            None => self.put_staged(&st, base, &meta).await,
+            None => self.put_staged(&mut st, base, &meta).await,
         };
         let info = match put {
             Ok(info) => info,
@@ -459,53 +446,6 @@ impl CloudFs {
         Ok(())
     }
 
-    /// Send staged content whole, or, for an edited object on a store that copies parts on
-    /// the server, only its changed parts (copying the rest from `base`, the entity tag of
-    /// the version it started as, which the server still has; the copies are conditional on
-    /// it too).
-    async fn put_staged(
-        &self,
-        st: &Staged,
-        base: Option<String>,
-        meta: &PosixMeta,
-    ) -> Result<crate::backend::ObjectInfo, crate::backend::BackendError> {
-        let size = st.size();
-        // Whole MiB parts, within S3's 10,000 parts.
-        let part = self
-            .cfg
-            .upload_part_size
-            .max(size.div_ceil(10_000).div_ceil(1 << 20) << 20);
-        let plan = match (base, self.backend.copies_parts()) {
-            (Some(etag), true) => st.reuse_plan(part).map(|p| (etag, p)),
-            _ => None,
-        };
-        if let Some((etag, plan)) = plan {
-            let sent: u64 = plan
-                .iter()
-                .map(|p| match p {
-                    crate::backend::PartSource::Send(r) => r.end - r.start,
-                    crate::backend::PartSource::Copy(_) => 0,
-                })
-                .sum();
-            match self
-                .backend
-                .put_file_reusing(&st.key, st.path(), size, &plan, &etag, meta)
-                .await
-            {
-                Ok(info) => {
-                    tracing::info!(key = %st.key, size, sent, copied = size - sent, "uploaded the changed parts; the rest was copied on the server");
-                    return Ok(info);
-                }
-                Err(e) => {
-                    tracing::debug!(key = %st.key, error = %e, "server-side part copies failed; sending the whole file");
-                }
-            }
-        }
-        self.backend
-            .put_file(&st.key, st.path(), size, self.cfg.upload_part_size, meta)
-            .await
-    }
-
     /// Close handle `fh`. The last write handle of an inode retries a failed upload and, if it
     /// fails again, keeps the staged file on disk so nothing is lost.
     pub async fn release(&self, fh: u64) {
@@ -529,35 +469,6 @@ impl CloudFs {
             let mut st = w.staged.lock().await;
             st.keep();
             tracing::error!(key = %st.key, staged = %st.path().display(), "upload failed at close; the written data is kept in the staged file");
-        }
-    }
-
-    /// Upload closed content an earlier run left pending (it was killed, or the store was
-    /// unreachable at close). Runs once after mounting; what fails stays for the next mount.
-    pub async fn resume_uploads(&self) {
-        let Some(area) = &self.staging else {
-            return;
-        };
-        for crate::write::Pending { data, key, meta } in area.pending() {
-            let size = match std::fs::metadata(&data) {
-                Ok(m) => m.len(),
-                Err(_) => continue,
-            };
-            tracing::info!(%key, size, staged = %data.display(), "resuming an upload left by an earlier run");
-            match self
-                .backend
-                .put_file(&key, &data, size, self.cfg.upload_part_size, &meta)
-                .await
-            {
-                Ok(_) => {
-                    crate::write::StagingArea::settle(&data);
-                    self.dirs.invalidate(&parent_key(&key));
-                    tracing::info!(%key, "resumed upload done");
-                }
-                Err(e) => {
-                    tracing::warn!(%key, error = %e, staged = %data.display(), "resumed upload failed; it is tried again at the next mount")
-                }
-            }
         }
     }
 

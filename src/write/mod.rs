@@ -1,8 +1,13 @@
 //! The write path: files open for writing are staged in local files and uploaded on
-//! `flush`/`fsync` (see [`staging`]).
+//! `flush`/`fsync` (see [`staging`]); a journal (see [`journal`]) lets the next mount finish
+//! what a killed daemon did not.
 
+pub mod journal;
+pub mod ranges;
 pub mod staging;
 pub mod stream;
 
+pub use journal::Record;
+pub use ranges::Ranges;
 pub use staging::{Pending, Staged, StagingArea};
 pub use stream::Streamer;

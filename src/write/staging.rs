@@ -1,20 +1,25 @@
 //! Staging files: the local copy of a file open for writing.
 //!
-//! Each inode open for writing has one staging file (mode 0600, in a 0700 directory) holding
-//! the whole new content; every write handle of the inode shares it. A file opened without
-//! `O_TRUNC` is first filled with the object's current bytes. `dirty` says whether the content
-//! differs from the object on the server; the core uploads it on `flush`/`fsync` and clears it.
-//! The file is removed when the value is dropped, unless an upload failed and the data would
-//! otherwise be lost ([`Staged::keep`]).
+//! Each inode open for writing has one staging file (mode 0600, in a 0700 directory); every
+//! write handle of the inode shares it. The file is sparse: a file opened without `O_TRUNC`
+//! starts with none of the stored bytes, which are fetched only where a read or an upload
+//! needs them ([`Staged::missing`], [`Staged::fill`]); `changed` remembers what was written,
+//! so a re-upload can copy the untouched parts on the server ([`Staged::reuse_plan`]).
+//! `dirty` says whether the content differs from the object on the server; the core uploads
+//! it on `flush`/`fsync` and clears it. The file is removed when the value is dropped,
+//! unless an upload failed and the data would otherwise be lost ([`Staged::keep`]).
 //!
 //! Journal: while the content of a closed (flushed or fsynced) file is on its way to the
-//! store, a `<file>.key` record next to it names the object. If the daemon dies first (kill,
-//! power loss) or the upload fails for good, the next mount finds the record
-//! ([`StagingArea::pending`]) and uploads the file. Content no program closed is never
+//! store, a record next to it (see `journal.rs`) names the object. If the daemon dies first
+//! (kill, power loss) or the upload fails for good, the next mount finds it
+//! ([`StagingArea::pending`]) and finishes the upload. Content no program closed is never
 //! journaled, so a half-written file is never sent.
 
-use crate::backend::PosixMeta;
+use super::journal::{record_path, Record};
+use super::Ranges;
+use crate::backend::{PartSource, PosixMeta};
 use std::fs::{File, OpenOptions};
+use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,7 +61,7 @@ impl StagingArea {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();
             let is_record = p.extension().is_some_and(|x| x == "key");
-            if !is_record && !journal_path(&p).exists() {
+            if !is_record && !record_path(&p).exists() {
                 let _ = std::fs::remove_file(&p);
             }
         }
@@ -94,19 +99,13 @@ impl StagingArea {
                 let record = e.path();
                 let data = record.to_str()?.strip_suffix(".key").map(PathBuf::from)?;
                 let text = std::fs::read_to_string(&record).ok()?;
-                let (key, meta) = parse_record(&text);
+                let record = Record::parse(&text);
                 let age = e.metadata().and_then(|m| m.modified()).ok()?;
-                data.is_file().then_some((age, Pending { data, key, meta }))
+                data.is_file().then_some((age, Pending { data, record }))
             })
             .collect();
         found.sort_by_key(|f| f.0);
         found.into_iter().map(|(_, p)| p).collect()
-    }
-
-    /// Forget a pending upload that is done (removes the data file and its record).
-    pub fn settle(data: &Path) {
-        let _ = std::fs::remove_file(journal_path(data));
-        let _ = std::fs::remove_file(data);
     }
 
     /// A new, empty staging file for `key`.
@@ -125,20 +124,29 @@ impl StagingArea {
             .write(true)
             .mode(0o600)
             .open(&path)?;
-        Ok(Staged {
-            key: key.to_string(),
-            file,
-            path,
-            size: 0,
-            dirty: false,
-            unlinked: false,
-            base_etag: None,
-            stream: None,
-            base_len: 0,
-            changed: Changes::default(),
-            dropped: 0,
-            keep: false,
-        })
+        Ok(Staged::new(key, file, path))
+    }
+
+    /// The staged content of a pending upload, to finish it (dirty; removed with its record
+    /// once dropped, unless kept).
+    pub fn reopen(&self, p: &Pending) -> std::io::Result<Staged> {
+        let file = OpenOptions::new().read(true).write(true).open(&p.data)?;
+        let size = file.metadata()?.len();
+        let mut st = Staged::new(&p.record.key, file, p.data.clone());
+        st.size = size;
+        st.dirty = true;
+        match &p.record.base {
+            // Only `local` is here; the rest is the stored version's (and everything local
+            // counts as changed: what was written is not recorded).
+            Some((etag, local)) => {
+                st.base_etag = Some(etag.clone());
+                st.base_len = size;
+                st.local = local.clone();
+                st.changed = local.clone();
+            }
+            None => st.changed = Ranges::from_range(0..size),
+        }
+        Ok(st)
     }
 }
 
@@ -147,42 +155,8 @@ impl StagingArea {
 pub struct Pending {
     /// The staged data file.
     pub data: PathBuf,
-    /// The object it belongs to.
-    pub key: String,
-    /// The POSIX attributes to store with it.
-    pub meta: PosixMeta,
-}
-
-/// A journal record: one `name=value` line per POSIX attribute, then `key=` and the object key
-/// (which may hold any character, so it comes last). A record of only a key (the first
-/// format) has no attributes.
-fn parse_record(text: &str) -> (String, PosixMeta) {
-    let mut pairs = Vec::new();
-    let mut rest = text;
-    for _ in 0..8 {
-        if let Some(key) = rest.strip_prefix("key=") {
-            return (key.to_string(), PosixMeta::from_pairs(pairs));
-        }
-        let Some((line, next)) = rest.split_once('\n') else {
-            break;
-        };
-        match line.split_once('=') {
-            Some(pair) => pairs.push(pair),
-            None => break,
-        }
-        rest = next;
-    }
-    (text.to_string(), PosixMeta::default())
-}
-
-fn record_text(key: &str, meta: &PosixMeta) -> String {
-    let mut text = String::new();
-    for (name, value) in meta.to_pairs() {
-        text.push_str(&format!("{name}={value}\n"));
-    }
-    text.push_str("key=");
-    text.push_str(key);
-    text
+    /// What its journal record says.
+    pub record: Record,
 }
 
 /// The staged content of one file open for writing.
@@ -199,14 +173,17 @@ pub struct Staged {
     pub unlinked: bool,
     /// Streaming upload while the file is written in order (`None`: not eligible).
     pub stream: Option<super::Streamer>,
-    /// ETag of the object version the content started from (`None` for a new file): an
-    /// upload that finds another version on the server logs the conflict.
+    /// ETag of the object version the content started from (`None` for a new file): its
+    /// bytes fill what is not staged, and an upload that finds another version on the server
+    /// logs the conflict.
     pub base_etag: Option<String>,
-    /// Bytes `0..base_len` may still equal the same bytes of the version `base_etag` names
-    /// (where `changed` says nothing else): what a re-upload can copy on the server.
+    /// Bytes `0..base_len` are the version `base_etag` names, except where `changed` says
+    /// otherwise; only those in `local` are in the file. Bytes past it are all in the file.
     base_len: u64,
+    /// Ranges below `base_len` that the file holds (written or fetched).
+    local: Ranges,
     /// Byte ranges written since the content last matched the stored version.
-    changed: Changes,
+    changed: Ranges,
     /// Bytes `0..dropped` went out in a streaming upload and were removed from the file to
     /// bound its size (`stream_staging_max`); they can no longer be read, changed or re-sent.
     dropped: u64,
@@ -214,6 +191,24 @@ pub struct Staged {
 }
 
 impl Staged {
+    fn new(key: &str, file: File, path: PathBuf) -> Staged {
+        Staged {
+            key: key.to_string(),
+            file,
+            path,
+            size: 0,
+            dirty: false,
+            unlinked: false,
+            base_etag: None,
+            stream: None,
+            base_len: 0,
+            local: Ranges::default(),
+            changed: Ranges::default(),
+            dropped: 0,
+            keep: false,
+        }
+    }
+
     /// Current size.
     pub fn size(&self) -> u64 {
         self.size
@@ -267,12 +262,14 @@ impl Staged {
             self.changed.add(self.size..offset);
         }
         self.changed.add(offset..end);
+        self.local.add(offset..end);
         self.size = self.size.max(end);
         self.dirty = true;
         Ok(())
     }
 
-    /// Bytes `offset .. offset + len` (fewer at the end of the file).
+    /// Bytes `offset .. offset + len` (fewer at the end of the file). What is
+    /// [`Staged::missing`] there reads as zeros: fill it first.
     pub fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
         let end = (offset.saturating_add(len)).min(self.size);
         let mut buf = vec![0u8; end.saturating_sub(offset) as usize];
@@ -293,26 +290,45 @@ impl Staged {
         Ok(())
     }
 
-    /// Adopt content written to the file directly (the initial download of the stored
-    /// version), without marking the file dirty.
-    pub fn filled(&mut self, size: u64) {
+    /// Start as the stored version of `size` bytes, none of them staged yet (they are
+    /// fetched where needed); not dirty.
+    pub fn adopt(&mut self, size: u64) -> std::io::Result<()> {
+        self.file.set_len(size)?;
         self.size = size;
         self.base_len = size;
-        self.changed = Changes::default();
+        self.local = Ranges::default();
+        self.changed = Ranges::default();
+        Ok(())
+    }
+
+    /// The parts of `range` that are the stored version's bytes and not in the file yet.
+    pub fn missing(&self, range: Range<u64>) -> Vec<Range<u64>> {
+        let end = range.end.min(self.base_len).min(self.size);
+        if range.start >= end {
+            return Vec::new();
+        }
+        self.local.gaps(range.start..end)
+    }
+
+    /// Put fetched bytes of the stored version at `offset` (not a change).
+    pub fn fill(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(data, offset)?;
+        self.local.add(offset..offset + data.len() as u64);
+        Ok(())
     }
 
     /// The content now matches the stored version (just uploaded).
     pub fn stored(&mut self) {
         self.dirty = false;
+        self.local.add(self.base_len..self.size);
         self.base_len = if self.dropped == 0 { self.size } else { 0 };
-        self.changed = Changes::default();
+        self.changed = Ranges::default();
     }
 
     /// How to re-upload in parts of `part` bytes: which parts are unchanged bytes of the
     /// stored version (copied on the server) and which are sent. `None` when nothing can be
     /// copied.
-    pub fn reuse_plan(&self, part: u64) -> Option<Vec<crate::backend::PartSource>> {
-        use crate::backend::PartSource;
+    pub fn reuse_plan(&self, part: u64) -> Option<Vec<PartSource>> {
         if part == 0 || self.base_len < part || self.size <= part {
             return None;
         }
@@ -333,83 +349,48 @@ impl Staged {
             .then_some(plan)
     }
 
-    /// The file handle, for writing the initial download.
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
     /// Keep the file on disk when dropped (its upload failed; the log names it).
     pub fn keep(&mut self) {
         self.keep = true;
     }
 
     /// Record that this closed content must reach the store (with `meta`) even if the daemon
-    /// dies.
+    /// dies. Content only partly staged records the version the rest comes from.
     pub fn journal(&self, meta: &PosixMeta) -> std::io::Result<()> {
-        let record = journal_path(&self.path);
+        let base = match (&self.base_etag, self.missing(0..self.size).is_empty()) {
+            (Some(etag), false) => {
+                let mut local = self.local.clone();
+                local.add(self.base_len..self.size);
+                Some((etag.clone(), local))
+            }
+            _ => None,
+        };
+        let record = Record {
+            key: self.key.clone(),
+            meta: meta.clone(),
+            base,
+        };
         let mut f = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .mode(0o600)
-            .open(&record)?;
+            .open(record_path(&self.path))?;
         // Not synced: a successful close means the upload is done, so the record only has to
         // outlive the daemon (kill, crash), not the machine.
-        std::io::Write::write_all(&mut f, record_text(&self.key, meta).as_bytes())
+        std::io::Write::write_all(&mut f, record.to_text().as_bytes())
     }
 
     /// The journaled content reached the store.
     pub fn unjournal(&self) {
-        let _ = std::fs::remove_file(journal_path(&self.path));
+        let _ = std::fs::remove_file(record_path(&self.path));
     }
-}
-
-/// Byte ranges, merged; past [`Changes::MAX`] ranges they collapse into one covering all
-/// (a re-upload then sends more, never less).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Changes(Vec<std::ops::Range<u64>>);
-
-impl Changes {
-    const MAX: usize = 4096;
-
-    fn add(&mut self, r: std::ops::Range<u64>) {
-        if r.is_empty() {
-            return;
-        }
-        let mut merged = r;
-        self.0.retain(|x| {
-            let overlaps = x.start <= merged.end && merged.start <= x.end;
-            if overlaps {
-                merged = merged.start.min(x.start)..merged.end.max(x.end);
-            }
-            !overlaps
-        });
-        let at = self.0.partition_point(|x| x.start < merged.start);
-        self.0.insert(at, merged);
-        if self.0.len() > Self::MAX {
-            if let (Some(first), Some(last)) = (self.0.first(), self.0.last()) {
-                let all = first.start..last.end;
-                self.0.clear();
-                self.0.push(all);
-            }
-        }
-    }
-
-    fn touches(&self, r: std::ops::Range<u64>) -> bool {
-        self.0.iter().any(|x| x.start < r.end && r.start < x.end)
-    }
-}
-
-fn journal_path(data: &Path) -> PathBuf {
-    let mut p = data.as_os_str().to_owned();
-    p.push(".key");
-    PathBuf::from(p)
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = std::fs::remove_file(journal_path(&self.path));
+            let _ = std::fs::remove_file(record_path(&self.path));
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -454,9 +435,7 @@ mod tests {
         let journaled = area.create("dir/key\nkey=odd").unwrap();
         let meta = PosixMeta {
             mode: Some(0o100640),
-            uid: Some(7),
-            gid: None,
-            mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
+            ..Default::default()
         };
         journaled.journal(&meta).unwrap();
         let jpath = journaled.path().to_path_buf();
@@ -465,18 +444,54 @@ mod tests {
         assert!(!path.exists(), "unjournaled leftovers are removed");
         let want = Pending {
             data: jpath.clone(),
-            key: "dir/key\nkey=odd".to_string(),
-            meta,
+            record: Record {
+                key: "dir/key\nkey=odd".to_string(),
+                meta,
+                base: None,
+            },
         };
-        assert_eq!(area.pending(), vec![want]);
-        // A record of the first format: only the key.
-        let old = area.create("x").unwrap();
-        std::fs::write(journal_path(old.path()), "plain/key").unwrap();
-        let (key, meta) = parse_record("plain/key");
-        assert_eq!((key.as_str(), meta), ("plain/key", PosixMeta::default()));
-        drop(old);
-        StagingArea::settle(&jpath);
-        assert!(area.pending().is_empty() && !jpath.exists());
+        let pending = area.pending();
+        assert_eq!(pending, vec![want]);
+        let again = area.reopen(&pending[0]).unwrap();
+        assert!(again.dirty && again.missing(0..again.size()).is_empty());
+        drop(again);
+        assert!(
+            area.pending().is_empty() && !jpath.exists(),
+            "done: removed"
+        );
+    }
+
+    #[test]
+    fn only_what_is_needed_of_the_stored_version_is_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = StagingArea::open(dir.path()).unwrap();
+        let mut s = area.create("k").unwrap();
+        s.base_etag = Some("e1".into());
+        s.adopt(100).unwrap();
+        assert!(!s.dirty);
+        assert_eq!(s.missing(0..100), vec![0..100], "nothing fetched at open");
+        s.write_at(10, b"abc").unwrap();
+        s.fill(50, &[7u8; 10]).unwrap();
+        assert_eq!(s.missing(0..100), vec![0..10, 13..50, 60..100]);
+        s.write_at(100, b"tail").unwrap();
+        assert_eq!(
+            s.missing(90..104),
+            vec![90..100],
+            "appended bytes are local"
+        );
+        // Closed while partly staged: the journal names the version the rest comes from.
+        s.journal(&PosixMeta::default()).unwrap();
+        let p = area.pending().pop().unwrap();
+        let (etag, local) = p.record.base.clone().unwrap();
+        assert_eq!(etag, "e1");
+        assert_eq!(local.gaps(0..104), vec![0..10, 13..50, 60..100]);
+        let r = area.reopen(&p).unwrap();
+        assert_eq!(r.missing(0..104), vec![0..10, 13..50, 60..100]);
+        assert_eq!(r.base_etag.as_deref(), Some("e1"));
+        std::mem::forget(r);
+        // Uploaded: what the file holds is the new version's; the rest is fetched from it.
+        s.stored();
+        assert_eq!(s.missing(0..104), vec![0..10, 13..50, 60..100]);
     }
 
     #[test]
@@ -485,8 +500,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let area = StagingArea::open(dir.path()).unwrap();
         let mut s = area.create("k").unwrap();
-        s.file().set_len(100).unwrap();
-        s.filled(100);
+        s.adopt(100).unwrap();
         assert_eq!(
             s.reuse_plan(10),
             Some((0..10).map(|i| Copy(i * 10..i * 10 + 10)).collect())
@@ -520,21 +534,5 @@ mod tests {
         assert_eq!(s.reuse_plan(200), None);
         let fresh = area.create("n").unwrap();
         assert_eq!(fresh.reuse_plan(10), None);
-    }
-
-    #[test]
-    fn changes_merge_and_stay_bounded() {
-        let mut c = Changes::default();
-        c.add(10..20);
-        c.add(30..40);
-        c.add(15..32);
-        assert_eq!(c.0, vec![10..40]);
-        c.add(40..41);
-        assert_eq!(c.0, vec![10..41], "adjacent ranges merge");
-        for i in 0..(Changes::MAX as u64 + 10) {
-            c.add(1000 + i * 10..1000 + i * 10 + 1);
-        }
-        assert!(c.0.len() <= Changes::MAX);
-        assert!(c.touches(5000..5001) && c.touches(10..11) && !c.touches(0..10));
     }
 }

@@ -146,6 +146,15 @@ fn a_large_file_goes_up_in_parts_and_a_one_byte_edit_is_kept() {
         log.contains("uploaded the changed parts") && log.contains("sent=8388608"),
         "UploadPartCopy used; log:\n{log}"
     );
+    // An append fetches nothing and sends only the new bytes.
+    ok(&format!("printf END >> {}/big.bin", m.path.display()));
+    data.extend_from_slice(b"END");
+    assert_eq!(
+        support::md5_of_bytes(&server_bytes(&s3, "big", "big.bin").unwrap()),
+        support::md5_of_bytes(&data)
+    );
+    let log = m.log_text();
+    assert!(log.contains("sent=3 "), "only the 3 appended bytes sent; log:\n{log}");
     assert_eq!(
         support::md5_of_file(m.p("big.bin")),
         support::md5_of_bytes(&data)

@@ -59,7 +59,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 .with_bucket_name(bucket)
                 .with_client_options(client_options(cfg))
                 .with_retry(retry(cfg))
-                .with_virtual_hosted_style_request(virtual_hosted);
+                .with_virtual_hosted_style_request(virtual_hosted)
+                .with_unsigned_payload(!cfg.signs_payload());
             let region = cfg
                 .region
                 .clone()
@@ -110,7 +111,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 bucket_url,
                 bucket,
                 &region,
-            )?;
+            )?
+            .signing_payloads(cfg.signs_payload());
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)

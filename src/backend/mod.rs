@@ -78,9 +78,9 @@ pub enum PartSource {
 /// A multipart upload in progress (see [`Backend::start_upload`]).
 #[async_trait]
 pub trait Upload: Send + Sync + Debug {
-    /// Send the next part; every part but the last must be at least 5 MiB. Waits while too
-    /// many parts are in flight.
-    async fn put_part(&mut self, data: Bytes) -> Result<(), BackendError>;
+    /// Send the next part, given as pieces in order (not copied together); every part but
+    /// the last must be at least 5 MiB. Waits while too many parts are in flight.
+    async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError>;
     /// Finish: the object now exists with all parts, in order.
     async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError>;
     /// Give up; the parts sent are dropped by the store.

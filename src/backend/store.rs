@@ -453,13 +453,15 @@ impl fmt::Debug for StoreUpload {
 
 #[async_trait]
 impl super::Upload for StoreUpload {
-    async fn put_part(&mut self, data: Bytes) -> Result<(), BackendError> {
+    async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
         let writer =
             self.writer.get_mut().as_mut().ok_or_else(|| {
                 BackendError::Other(format!("upload of {} already ended", self.key))
             })?;
         writer.wait_for_capacity(UPLOAD_CONCURRENCY).await?;
-        writer.put(data);
+        for piece in data {
+            writer.put(piece);
+        }
         Ok(())
     }
 

@@ -118,6 +118,34 @@ pub struct MountConfig {
     /// Let the kernel read files that are fully in the disk cache straight from their cache file
     /// (FUSE passthrough, Linux 6.9 or later, daemon running as root).
     pub passthrough: bool,
+    /// S3: hash request bodies into the signature (`None`: only over plain http to a host
+    /// that is not loopback, where nothing else protects them).
+    pub sign_payload: Option<bool>,
+}
+
+impl MountConfig {
+    /// Whether S3 request bodies are hashed into their signatures: as `sign_payload` says, or
+    /// by default only over plain http to a host that is not loopback.
+    pub fn signs_payload(&self) -> bool {
+        self.sign_payload.unwrap_or_else(|| {
+            let Some(endpoint) = self.endpoint.as_deref() else {
+                return false; // AWS, over https
+            };
+            let Some(rest) = endpoint.strip_prefix("http://") else {
+                return false;
+            };
+            let host = rest.split('/').next().unwrap_or_default();
+            let host = match host.strip_prefix('[') {
+                Some(v6) => v6.split(']').next().unwrap_or_default(),
+                None => host.split(':').next().unwrap_or_default(),
+            };
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            !loopback
+        })
+    }
 }
 
 impl Default for MountConfig {
@@ -163,6 +191,7 @@ impl Default for MountConfig {
             part_size: 8 << 20,
             max_memory: 24 << 20,
             passthrough: true,
+            sign_payload: None,
             upload_part_size: 8 << 20,
             rename_dir_limit: 10_000,
             meta_probe_size: 0,
@@ -242,5 +271,27 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.file_perm(), 0o400);
+    }
+
+    #[test]
+    fn payloads_are_signed_only_where_nothing_else_protects_them() {
+        let with = |endpoint: Option<&str>, sign: Option<bool>| MountConfig {
+            endpoint: endpoint.map(str::to_string),
+            sign_payload: sign,
+            ..MountConfig::default()
+        };
+        assert!(!with(None, None).signs_payload(), "AWS over https");
+        assert!(!with(Some("https://minio.lan:9000"), None).signs_payload());
+        for lo in [
+            "http://127.0.0.1:9000",
+            "http://localhost/",
+            "http://[::1]:80",
+        ] {
+            assert!(!with(Some(lo), None).signs_payload(), "{lo}");
+        }
+        assert!(with(Some("http://minio.lan:9000"), None).signs_payload());
+        assert!(with(Some("http://10.0.0.5"), None).signs_payload());
+        assert!(with(Some("http://127.0.0.1"), Some(true)).signs_payload());
+        assert!(!with(Some("http://minio.lan"), Some(false)).signs_payload());
     }
 }

@@ -201,6 +201,8 @@ pub static OPTIONS: &[OptionSpec] = &[
             if n == 0 { return Err("must be at least 1".to_string()); }
             c.max_open_writes = n
         }),
+    opt!("sign_payload", [], Takes::Flag, "S3: hash every request body into its SigV4 signature. By default bodies are signed only over plain http to another host; over https TLS already protects them, and on loopback nothing is in between (UNSIGNED-PAYLOAD saves about 1 CPU second per GB written). sign_payload=false never signs, sign_payload always does.",
+        |c, v| c.sign_payload = Some(flag(v)?)),
     opt!("passthrough", [], Takes::Flag, "Files fully in the disk cache are read by the kernel straight from their cache file, without the daemon (FUSE passthrough; Linux 6.9 or later, daemon running as root; on by default, passthrough=false turns it off). Falls back to normal reads where unavailable.",
         |c, v| c.passthrough = flag(v)?),
 ];

@@ -248,7 +248,7 @@ impl CloudFs {
     }
 
     /// Write `data` at `offset` through handle `fh`; returns the bytes written.
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+    pub async fn write(&self, fh: u64, offset: u64, data: bytes::Bytes) -> FsResult<u32> {
         let h = self.handle(fh)?;
         let w = match (h.write, self.open_write(h.ino)) {
             (true, Some(w)) => w,
@@ -257,11 +257,11 @@ impl CloudFs {
         let size = {
             let mut st = w.staged.lock().await;
             st.check_change(offset).map_err(FsError::Unsupported)?;
-            st.write_at(offset, data)?;
+            st.write_at(offset, &data)?;
             let mut stream = st.stream.take();
             if let Some(s) = stream.as_mut() {
                 let meta = self.meta_to_store(h.ino);
-                s.after_write(self.backend.as_ref(), &mut st, offset, &meta)
+                s.after_write(self.backend.as_ref(), &mut st, offset, &data, &meta)
                     .await;
             }
             st.stream = stream;

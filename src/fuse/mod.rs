@@ -566,10 +566,10 @@ impl Filesystem for FuseAdapter {
                 len = data.len()
             ),
         );
-        let data = data.to_vec();
+        let data = bytes::Bytes::copy_from_slice(data);
         self.rt.spawn(
             async move {
-                match fs.write(fh.0, offset, &data).await {
+                match fs.write(fh.0, offset, data).await {
                     Ok(n) => reply.written(n),
                     Err(e) => reply.error(errno("write", &e)),
                 }

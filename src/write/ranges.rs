@@ -59,6 +59,14 @@ impl Ranges {
         self.0.iter().any(|x| x.start < r.end && r.start < x.end)
     }
 
+    /// Where the run of bytes in the set that holds `at` ends (`at` when `at` is not in it).
+    pub fn end_of_run(&self, at: u64) -> u64 {
+        self.0
+            .iter()
+            .find(|x| x.start <= at && at < x.end)
+            .map_or(at, |x| x.end)
+    }
+
     /// The parts of `r` not in the set, in order.
     pub fn gaps(&self, r: Range<u64>) -> Vec<Range<u64>> {
         let mut out = Vec::new();

@@ -301,6 +301,12 @@ impl Staged {
         Ok(())
     }
 
+    /// Where the bytes the file holds without a gap from `offset` on end (for a file written
+    /// from empty: where its content is complete, no hole left to fill).
+    pub fn written_through(&self, offset: u64) -> u64 {
+        self.local.end_of_run(offset)
+    }
+
     /// The parts of `range` that are the stored version's bytes and not in the file yet.
     pub fn missing(&self, range: Range<u64>) -> Vec<Range<u64>> {
         let end = range.end.min(self.base_len).min(self.size);

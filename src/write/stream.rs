@@ -18,6 +18,7 @@
 use super::Staged;
 use crate::backend::{Backend, BackendError, ObjectInfo, PosixMeta, Upload};
 use bytes::Bytes;
+use std::collections::VecDeque;
 
 /// The streaming state of one staged file.
 #[derive(Debug)]
@@ -29,7 +30,47 @@ pub struct Streamer {
     part: u64,
     /// Sent bytes kept in staging behind `sent` (0: all).
     keep: u64,
+    /// The written buffers holding the bytes from `sent` on, while writes arrive in order
+    /// (`None` after one did not): parts are made of them instead of being read back from the
+    /// staging file.
+    mirror: Option<Mirror>,
     stopped: bool,
+}
+
+/// Written buffers in order, shared with the caller (no copy).
+#[derive(Debug, Default)]
+struct Mirror {
+    pieces: VecDeque<Bytes>,
+    len: u64,
+}
+
+impl Mirror {
+    fn push(&mut self, b: Bytes) {
+        self.len += b.len() as u64;
+        self.pieces.push_back(b);
+    }
+
+    /// The first `len` bytes (at most what there is), as pieces.
+    fn take(&mut self, len: u64) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        let mut left = len.min(self.len);
+        while left > 0 {
+            let Some(mut front) = self.pieces.pop_front() else {
+                break;
+            };
+            if front.len() as u64 > left {
+                let head = front.split_to(left as usize);
+                self.pieces.push_front(front);
+                out.push(head);
+                self.len -= left;
+                break;
+            }
+            left -= front.len() as u64;
+            self.len -= front.len() as u64;
+            out.push(front);
+        }
+        out
+    }
 }
 
 impl Streamer {
@@ -41,8 +82,34 @@ impl Streamer {
             sent: 0,
             part: part.max(5 << 20),
             keep,
+            mirror: Some(Mirror::default()),
             stopped: false,
         }
+    }
+
+    /// Keep `mirror` in step with a write of `data` at `offset` (at or past `sent`).
+    fn mirror_write(&mut self, staged: &Staged, offset: u64, data: &Bytes) {
+        let end = offset + data.len() as u64;
+        match self.mirror.as_mut() {
+            Some(m) if offset == self.sent + m.len => m.push(data.clone()),
+            Some(_) => self.mirror = None,
+            // The write is all there is past what was sent: mirror again from here.
+            None if offset == self.sent && end == staged.size() => {
+                let mut m = Mirror::default();
+                m.push(data.clone());
+                self.mirror = Some(m);
+            }
+            None => {}
+        }
+    }
+
+    /// The next `len` bytes after `sent`: from the mirror, or read from the staging file.
+    fn next_bytes(&mut self, staged: &Staged, len: u64) -> std::io::Result<Vec<Bytes>> {
+        if let Some(m) = self.mirror.as_mut().filter(|m| m.len >= len) {
+            return Ok(m.take(len));
+        }
+        self.mirror = None;
+        staged.read_at(self.sent, len).map(|d| vec![Bytes::from(d)])
     }
 
     /// Whether a write at `offset` continues the stream.
@@ -62,6 +129,7 @@ impl Streamer {
         backend: &dyn Backend,
         staged: &mut Staged,
         offset: u64,
+        data: &Bytes,
         meta: &PosixMeta,
     ) {
         if self.stopped {
@@ -73,8 +141,10 @@ impl Streamer {
             }
             return;
         }
+        self.mirror_write(staged, offset, data);
         for _ in 0..(1u64 << 20) {
-            if staged.size() < self.sent + self.part {
+            // Only bytes written without a gap go out (a hole may still be filled).
+            if staged.written_through(self.sent) < self.sent + self.part {
                 return;
             }
             if self.upload.is_none() {
@@ -93,8 +163,8 @@ impl Streamer {
                     }
                 }
             }
-            let sent = match staged.read_at(self.sent, self.part) {
-                Ok(data) => self.put(Bytes::from(data)).await,
+            let sent = match self.next_bytes(staged, self.part) {
+                Ok(data) => self.put(data).await,
                 Err(e) => Err(BackendError::Other(e.to_string())),
             };
             if let Err(e) = sent {
@@ -111,7 +181,7 @@ impl Streamer {
         }
     }
 
-    async fn put(&mut self, data: Bytes) -> Result<(), BackendError> {
+    async fn put(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
         match self.upload.as_mut() {
             Some((_, u)) => u.put_part(data).await,
             None => Err(BackendError::Other("no upload in progress".into())),
@@ -138,8 +208,26 @@ impl Streamer {
         if self.stopped {
             return None;
         }
-        self.stopped = true;
-        let (key, mut upload) = self.upload.take()?;
+        // Nothing streamed yet (e.g. a close of a dup'ed descriptor before any write): the
+        // caller sends what there is, and streaming goes on with the next writes.
+        let (key, upload) = self.upload.take()?;
+        let done = self.complete(backend, staged, meta, key, upload).await;
+        // Whatever happened, a later upload of this content starts from byte 0 again
+        // (possible only while nothing was dropped from staging).
+        self.stopped = staged.dropped() > 0;
+        self.sent = 0;
+        self.mirror = None;
+        done
+    }
+
+    async fn complete(
+        &mut self,
+        backend: &dyn Backend,
+        staged: &Staged,
+        meta: &PosixMeta,
+        key: String,
+        mut upload: Box<dyn Upload>,
+    ) -> Option<Result<ObjectInfo, BackendError>> {
         let same_meta = PosixMeta {
             mtime: None,
             ..meta.clone()
@@ -150,8 +238,8 @@ impl Streamer {
         }
         let rest = staged.size().saturating_sub(self.sent);
         if rest > 0 {
-            let sent = match staged.read_at(self.sent, rest) {
-                Ok(data) => upload.put_part(Bytes::from(data)).await,
+            let sent = match self.next_bytes(staged, rest) {
+                Ok(data) => upload.put_part(data).await,
                 Err(e) => Err(BackendError::Other(e.to_string())),
             };
             if let Err(e) = sent {
@@ -207,9 +295,14 @@ mod tests {
 
     #[async_trait]
     impl Upload for RecUpload {
-        async fn put_part(&mut self, data: Bytes) -> Result<(), BackendError> {
-            self.parts.lock().unwrap().push(data.len());
-            self.got.extend_from_slice(&data);
+        async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
+            self.parts
+                .lock()
+                .unwrap()
+                .push(data.iter().map(Bytes::len).sum());
+            for d in data {
+                self.got.extend_from_slice(&d);
+            }
             Ok(())
         }
         async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
@@ -284,10 +377,10 @@ mod tests {
         let mut st = area.create("k").unwrap();
         let b = Recorder::default();
         let mut s = Streamer::new(PART, 0);
-        let chunk = vec![7u8; 1 << 20];
+        let chunk = Bytes::from(vec![7u8; 1 << 20]);
         for i in 0..12u64 {
             st.write_at(i << 20, &chunk).unwrap();
-            s.after_write(&b, &mut st, i << 20, &PosixMeta::default())
+            s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
                 .await;
         }
         assert_eq!(
@@ -317,11 +410,20 @@ mod tests {
         let mut st = area.create("k").unwrap();
         let b = Recorder::default();
         let mut s = Streamer::new(PART, 0);
-        st.write_at(0, &vec![1u8; 6 << 20]).unwrap();
-        s.after_write(&b, &mut st, 0, &PosixMeta::default()).await;
+        let first = Bytes::from(vec![1u8; 6 << 20]);
+        st.write_at(0, &first).unwrap();
+        s.after_write(&b, &mut st, 0, &first, &PosixMeta::default())
+            .await;
         assert_eq!(s.sent(), 5 << 20);
         st.write_at(100, b"rewrite").unwrap();
-        s.after_write(&b, &mut st, 100, &PosixMeta::default()).await;
+        s.after_write(
+            &b,
+            &mut st,
+            100,
+            &Bytes::from_static(b"rewrite"),
+            &PosixMeta::default(),
+        )
+        .await;
         assert_eq!(*b.aborted.lock().unwrap(), 1, "the upload is aborted");
         assert!(
             s.finish(&b, &st, &PosixMeta::default()).await.is_none(),
@@ -336,8 +438,10 @@ mod tests {
         let mut st = area.create("old").unwrap();
         let b = Recorder::default();
         let mut s = Streamer::new(PART, 0);
-        st.write_at(0, &vec![1u8; 5 << 20]).unwrap();
-        s.after_write(&b, &mut st, 0, &PosixMeta::default()).await;
+        let first = Bytes::from(vec![1u8; 5 << 20]);
+        st.write_at(0, &first).unwrap();
+        s.after_write(&b, &mut st, 0, &first, &PosixMeta::default())
+            .await;
         st.key = "new".into();
         assert!(s.finish(&b, &st, &PosixMeta::default()).await.is_none());
         assert_eq!(*b.aborted.lock().unwrap(), 1);
@@ -354,10 +458,10 @@ mod tests {
         let mut s = Streamer::new(PART, PART);
         let mut want = Vec::new();
         for i in 0..32u64 {
-            let chunk = vec![i as u8; 1 << 20];
+            let chunk = Bytes::from(vec![i as u8; 1 << 20]);
             st.write_at(i << 20, &chunk).unwrap();
             want.extend_from_slice(&chunk);
-            s.after_write(&b, &mut st, i << 20, &PosixMeta::default())
+            s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
                 .await;
         }
         assert_eq!(s.sent(), 30 << 20);
@@ -385,5 +489,64 @@ mod tests {
             st.check_change(32 << 20).is_err(),
             "finished: nothing more can go up"
         );
+    }
+
+    #[tokio::test]
+    async fn writes_out_of_order_past_what_was_sent_still_make_the_right_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = crate::write::StagingArea::open(dir.path()).unwrap();
+        let mut st = area.create("k").unwrap();
+        let b = Recorder::default();
+        let mut s = Streamer::new(PART, 0);
+        let mut want = vec![0u8; 13 << 20];
+        // In order, then one chunk ahead of the next, then the gap, then in order again.
+        let order = [0u64, 1, 2, 4, 3, 5, 6, 7, 8, 9, 10, 11, 12];
+        for i in order {
+            let chunk = Bytes::from(vec![i as u8 + 1; 1 << 20]);
+            want[(i as usize) << 20..((i as usize) + 1) << 20].copy_from_slice(&chunk);
+            st.write_at(i << 20, &chunk).unwrap();
+            s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
+                .await;
+        }
+        assert_eq!(s.sent(), 10 << 20);
+        s.finish(&b, &st, &PosixMeta::default())
+            .await
+            .expect("streamed")
+            .unwrap();
+        assert!(
+            b.completed.lock().unwrap()[0] == want,
+            "parts in order, right bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_close_before_anything_was_streamed_does_not_stop_streaming() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = crate::write::StagingArea::open(dir.path()).unwrap();
+        let mut st = area.create("k").unwrap();
+        let b = Recorder::default();
+        let mut s = Streamer::new(PART, 0);
+        // dd opens, dup2()s and closes the first descriptor: a flush of the empty file.
+        assert!(s.finish(&b, &st, &PosixMeta::default()).await.is_none());
+        let chunk = Bytes::from(vec![3u8; 1 << 20]);
+        for i in 0..6u64 {
+            st.write_at(i << 20, &chunk).unwrap();
+            s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
+                .await;
+        }
+        assert_eq!(s.sent(), 5 << 20, "streaming still on");
+        s.finish(&b, &st, &PosixMeta::default())
+            .await
+            .expect("streamed")
+            .unwrap();
+        // Appending after that close starts a new upload of the whole content.
+        st.write_at(6 << 20, &chunk).unwrap();
+        s.after_write(&b, &mut st, 6 << 20, &chunk, &PosixMeta::default())
+            .await;
+        s.finish(&b, &st, &PosixMeta::default())
+            .await
+            .expect("streamed again")
+            .unwrap();
+        assert_eq!(b.completed.lock().unwrap()[1], vec![3u8; 7 << 20]);
     }
 }

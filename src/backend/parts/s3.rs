@@ -32,6 +32,8 @@ pub struct S3PartCopier {
     /// The bucket, for `x-amz-copy-source`.
     bucket: String,
     region: String,
+    /// Hash bodies into signatures (see `MountConfig::signs_payload`).
+    sign_payload: bool,
 }
 
 impl std::fmt::Debug for S3PartCopier {
@@ -60,7 +62,14 @@ impl S3PartCopier {
             bucket_url: bucket_url.trim_end_matches('/').to_string(),
             bucket: bucket.to_string(),
             region: region.to_string(),
+            sign_payload: false,
         })
+    }
+
+    /// Hash request bodies into their signatures.
+    pub fn signing_payloads(mut self, sign: bool) -> Self {
+        self.sign_payload = sign;
+        self
     }
 
     fn url(&self, key: &str, query: &str) -> String {
@@ -81,7 +90,7 @@ impl S3PartCopier {
             .await
             .map_err(|e| BackendError::Denied(format!("{}: credentials: {e}", r.what)))?;
         AwsAuthorizer::new(&credential, "s3", &self.region)
-            .with_sign_payload(false)
+            .with_sign_payload(self.sign_payload)
             .try_authorize(&mut request, None)
             .map_err(|e| BackendError::Other(format!("{}: {e}", r.what)))?;
         execute(&self.client, request, r.what).await

@@ -50,8 +50,12 @@ async fn created_files_are_uploaded_at_flush_and_readable_before() {
         ["new.txt"],
         "listed before any upload"
     );
-    fs.write(o.fh, 0, b"hello ").await.unwrap();
-    fs.write(o.fh, 6, b"world").await.unwrap();
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"hello "))
+        .await
+        .unwrap();
+    fs.write(o.fh, 6, bytes::Bytes::from_static(b"world"))
+        .await
+        .unwrap();
     assert_eq!(
         fs.getattr(e.attr.ino).await.unwrap().0.size,
         11,
@@ -84,8 +88,12 @@ async fn edits_truncates_and_appends_keep_the_rest_of_the_object() {
         .open(ino, Access::Write { truncate: false })
         .await
         .unwrap();
-    fs.write(o.fh, 3, b"abc").await.unwrap();
-    fs.write(o.fh, 12, b"!").await.unwrap();
+    fs.write(o.fh, 3, bytes::Bytes::from_static(b"abc"))
+        .await
+        .unwrap();
+    fs.write(o.fh, 12, bytes::Bytes::from_static(b"!"))
+        .await
+        .unwrap();
     fs.flush(o.fh).await.unwrap();
     fs.release(o.fh).await;
     assert_eq!(object(&b, "f").await.unwrap(), b"012abc6789\0\0!");
@@ -99,7 +107,9 @@ async fn edits_truncates_and_appends_keep_the_rest_of_the_object() {
         .open(ino, Access::Write { truncate: true })
         .await
         .unwrap();
-    fs.write(o.fh, 0, b"x").await.unwrap();
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     fs.flush(o.fh).await.unwrap();
     fs.release(o.fh).await;
     assert_eq!(object(&b, "f").await.unwrap(), b"x", "O_TRUNC");
@@ -113,7 +123,9 @@ async fn failed_uploads_report_at_flush_and_succeed_later() {
         .create(ROOT_INO, "f", PosixMeta::default())
         .await
         .unwrap();
-    fs.write(o.fh, 0, b"keep me").await.unwrap();
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"keep me"))
+        .await
+        .unwrap();
     b.fail_puts(true);
     assert!(
         fs.flush(o.fh).await.is_err(),
@@ -278,7 +290,9 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
     };
     let (e, o) = fs.create(ROOT_INO, "mine", mine).await.unwrap();
     assert_eq!(e.attr.perm, 0o600);
-    fs.write(o.fh, 0, b"x").await.unwrap();
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     fs.flush(o.fh).await.unwrap();
     fs.release(o.fh).await;
     let stored = b.head("mine").await.unwrap().meta;

@@ -51,6 +51,10 @@ fn files_written_through_the_mount_arrive_intact_and_namespace_ops_work() {
         b"hello\nagain\n",
         "append"
     );
+    // fallocate(1) grows a file with zeros (nothing can be reserved on the server).
+    ok(&format!("fallocate -l 4096 {mnt}/fa"));
+    assert_eq!(ok(&format!("stat -c %s {mnt}/fa")).trim(), "4096");
+    assert_eq!(server_bytes(&s3, "wbucket", "fa").unwrap(), vec![0u8; 4096]);
 
     // Directories and a copied 3 MiB file.
     let local = tempfile::tempdir().unwrap();

@@ -494,6 +494,45 @@ impl CloudFs {
         }
         result
     }
+
+    /// `fallocate` on write handle `fh`, where it makes sense for an object: `mode` 0 grows
+    /// the file to `offset + len` (zeros; nothing can be reserved on the server),
+    /// `FALLOC_FL_KEEP_SIZE` alone changes nothing, `FALLOC_FL_PUNCH_HOLE` and
+    /// `FALLOC_FL_ZERO_RANGE` write zeros over the range. Collapsing or inserting ranges is
+    /// refused (`EOPNOTSUPP`).
+    pub async fn fallocate(&self, fh: u64, offset: u64, len: u64, mode: i32) -> FsResult<()> {
+        const KEEP: i32 = libc::FALLOC_FL_KEEP_SIZE;
+        const ZEROS: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+        static ZERO: [u8; 1 << 20] = [0; 1 << 20];
+        let h = self.handle(fh)?;
+        let w = match (h.write, self.open_write(h.ino)) {
+            (true, Some(w)) => w,
+            _ => return Err(FsError::BadHandle(fh)),
+        };
+        let end = offset.saturating_add(len);
+        let size = w.size.load(Ordering::Relaxed);
+        if mode & !(KEEP | ZEROS) != 0 {
+            return Err(FsError::Unsupported(format!(
+                "fallocate mode {mode:#x} (only plain, KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE)"
+            )));
+        }
+        if mode & ZEROS != 0 {
+            // Zeros over the range (within the file when the size is kept).
+            let stop = if mode & KEEP != 0 { end.min(size) } else { end };
+            let mut at = offset;
+            while at < stop {
+                let n = (stop - at).min(ZERO.len() as u64) as usize;
+                self.write(fh, at, bytes::Bytes::from_static(&ZERO[..n]))
+                    .await?;
+                at += n as u64;
+            }
+            return Ok(());
+        }
+        if mode & KEEP == 0 && end > size {
+            self.truncate_staged(h.ino, &w, end).await?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -136,10 +136,10 @@ impl Filesystem for FuseAdapter {
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS) {
             tracing::info!(?missing, "kernel lacks readdirplus; plain readdir is used");
         }
-        // O_TRUNC arrives with the open (one upload), not as a separate truncate first.
         // A link whose target changes gets a new inode (see InodeTable::upsert), so the kernel
         // may keep the targets it read.
         let _ = config.add_capabilities(InitFlags::FUSE_CACHE_SYMLINKS);
+        // O_TRUNC arrives with the open (one upload), not as a separate truncate first.
         if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
             tracing::info!(
                 ?missing,
@@ -693,6 +693,36 @@ impl Filesystem for FuseAdapter {
     ) {
         self.fs.releasedir(fh.0);
         reply.ok();
+    }
+
+    fn fallocate(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!(
+                "fallocate",
+                req = req.unique().0,
+                ino = ino.0,
+                offset,
+                length,
+                mode
+            ),
+        );
+        self.rt.spawn(
+            async move {
+                let r = fs.fallocate(fh.0, offset, length, mode).await;
+                empty(reply, "fallocate", r)
+            }
+            .instrument(span),
+        );
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -432,3 +432,36 @@ async fn symlinks_are_stored_as_s3fs_stores_them_and_stay_links_after_a_listing(
     fs2.unlink(ROOT_INO, "moved").await.unwrap();
     assert!(object(&b, "moved").await.is_none());
 }
+
+#[tokio::test]
+async fn fallocate_grows_zeroes_or_refuses() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs(&b);
+    let (e, o) = fs
+        .create(ROOT_INO, "f", PosixMeta::default())
+        .await
+        .unwrap();
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    fs.fallocate(o.fh, 0, 100, 0).await.unwrap();
+    assert_eq!(fs.getattr(e.attr.ino).await.unwrap().0.size, 100, "grown");
+    fs.fallocate(o.fh, 0, 500, libc::FALLOC_FL_KEEP_SIZE)
+        .await
+        .unwrap();
+    assert_eq!(fs.getattr(e.attr.ino).await.unwrap().0.size, 100, "kept");
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    fs.fallocate(o.fh, 1, 2, punch).await.unwrap();
+    assert_eq!(&fs.read(o.fh, 0, 5).await.unwrap()[..], b"h\0\0lo");
+    assert_eq!(
+        fs.fallocate(o.fh, 0, 10, libc::FALLOC_FL_COLLAPSE_RANGE)
+            .await
+            .map_err(|e| e.errno()),
+        Err(libc::ENOTSUP)
+    );
+    fs.flush(o.fh).await.unwrap();
+    fs.release(o.fh).await;
+    let stored = object(&b, "f").await.unwrap();
+    assert_eq!(stored.len(), 100);
+    assert_eq!(&stored[..5], b"h\0\0lo");
+}

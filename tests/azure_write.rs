@@ -66,6 +66,26 @@ fn azure_writes_small_and_multipart_blobs_renames_and_removes() {
         log.contains("uploaded the changed parts") && log.contains("sent=5242880"),
         "Put Block From URL used; log:\n{log}"
     );
+    // An empty directory is a marker blob `m/`: it outlives the mount, and rmdir deletes it.
+    ok(&format!("mkdir {mnt}/m"));
+    drop(m);
+    let remount = || {
+        MountCmd::new("az://wrt", &[&endpoint, "upload_part_size=5M"])
+            .env("AZURE_STORAGE_ACCOUNT", &az.account)
+            .env("AZURE_STORAGE_ACCESS_KEY", &az.key)
+            .mount()
+    };
+    let m = remount();
+    let mnt = m.path.display().to_string();
+    assert!(ok(&format!("ls {mnt}")).lines().any(|l| l == "m"), "kept");
+    ok(&format!("rmdir {mnt}/m"));
+    drop(m);
+    let m = remount();
+    let mnt = m.path.display().to_string();
+    assert!(
+        !ok(&format!("ls {mnt}")).lines().any(|l| l == "m"),
+        "removed"
+    );
     ok(&format!("mv {mnt}/d {mnt}/e && rm {mnt}/s.txt"));
     assert!(blob(&az, "wrt", "d/big").is_none() && blob(&az, "wrt", "s.txt").is_none());
     assert_eq!(

@@ -6,8 +6,8 @@
 mod harness;
 mod support;
 
-use cloudmount::backend::parts::azure::AzurePartCopier;
-use cloudmount::backend::parts::s3::S3PartCopier;
+use cloudmount::backend::raw::azure::AzureRaw;
+use cloudmount::backend::raw::s3::S3Raw;
 use cloudmount::backend::{Backend, BackendError, ObjectStoreBackend, PartSource, PosixMeta};
 use harness::pattern;
 use object_store::aws::AmazonS3Builder;
@@ -75,7 +75,7 @@ fn s3_upload_part_copy_with_verified_signatures() {
             .unwrap(),
     );
     let options = ClientOptions::new().with_allow_http(true);
-    let copier = S3PartCopier::new(
+    let copier = S3Raw::new(
         store.clone(),
         &options,
         format!("{}/parts", s3.endpoint),
@@ -84,7 +84,7 @@ fn s3_upload_part_copy_with_verified_signatures() {
     )
     .unwrap();
     let backend = ObjectStoreBackend::new(store.clone(), Some(store), "root/dir", "s3".into())
-        .with_part_copier(copier);
+        .with_raw(copier);
     check(&backend);
 }
 
@@ -103,9 +103,15 @@ fn azure_put_block_from_url_honours_the_source_version() {
             .unwrap(),
     );
     let options = ClientOptions::new().with_allow_http(true);
-    let copier = AzurePartCopier::new(store.clone(), &options).unwrap();
-    let backend = ObjectStoreBackend::new(store.clone(), Some(store), "", "az".into())
-        .with_part_copier(copier);
+    let copier = AzureRaw::new(
+        store.clone(),
+        &options,
+        &format!("{}/parts", az.blob_endpoint),
+        &az.account,
+    )
+    .unwrap();
+    let backend =
+        ObjectStoreBackend::new(store.clone(), Some(store), "", "az".into()).with_raw(copier);
     check(&backend);
     // A version that is not the stored one: refused, nothing changes.
     let (_, _, plan, file) = scenario();

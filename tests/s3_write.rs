@@ -514,28 +514,8 @@ fn symlinks_are_stored_like_s3fs_and_followed() {
     assert!(listing.contains("s3fs-link -> ../data.txt"), "{listing}");
 }
 
-/// Bytes allocated on disk by files below `dir` (at any depth).
-fn allocated_below(dir: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    for _ in 0..10_000 {
-        let Some(d) = stack.pop() else { break };
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            match std::fs::symlink_metadata(&p) {
-                Ok(m) if m.is_dir() => stack.push(p),
-                Ok(m) => total += m.blocks() * 512,
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 #[test]
 fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
-    use std::os::unix::fs::FileExt;
     let s3 = S3Server::start_moto();
     s3.create_bucket("stream");
     let cache = tempfile::tempdir().unwrap();
@@ -546,37 +526,34 @@ fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
         &[&cache_opt, "upload_part_size=5M", "stream_staging_max=10M"],
     );
     let data = pattern(64 << 20, 33);
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(m.p("huge.bin"))
-        .expect("create");
-    for (i, chunk) in data.chunks(1 << 20).enumerate() {
-        f.write_all_at(chunk, (i as u64) << 20)
-            .expect("write in order");
-    }
-    let staged = allocated_below(cache.path());
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::write(&src, &data).unwrap();
+    // One child process holds the descriptor throughout: a flush sent when another test
+    // thread forks while it is open would complete the upload early.
+    let out = ok(&format!(
+        "python3 -c '{STREAM}' {} {} {}",
+        m.p("huge.bin").display(),
+        src.display(),
+        cache.path().display()
+    ));
+    let report: Vec<&str> = out.lines().collect();
+    let staged: u64 = report[0].parse().expect("staged bytes");
     assert!(
         staged < 24 << 20,
         "{staged} bytes staged for a 64 MiB file with stream_staging_max=10M"
     );
     // The dropped start is never read back wrong: the kernel's pages, or EOPNOTSUPP.
-    let mut buf = [0u8; 16];
-    match f.read_at(&mut buf, 0) {
-        Ok(n) => assert_eq!(&buf[..n], &data[..n], "kernel pages"),
-        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP), "{e}"),
-    }
-    let rewrite = f.write_at(b"x", 0);
+    assert!(
+        report[1] == "read ok" || report[1] == format!("read errno {}", libc::EOPNOTSUPP),
+        "{out}"
+    );
     assert_eq!(
-        rewrite.err().and_then(|e| e.raw_os_error()),
-        Some(libc::EOPNOTSUPP),
+        report[2],
+        format!("rewrite errno {}", libc::EOPNOTSUPP),
         "nor rewritten"
     );
-    f.write_all_at(b"tail", 64 << 20)
-        .expect("appending goes on");
-    drop(f);
+    assert_eq!(report[3], "append ok", "appending goes on");
     let mut want = data;
     want.extend_from_slice(b"tail");
     assert_eq!(
@@ -590,42 +567,80 @@ fn a_streaming_copy_needs_only_stream_staging_max_of_local_space() {
     );
 }
 
+/// argv: file, source, cache dir. Writes the source in order in 1 MiB writes, prints the
+/// bytes allocated under the cache dir, then tries a read and a rewrite at 0 and an append.
+const STREAM: &str = r#"
+import os, sys
+path, src, cache = sys.argv[1:4]
+data = open(src, "rb").read()
+fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+for at in range(0, len(data), 1 << 20):
+    os.pwrite(fd, data[at:at + (1 << 20)], at)
+print(sum(os.lstat(os.path.join(d, f)).st_blocks * 512 for d, _, fs in os.walk(cache) for f in fs))
+for name, act in [("read", lambda: os.pread(fd, 16, 0) == data[:16] or 1 / 0),
+                  ("rewrite", lambda: os.pwrite(fd, b"x", 0)),
+                  ("append", lambda: os.pwrite(fd, b"tail", len(data)))]:
+    try:
+        act()
+        print(name, "ok")
+    except OSError as e:
+        print(name, "errno", e.errno)
+os.close(fd)
+"#;
+
+/// argv: file, endpoint, bucket, replacement file, `edit` (pwrite 4 bytes at 12 MiB) or
+/// `rewrite` (O_TRUNC, the original 20 MiB pattern); then the replacement is PUT, then fsync;
+/// prints `ok` or `errno N`.
+const RACE: &str = r#"
+import os, sys, boto3
+path, ep, bucket, other, mode = sys.argv[1:6]
+if mode == "edit":
+    fd = os.open(path, os.O_RDWR)
+    os.pwrite(fd, b"EDIT", 12 << 20)
+else:
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, open(other + ".orig", "rb").read())
+s3 = boto3.client("s3", endpoint_url=ep, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+s3.put_object(Bucket=bucket, Key="f.bin", Body=open(other, "rb").read())
+try:
+    os.fsync(fd)
+    print("ok")
+except OSError as e:
+    print("errno", e.errno)
+"#;
+
 #[test]
 fn an_edit_of_a_version_replaced_meanwhile_never_mixes_the_two() {
-    use std::os::unix::fs::FileExt;
     let s3 = S3Server::start_moto();
     s3.create_bucket("race");
     let m = mount(&s3, "race", &["upload_part_size=5M"]);
-    let mut data = pattern(20 << 20, 41);
+    let data = pattern(20 << 20, 41);
     // Stored directly: no handle of the mount still holds the content (a release after the
     // close of a write through the mount may come late, and a new open would join it).
     let store = s3.store("race");
     let put = data.clone();
     support::block_on(async move { store.put(&ObjPath::from("f.bin"), put.into()).await })
         .expect("put");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(m.p("f.bin"))
-        .expect("open for an edit");
-    f.write_all_at(b"EDIT", 12 << 20).expect("edit");
-    data[(12 << 20)..(12 << 20) + 4].copy_from_slice(b"EDIT");
-    // Someone else replaces the object while it is open.
+    // The edit, the replacement by someone else and the fsync run in one child process: a
+    // flush sent when another test thread forks while our descriptor is open would upload
+    // before the replacement and hide what is tested.
     let other = pattern(20 << 20, 42);
-    let store = s3.store("race");
-    let put = other.clone();
-    support::block_on(async move { store.put(&ObjPath::from("f.bin"), put.into()).await })
-        .expect("out-of-band put");
+    let dir = tempfile::tempdir().unwrap();
+    let other_file = dir.path().join("other");
+    std::fs::write(&other_file, &other).unwrap();
+    std::fs::write(dir.path().join("other.orig"), &data).unwrap();
+    let race = |flags: &str| {
+        ok(&format!(
+            "python3 -c '{RACE}' {} {} race {} {flags}",
+            m.p("f.bin").display(),
+            s3.endpoint,
+            other_file.display()
+        ))
+    };
     // Only the edited bytes were staged; the rest of the version they belong to is gone, so
     // the close cannot form the file: ESTALE, and the other version stays whole.
-    let synced = f.sync_all();
-    assert_eq!(
-        synced.err().and_then(|e| e.raw_os_error()),
-        Some(libc::ESTALE),
-        "log:\n{}",
-        m.log_text()
-    );
-    drop(f);
+    assert_eq!(race("edit").trim(), "errno 116", "log:\n{}", m.log_text());
     assert_eq!(
         support::md5_of_bytes(&server_bytes(&s3, "race", "f.bin").unwrap()),
         support::md5_of_bytes(&other),
@@ -636,20 +651,55 @@ fn an_edit_of_a_version_replaced_meanwhile_never_mixes_the_two() {
         .contains("replaced on the server while open for writing"));
 
     // A file rewritten whole while someone replaces it: last close wins.
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(m.p("f.bin"))
-        .expect("open with O_TRUNC");
-    f.write_all_at(&data, 0).expect("rewrite");
-    let store = s3.store("race");
-    let put = other.clone();
-    support::block_on(async move { store.put(&ObjPath::from("f.bin"), put.into()).await })
-        .expect("out-of-band put");
-    f.sync_all().expect("last close wins");
-    drop(f);
+    assert_eq!(race("rewrite").trim(), "ok");
     assert_eq!(
         support::md5_of_bytes(&server_bytes(&s3, "race", "f.bin").unwrap()),
-        support::md5_of_bytes(&data)
+        support::md5_of_bytes(&data),
     );
+}
+
+/// Status line and headers of a signed HEAD of `key` (any key, `dir/` markers included).
+fn raw_head(s3: &S3Server, bucket: &str, key: &str) -> String {
+    ok(&format!(
+        "curl -sI --aws-sigv4 aws:amz:{}:s3 --user '{}:{}' '{}/{bucket}/{key}'",
+        s3.region, s3.access_key, s3.secret_key, s3.endpoint
+    ))
+    .to_ascii_lowercase()
+}
+
+#[test]
+fn directories_are_marker_objects_like_s3fs() {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("dirs");
+    let m = mount(&s3, "dirs", &[]);
+    let mnt = m.path.display().to_string();
+    ok(&format!("mkdir {mnt}/empty && chmod 700 {mnt}/empty"));
+    let head = raw_head(&s3, "dirs", "empty/");
+    assert!(head.starts_with("http/1.1 200"), "a marker object: {head}");
+    // S_IFDIR | 0700, as s3fs stores it.
+    assert!(head.contains("x-amz-meta-mode: 16832"), "{head}");
+    ok(&format!("mkdir -p {mnt}/a/b && echo x > {mnt}/a/b/f"));
+    drop(m);
+
+    // A later mount still has the empty directory; a rename moves markers too.
+    let m = mount(&s3, "dirs", &[]);
+    let mnt = m.path.display().to_string();
+    assert!(ok(&format!("ls {mnt}")).lines().any(|l| l == "empty"));
+    ok(&format!("mv {mnt}/a {mnt}/c"));
+    assert_eq!(ok(&format!("cat {mnt}/c/b/f")), "x\n");
+    for (key, status) in [
+        ("a/", "404"),
+        ("a/b/", "404"),
+        ("c/", "200"),
+        ("c/b/", "200"),
+    ] {
+        let head = raw_head(&s3, "dirs", key);
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}")),
+            "{key}: {head}"
+        );
+    }
+    ok(&format!("rmdir {mnt}/empty"));
+    assert!(raw_head(&s3, "dirs", "empty/").starts_with("http/1.1 404"));
+    assert!(!ok(&format!("ls {mnt}")).lines().any(|l| l == "empty"));
 }

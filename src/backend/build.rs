@@ -1,7 +1,7 @@
 //! Build the [`Backend`] a [`Source`] names, with its credentials and client settings.
 
-use super::parts::azure::AzurePartCopier;
-use super::parts::s3::S3PartCopier;
+use super::raw::azure::AzureRaw;
+use super::raw::s3::S3Raw;
 use super::{Backend, ObjectStoreBackend};
 use crate::config::{MountConfig, Source};
 use crate::credentials::azure::{self, AzureAuth};
@@ -105,7 +105,7 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
                 (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
             };
-            let copier = S3PartCopier::new(
+            let copier = S3Raw::new(
                 store.clone(),
                 &client_options(cfg),
                 bucket_url,
@@ -116,7 +116,7 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
-                        .with_part_copier(copier),
+                        .with_raw(copier),
                 ),
                 credentials,
             )
@@ -163,11 +163,23 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 b.build()
                     .map_err(|e| format!("Azure client for {name}: {e}"))?,
             );
-            let copier = AzurePartCopier::new(store.clone(), &client_options(cfg))?;
+            let container_url = match cfg.endpoint.clone().or(creds.endpoint.clone()) {
+                Some(e) => format!("{}/{container}", e.trim_end_matches('/')),
+                None => format!(
+                    "https://{}.blob.core.windows.net/{container}",
+                    creds.account
+                ),
+            };
+            let copier = AzureRaw::new(
+                store.clone(),
+                &client_options(cfg),
+                &container_url,
+                &creds.account,
+            )?;
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
-                        .with_part_copier(copier),
+                        .with_raw(copier),
                 ),
                 credentials,
             )

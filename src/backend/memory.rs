@@ -210,6 +210,16 @@ impl Backend for MemoryBackend {
         self.head(key).await
     }
 
+    async fn put_marker(&self, dir: &str, meta: &PosixMeta) -> Result<(), BackendError> {
+        self.insert_with_meta(dir, Bytes::new(), meta.clone());
+        Ok(())
+    }
+
+    async fn delete_marker(&self, dir: &str) -> Result<(), BackendError> {
+        self.remove(dir);
+        Ok(())
+    }
+
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
         let (data, meta) = {
             let map = self.lock();

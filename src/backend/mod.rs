@@ -13,7 +13,7 @@ mod build;
 mod error;
 pub mod memory;
 pub mod meta;
-pub mod parts;
+pub mod raw;
 mod store;
 
 pub use build::{build_backend, BuiltBackend};
@@ -183,6 +183,32 @@ pub trait Backend: Send + Sync + Debug + 'static {
         let _ = (path, size, parts, etag, meta);
         Err(BackendError::Unsupported(format!(
             "server-side part copies of {key} by {}",
+            self.describe()
+        )))
+    }
+
+    /// Create (or replace) the directory marker object `dir` (a key ending in `/`, as s3fs
+    /// writes one) carrying `meta`. Stores that cannot answer [`BackendError::Unsupported`]
+    /// (a new directory then exists only in the mount until a file lands in it).
+    async fn put_marker(&self, dir: &str, meta: &PosixMeta) -> Result<(), BackendError> {
+        let _ = meta;
+        Err(BackendError::Unsupported(format!(
+            "directory marker {dir} on {}",
+            self.describe()
+        )))
+    }
+
+    /// Whether directory `dir` has a marker object, for stores whose [`Backend::list`] cannot
+    /// tell ([`ListPage::marker`] is then always false); `None` when listings do tell.
+    async fn has_marker(&self, dir: &str) -> Result<Option<bool>, BackendError> {
+        let _ = dir;
+        Ok(None)
+    }
+
+    /// Delete the directory marker object `dir` (a missing one is fine).
+    async fn delete_marker(&self, dir: &str) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported(format!(
+            "directory marker {dir} on {}",
             self.describe()
         )))
     }

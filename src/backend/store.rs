@@ -33,7 +33,7 @@ pub struct ObjectStoreBackend {
     /// For the local directory store: its directory, to tell empty directories apart.
     local_dir: Option<std::path::PathBuf>,
     /// Server-side part copies (S3 and Azure).
-    part_copier: Option<Arc<dyn super::parts::PartCopier>>,
+    raw: Option<Arc<dyn super::raw::RawStore>>,
     /// The server refused a part copy for a reason other than a changed source (an
     /// S3-compatible without UploadPartCopy): whole uploads from then on.
     part_copies_refused: std::sync::atomic::AtomicBool,
@@ -67,14 +67,14 @@ impl ObjectStoreBackend {
             root,
             name,
             local_dir: None,
-            part_copier: None,
+            raw: None,
             part_copies_refused: Default::default(),
         }
     }
 
     /// Re-upload edited objects by copying their unchanged parts with `copier`.
-    pub fn with_part_copier(mut self, copier: impl super::parts::PartCopier + 'static) -> Self {
-        self.part_copier = Some(Arc::new(copier));
+    pub fn with_raw(mut self, copier: impl super::raw::RawStore + 'static) -> Self {
+        self.raw = Some(Arc::new(copier));
         self
     }
 
@@ -371,9 +371,55 @@ impl Backend for ObjectStoreBackend {
         Ok(written(key, size, res, meta))
     }
 
+    async fn put_marker(&self, dir: &str, meta: &PosixMeta) -> Result<(), BackendError> {
+        let full = self.full_key(dir);
+        if let Some(root) = &self.local_dir {
+            let path = root.join(full.trim_end_matches('/'));
+            return tokio::fs::create_dir_all(&path).await.map_err(|e| {
+                BackendError::Other(format!("cannot create {}: {e}", path.display()))
+            });
+        }
+        match &self.raw {
+            Some(raw) => raw.put_marker(&full, meta).await,
+            None => Err(BackendError::Unsupported(format!(
+                "directory marker {full} on {}",
+                self.name
+            ))),
+        }
+    }
+
+    async fn has_marker(&self, dir: &str) -> Result<Option<bool>, BackendError> {
+        match &self.raw {
+            Some(raw) if self.local_dir.is_none() => raw.has_marker(&self.full_key(dir)).await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn delete_marker(&self, dir: &str) -> Result<(), BackendError> {
+        let full = self.full_key(dir);
+        if let Some(root) = &self.local_dir {
+            let path = root.join(full.trim_end_matches('/'));
+            return match tokio::fs::remove_dir(&path).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(BackendError::Other(format!(
+                    "cannot remove {}: {e}",
+                    path.display()
+                ))),
+            };
+        }
+        match &self.raw {
+            Some(raw) => raw.delete_marker(&full).await,
+            None => Err(BackendError::Unsupported(format!(
+                "directory marker {full} on {}",
+                self.name
+            ))),
+        }
+    }
+
     fn copies_parts(&self) -> bool {
         use std::sync::atomic::Ordering;
-        self.part_copier.is_some() && !self.part_copies_refused.load(Ordering::Relaxed)
+        self.raw.is_some() && !self.part_copies_refused.load(Ordering::Relaxed)
     }
 
     async fn put_file_reusing(
@@ -385,7 +431,7 @@ impl Backend for ObjectStoreBackend {
         etag: &str,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        let Some(copier) = &self.part_copier else {
+        let Some(copier) = &self.raw else {
             return Err(BackendError::Unsupported(format!(
                 "server-side part copies by {}",
                 self.name

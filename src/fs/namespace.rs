@@ -1,8 +1,9 @@
 //! Names through the mount: unlink, mkdir, rmdir, rename (files and whole directories).
 //!
-//! A new directory exists only in the mount until a file is uploaded below it (object stores
-//! have no empty directories that object_store can create); it is listed by its parent
-//! meanwhile. Renames copy then delete on the server (a directory: every object below it, up
+//! A new directory is a marker object `dir/` carrying its mode and owner, as s3fs writes one
+//! (S3, Azure, and a real directory on the local backend); on stores without markers (GCS) it
+//! exists only in the mount until a file is uploaded below it, listed by its parent meanwhile.
+//! Renames copy then delete on the server (a directory: every object and marker below it, up
 //! to `rename_dir_limit`). Open files follow their new names.
 
 use super::write_ops::OpenWrite;
@@ -41,6 +42,19 @@ impl CloudFs {
         self.dirs.invalidate(&parent_key(key));
         self.negative.insert(parent, name);
         self.keep_dir(parent);
+        self.touch_dir(parent);
+    }
+
+    /// Directory `ino` gained or lost an entry through the mount: its mtime is now (kept in
+    /// the mount; a prefix has no time of its own on the server).
+    pub(super) fn touch_dir(&self, ino: u64) {
+        if let Some(node) = self.inodes.get(ino) {
+            let now = SystemTime::now();
+            let mut stat = node.stat;
+            stat.mtime = now;
+            stat.meta.mtime = Some(now);
+            self.inodes.refresh(ino, stat, node.expires);
+        }
     }
 
     /// Directory `ino` lost an entry through the mount: if that was its last object, the store
@@ -69,7 +83,31 @@ impl CloudFs {
         }
         let dir = self.node(parent)?;
         let key = format!("{}{name}/", dir.key);
-        let ino = self.add_local(parent, name, &key, Kind::Dir, meta);
+        let meta = PosixMeta {
+            mtime: Some(SystemTime::now()),
+            ..meta
+        };
+        let ino = match self.backend.put_marker(&key, &meta).await {
+            Ok(()) => {
+                let stat = Stat {
+                    size: 0,
+                    mtime: SystemTime::now(),
+                    etag: None,
+                    meta,
+                };
+                let ino = self
+                    .inodes
+                    .upsert(parent, name, &key, Kind::Dir, stat, self.expiry());
+                self.negative.remove(parent, name);
+                self.dirs.invalidate(&dir.key);
+                self.touch_dir(parent);
+                ino
+            }
+            Err(BackendError::Unsupported(_)) => {
+                self.add_local(parent, name, &key, Kind::Dir, meta)
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.inodes.remember(ino);
         Ok(self.entry(&self.node(ino)?))
     }
@@ -122,6 +160,7 @@ impl CloudFs {
             .upsert(parent, name, &key, Kind::Symlink, stat, self.expiry());
         self.negative.remove(parent, name);
         self.dirs.invalidate(&dir.key);
+        self.touch_dir(parent);
         self.inodes.remember(ino);
         Ok(self.entry(&self.node(ino)?))
     }
@@ -144,25 +183,44 @@ impl CloudFs {
 
     /// Whether directory `node` has no entries, here or in the store.
     async fn dir_is_empty(&self, node: &Node) -> FsResult<bool> {
+        Ok(self.dir_state(node).await?.0)
+    }
+
+    /// Whether directory `node` has no entries, here or in the store, and whether the store
+    /// has its marker object.
+    async fn dir_state(&self, node: &Node) -> FsResult<(bool, bool)> {
         if !self.inodes.local_children(node.ino).is_empty() {
-            return Ok(false);
+            return Ok((false, false));
         }
         let page = match self.backend.list(&node.key, None, 2).await {
             Ok(p) => p,
-            Err(BackendError::NotFound(_)) => return Ok(true),
+            Err(BackendError::NotFound(_)) => return Ok((true, false)),
             Err(e) => return Err(e.into()),
         };
-        if !page.objects.is_empty() || !page.prefixes.is_empty() {
-            return Ok(false);
+        let empty = page.objects.is_empty() && page.prefixes.is_empty();
+        Ok((empty, self.marker_in(&node.key, &page).await?))
+    }
+
+    /// Whether directory key `dir`, listed as `page`, has a marker object (asked of the
+    /// store where its listings cannot tell).
+    async fn marker_in(&self, dir: &str, page: &crate::backend::ListPage) -> FsResult<bool> {
+        if page.marker || dir.is_empty() {
+            return Ok(page.marker);
         }
-        if page.marker {
-            return Err(FsError::Unsupported(format!(
-                "{} is an empty directory kept by a directory marker object, which this \
-                 version cannot delete; delete the object {:?} with your storage's tools",
-                node.key, node.key
-            )));
+        Ok(self.backend.has_marker(dir).await?.unwrap_or(false))
+    }
+
+    /// Delete the marker object of directory key `dir`.
+    async fn remove_marker(&self, dir: &str) -> FsResult<()> {
+        match self.backend.delete_marker(dir).await {
+            Ok(()) => Ok(()),
+            Err(BackendError::Unsupported(_)) => Err(FsError::Unsupported(format!(
+                "{dir} is kept by a directory marker object, which {} cannot delete; delete \
+                 the object {dir:?} with your storage's tools",
+                self.backend.describe()
+            ))),
+            Err(e) => Err(e.into()),
         }
-        Ok(true)
     }
 
     /// Remove the empty directory `name` from `parent`.
@@ -173,8 +231,12 @@ impl CloudFs {
         if node.kind != Kind::Dir {
             return Err(FsError::NotDir);
         }
-        if !self.dir_is_empty(&node).await? {
+        let (empty, marker) = self.dir_state(&node).await?;
+        if !empty {
             return Err(FsError::NotEmpty);
+        }
+        if marker {
+            self.remove_marker(&node.key).await?;
         }
         self.dirs.invalidate(&node.key);
         self.forget_name(parent, name, &node.key);
@@ -242,6 +304,8 @@ impl CloudFs {
         }
         self.negative.remove(new_parent, new_name);
         self.negative.insert(parent, name);
+        self.touch_dir(parent);
+        self.touch_dir(new_parent);
         Ok(())
     }
 
@@ -265,7 +329,7 @@ impl CloudFs {
 
     /// Move every object below directory `src` to `new_key`.
     async fn move_prefix(&self, src: &Node, new_key: &str) -> FsResult<()> {
-        let keys = self.objects_below(&src.key).await?;
+        let (keys, markers) = self.objects_below(&src.key).await?;
         // Open files below: fetch what is not staged yet before their objects move away.
         let below: Vec<Arc<OpenWrite>> = lock(&self.writes).values().cloned().collect();
         for w in &below {
@@ -279,8 +343,19 @@ impl CloudFs {
             let to = format!("{new_key}{}", &key[src.key.len()..]);
             self.backend.copy(key, &to).await?;
         }
+        // Directory markers (their metadata is not read back: they get the mover's defaults).
+        for dir in &markers {
+            let to = format!("{new_key}{}", &dir[src.key.len()..]);
+            self.backend.put_marker(&to, &PosixMeta::default()).await?;
+        }
         for key in &keys {
             self.backend.delete(key).await?;
+        }
+        // Deepest first (a local directory must be empty to go).
+        let mut markers = markers;
+        markers.sort_by_key(|d| std::cmp::Reverse(d.len()));
+        for dir in &markers {
+            self.remove_marker(dir).await?;
         }
         // Staged files below follow their directory.
         for w in below {
@@ -292,10 +367,12 @@ impl CloudFs {
         Ok(())
     }
 
-    /// Every object key below directory key `prefix`, refusing more than `rename_dir_limit`.
-    async fn objects_below(&self, prefix: &str) -> FsResult<Vec<String>> {
+    /// Every object key below directory key `prefix`, and the directories (`prefix`
+    /// included) that have marker objects; refuses more than `rename_dir_limit` objects.
+    async fn objects_below(&self, prefix: &str) -> FsResult<(Vec<String>, Vec<String>)> {
         let limit = self.cfg.rename_dir_limit;
         let mut keys = Vec::new();
+        let mut markers = Vec::new();
         let mut dirs = vec![prefix.to_string()];
         while let Some(dir) = dirs.pop() {
             let mut token: Option<String> = None;
@@ -305,6 +382,9 @@ impl CloudFs {
                     Err(BackendError::NotFound(_)) => break,
                     Err(e) => return Err(e.into()),
                 };
+                if token.is_none() && self.marker_in(&dir, &page).await? {
+                    markers.push(dir.clone());
+                }
                 keys.extend(page.objects.into_iter().map(|o| o.key));
                 dirs.extend(page.prefixes);
                 if keys.len() > limit {
@@ -319,6 +399,6 @@ impl CloudFs {
                 }
             }
         }
-        Ok(keys)
+        Ok((keys, markers))
     }
 }

@@ -12,7 +12,7 @@
 
 use super::{lock, parent_key, CloudFs, Entry, FileHandle, FsError, FsResult, Kind, Node, Opened};
 use super::{Listed, Prefetcher, Stat};
-use crate::backend::PosixMeta;
+use crate::backend::{BackendError, PosixMeta};
 use crate::read::ObjectRef;
 use crate::write::Staged;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,6 +212,7 @@ impl CloudFs {
             .upsert(parent, name, key, kind, stat, self.expiry());
         self.inodes.set_local(ino, true);
         self.negative.remove(parent, name);
+        self.touch_dir(parent);
         ino
     }
 
@@ -348,7 +349,19 @@ impl CloudFs {
         });
         self.inodes.refresh(ino, stat, self.expiry());
         if node.kind == Kind::Dir {
-            return Ok(());
+            // Stored on the directory's marker object (made if there was none), as s3fs does;
+            // where the store has no markers, kept in the mount only.
+            if node.key.is_empty() || self.inodes.is_local(ino) {
+                return Ok(());
+            }
+            return match self
+                .backend
+                .put_marker(&node.key, &self.meta_to_store(ino))
+                .await
+            {
+                Ok(()) | Err(BackendError::Unsupported(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
         }
         if let Some(w) = self.open_write(ino) {
             w.staged.lock().await.dirty = true;

@@ -4,7 +4,7 @@
 //! with the account key (read for the source, write for the destination); a mount
 //! authorized otherwise (a SAS token, Azure AD) gets no SAS from it and sends files whole.
 
-use super::{etag_header, execute, read_range, PartCopier, Request};
+use super::{etag_header, execute, read_range, RawStore, Request};
 use super::{BackendError, PartSource, PosixMeta, PARTS_IN_FLIGHT};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,25 +23,71 @@ const VERSION: &str = "2023-11-03";
 /// How long the SAS URLs of one upload stay valid.
 const SAS_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// Put Block From URL for one container.
-pub struct AzurePartCopier {
+/// The extra requests for one container.
+pub struct AzureRaw {
     client: HttpClient,
     store: Arc<MicrosoftAzure>,
+    /// `scheme://host[:port][/account]/container`, without a trailing `/`.
+    container_url: String,
+    account: String,
 }
 
-impl std::fmt::Debug for AzurePartCopier {
+impl std::fmt::Debug for AzureRaw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AzurePartCopier").finish_non_exhaustive()
+        f.debug_struct("AzureRaw").finish_non_exhaustive()
     }
 }
 
-impl AzurePartCopier {
-    /// For blobs of `store`.
-    pub fn new(store: Arc<MicrosoftAzure>, options: &ClientOptions) -> Result<Self, String> {
+impl AzureRaw {
+    /// For blobs of `store`, in the container at `container_url` of storage account
+    /// `account`.
+    pub fn new(
+        store: Arc<MicrosoftAzure>,
+        options: &ClientOptions,
+        container_url: &str,
+        account: &str,
+    ) -> Result<Self, String> {
         let client = ReqwestConnector::default()
             .connect(options)
-            .map_err(|e| format!("HTTP client for server-side block copies: {e}"))?;
-        Ok(AzurePartCopier { client, store })
+            .map_err(|e| format!("HTTP client for Azure requests: {e}"))?;
+        Ok(AzureRaw {
+            client,
+            store,
+            container_url: container_url.trim_end_matches('/').to_string(),
+            account: account.to_string(),
+        })
+    }
+
+    /// Send `r` authorized with the store's credentials (shared key, SAS token or bearer).
+    async fn send_authorized(
+        &self,
+        r: Request<'_>,
+    ) -> Result<(http::HeaderMap, Bytes), BackendError> {
+        let mut request = r.build()?;
+        let credential = self
+            .store
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(|e| BackendError::Denied(format!("{}: credentials: {e}", r.what)))?;
+        object_store::azure::AzureAuthorizer::new(&credential, &self.account)
+            .try_authorize(&mut request)
+            .map_err(|e| BackendError::Other(format!("{}: {e}", r.what)))?;
+        execute(&self.client, request, r.what).await
+    }
+
+    fn blob_url(&self, key: &str) -> String {
+        const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~')
+            .remove(b'/');
+        format!(
+            "{}/{}",
+            self.container_url,
+            percent_encoding::utf8_percent_encode(key, PATH)
+        )
     }
 
     async fn send(&self, r: Request<'_>) -> Result<(http::HeaderMap, Bytes), BackendError> {
@@ -92,7 +138,66 @@ fn base64(data: &[u8]) -> String {
 }
 
 #[async_trait]
-impl PartCopier for AzurePartCopier {
+impl RawStore for AzureRaw {
+    async fn put_marker(&self, key: &str, meta: &PosixMeta) -> Result<(), BackendError> {
+        let mut headers = vec![
+            ("x-ms-blob-type", "BlockBlob".to_string()),
+            ("content-length", "0".to_string()),
+            (
+                "x-ms-blob-content-type",
+                "application/x-directory".to_string(),
+            ),
+        ];
+        let names: Vec<(String, String)> = meta
+            .to_pairs()
+            .into_iter()
+            .map(|(n, v)| (format!("x-ms-meta-{n}"), v))
+            .collect();
+        headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
+        self.send_authorized(Request {
+            method: http::Method::PUT,
+            url: &self.blob_url(key),
+            headers: &headers,
+            body: Bytes::new(),
+            what: "Put Blob (directory marker)",
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn has_marker(&self, key: &str) -> Result<Option<bool>, BackendError> {
+        let head = self
+            .send_authorized(Request {
+                method: http::Method::HEAD,
+                url: &self.blob_url(key),
+                headers: &[],
+                body: Bytes::new(),
+                what: "Get Blob Properties (directory marker)",
+            })
+            .await;
+        match head {
+            Ok(_) => Ok(Some(true)),
+            Err(BackendError::NotFound(_)) => Ok(Some(false)),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_marker(&self, key: &str) -> Result<(), BackendError> {
+        match self
+            .send_authorized(Request {
+                method: http::Method::DELETE,
+                url: &self.blob_url(key),
+                headers: &[],
+                body: Bytes::new(),
+                what: "Delete Blob (directory marker)",
+            })
+            .await
+        {
+            Ok(_) | Err(BackendError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn upload(
         &self,
         path: &object_store::path::Path,

@@ -1,11 +1,13 @@
-//! Re-uploads that copy unchanged parts of the stored version on the server, so a small edit
-//! of a big object sends only the parts that changed: S3 UploadPartCopy ([`s3`]) and Azure
-//! Put Block From URL ([`azure`]).
+//! Requests object_store does not make, for S3 ([`s3`]) and Azure ([`azure`]), authorized
+//! with object_store's own signers and credentials and sent through its HTTP client:
 //!
-//! object_store makes neither request, so they are made here, authorized with object_store's
-//! own signers and credentials and sent through its HTTP client. Every copy is conditional on
-//! the entity tag of the version being replaced, so a version written meanwhile is never mixed
-//! in; on any failure the upload is abandoned and the caller sends the file whole.
+//! - re-uploads that copy unchanged parts of the stored version on the server (S3
+//!   UploadPartCopy, Azure Put Block From URL), so a small edit of a big object sends only the
+//!   parts that changed. Every copy is conditional on the entity tag of the version being
+//!   replaced, so a version written meanwhile is never mixed in; on any failure the upload is
+//!   abandoned and the caller sends the file whole;
+//! - directory marker objects (`dir/`, as s3fs writes them), whose names object_store's
+//!   paths cannot hold.
 
 pub mod azure;
 pub mod s3;
@@ -20,9 +22,23 @@ use std::path::Path;
 /// Parts sent or copied at once.
 pub const PARTS_IN_FLIGHT: usize = 4;
 
-/// A store's way of uploading a file whose unchanged parts are copied on the server.
+/// The requests of one store that object_store does not make.
 #[async_trait]
-pub trait PartCopier: Send + Sync + std::fmt::Debug {
+pub trait RawStore: Send + Sync + std::fmt::Debug {
+    /// Create the directory marker object `key` (ending in `/`, full key in the bucket) with
+    /// `meta`, replacing one that exists.
+    async fn put_marker(&self, key: &str, meta: &PosixMeta) -> Result<(), BackendError>;
+
+    /// Delete the directory marker object `key` (a missing one is fine).
+    async fn delete_marker(&self, key: &str) -> Result<(), BackendError>;
+
+    /// Whether the directory marker object `key` exists, for stores whose listings through
+    /// object_store do not show it (Azure); `None` when listings do.
+    async fn has_marker(&self, key: &str) -> Result<Option<bool>, BackendError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Store local file `file` as object `path` from `parts` (in order, covering the file),
     /// the `Copy` ones taken from `path`'s current version, which must still be `etag`.
     /// Returns the new object's entity tag.

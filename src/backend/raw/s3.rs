@@ -3,7 +3,7 @@
 //! UploadPart / UploadPartCopy, CompleteMultipartUpload, AbortMultipartUpload on failure.
 //! Requests are signed with object_store's SigV4 signer and the store's credentials.
 
-use super::{escape, etag_header, execute, read_range, xml_text, PartCopier, Request};
+use super::{escape, etag_header, execute, read_range, xml_text, RawStore, Request};
 use super::{BackendError, PartSource, PosixMeta, PARTS_IN_FLIGHT};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,7 +24,7 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/');
 
 /// UploadPartCopy for one bucket.
-pub struct S3PartCopier {
+pub struct S3Raw {
     client: HttpClient,
     store: Arc<AmazonS3>,
     /// `scheme://host[:port]/bucket` or `scheme://bucket.host`, without a trailing `/`.
@@ -36,15 +36,15 @@ pub struct S3PartCopier {
     sign_payload: bool,
 }
 
-impl std::fmt::Debug for S3PartCopier {
+impl std::fmt::Debug for S3Raw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3PartCopier")
+        f.debug_struct("S3Raw")
             .field("bucket_url", &self.bucket_url)
             .finish_non_exhaustive()
     }
 }
 
-impl S3PartCopier {
+impl S3Raw {
     /// For objects of `bucket` at `bucket_url`, with the credentials of `store`.
     pub fn new(
         store: Arc<AmazonS3>,
@@ -56,7 +56,7 @@ impl S3PartCopier {
         let client = ReqwestConnector::default()
             .connect(options)
             .map_err(|e| format!("HTTP client for server-side part copies: {e}"))?;
-        Ok(S3PartCopier {
+        Ok(S3Raw {
             client,
             store,
             bucket_url: bucket_url.trim_end_matches('/').to_string(),
@@ -190,7 +190,38 @@ impl S3PartCopier {
 }
 
 #[async_trait]
-impl PartCopier for S3PartCopier {
+impl RawStore for S3Raw {
+    async fn put_marker(&self, key: &str, meta: &PosixMeta) -> Result<(), BackendError> {
+        let mut headers = vec![("content-type", "application/x-directory".to_string())];
+        let names = meta_headers(meta);
+        headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
+        self.send(Request {
+            method: http::Method::PUT,
+            url: &self.url(key, ""),
+            headers: &headers,
+            body: Bytes::new(),
+            what: "PutObject (directory marker)",
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_marker(&self, key: &str) -> Result<(), BackendError> {
+        match self
+            .send(Request {
+                method: http::Method::DELETE,
+                url: &self.url(key, ""),
+                headers: &[],
+                body: Bytes::new(),
+                what: "DeleteObject (directory marker)",
+            })
+            .await
+        {
+            Ok(_) | Err(BackendError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn upload(
         &self,
         path: &object_store::path::Path,
@@ -200,11 +231,7 @@ impl PartCopier for S3PartCopier {
         meta: &PosixMeta,
     ) -> Result<Option<String>, BackendError> {
         let key = path.as_ref();
-        let headers: Vec<(String, String)> = meta
-            .to_pairs()
-            .into_iter()
-            .map(|(n, v)| (format!("x-amz-meta-{n}"), v))
-            .collect();
+        let headers = meta_headers(meta);
         let headers: Vec<(&str, String)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.clone()))
@@ -241,6 +268,14 @@ impl PartCopier for S3PartCopier {
             }
         }
     }
+}
+
+/// `meta` as `x-amz-meta-*` headers.
+fn meta_headers(meta: &PosixMeta) -> Vec<(String, String)> {
+    meta.to_pairs()
+        .into_iter()
+        .map(|(n, v)| (format!("x-amz-meta-{n}"), v))
+        .collect()
 }
 
 #[cfg(test)]

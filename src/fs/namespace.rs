@@ -89,19 +89,8 @@ impl CloudFs {
         };
         let ino = match self.backend.put_marker(&key, &meta).await {
             Ok(()) => {
-                let stat = Stat {
-                    size: 0,
-                    mtime: SystemTime::now(),
-                    etag: None,
-                    meta,
-                };
-                let ino = self
-                    .inodes
-                    .upsert(parent, name, &key, Kind::Dir, stat, self.expiry());
-                self.negative.remove(parent, name);
                 self.dirs.invalidate(&dir.key);
-                self.touch_dir(parent);
-                ino
+                self.add_entry(parent, name, &key, Kind::Dir, meta)
             }
             Err(BackendError::Unsupported(_)) => {
                 self.add_local(parent, name, &key, Kind::Dir, meta)

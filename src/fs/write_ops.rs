@@ -201,6 +201,20 @@ impl CloudFs {
         kind: Kind,
         meta: PosixMeta,
     ) -> u64 {
+        let ino = self.add_entry(parent, name, key, kind, meta);
+        self.inodes.set_local(ino, true);
+        ino
+    }
+
+    /// A new, empty entry `name` in `parent`, made through the mount just now.
+    pub(super) fn add_entry(
+        &self,
+        parent: u64,
+        name: &str,
+        key: &str,
+        kind: Kind,
+        meta: PosixMeta,
+    ) -> u64 {
         let stat = Stat {
             size: 0,
             mtime: SystemTime::now(),
@@ -210,7 +224,6 @@ impl CloudFs {
         let ino = self
             .inodes
             .upsert(parent, name, key, kind, stat, self.expiry());
-        self.inodes.set_local(ino, true);
         self.negative.remove(parent, name);
         self.touch_dir(parent);
         ino

@@ -4,7 +4,7 @@
 //! with the account key (read for the source, write for the destination); a mount
 //! authorized otherwise (a SAS token, Azure AD) gets no SAS from it and sends files whole.
 
-use super::{etag_header, execute, read_range, RawStore, Request};
+use super::{deleted, etag_header, execute, meta_headers, read_range, RawStore, Request};
 use super::{BackendError, PartSource, PosixMeta, PARTS_IN_FLIGHT};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -148,11 +148,7 @@ impl RawStore for AzureRaw {
                 "application/x-directory".to_string(),
             ),
         ];
-        let names: Vec<(String, String)> = meta
-            .to_pairs()
-            .into_iter()
-            .map(|(n, v)| (format!("x-ms-meta-{n}"), v))
-            .collect();
+        let names = meta_headers("x-ms-meta-", meta);
         headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
         self.send_authorized(Request {
             method: http::Method::PUT,
@@ -183,19 +179,16 @@ impl RawStore for AzureRaw {
     }
 
     async fn delete_marker(&self, key: &str) -> Result<(), BackendError> {
-        match self
-            .send_authorized(Request {
+        deleted(
+            self.send_authorized(Request {
                 method: http::Method::DELETE,
                 url: &self.blob_url(key),
                 headers: &[],
                 body: Bytes::new(),
                 what: "Delete Blob (directory marker)",
             })
-            .await
-        {
-            Ok(_) | Err(BackendError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+            .await,
+        )
     }
 
     async fn upload(
@@ -264,11 +257,7 @@ impl RawStore for AzureRaw {
         }
         xml.push_str("</BlockList>");
         let mut headers = vec![("x-ms-version", VERSION.to_string())];
-        let names: Vec<(String, String)> = meta
-            .to_pairs()
-            .into_iter()
-            .map(|(n, v)| (format!("x-ms-meta-{n}"), v))
-            .collect();
+        let names = meta_headers("x-ms-meta-", meta);
         headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
         let (answer, _) = self
             .send(Request {

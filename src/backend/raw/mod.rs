@@ -52,6 +52,22 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<String>, BackendError>;
 }
 
+/// `meta` as metadata headers named `prefix` + name (`x-amz-meta-`, `x-ms-meta-`).
+pub fn meta_headers(prefix: &str, meta: &PosixMeta) -> Vec<(String, String)> {
+    meta.to_pairs()
+        .into_iter()
+        .map(|(n, v)| (format!("{prefix}{n}"), v))
+        .collect()
+}
+
+/// The result of a delete: a missing object is fine.
+pub fn deleted(r: Result<(http::HeaderMap, Bytes), BackendError>) -> Result<(), BackendError> {
+    match r {
+        Ok(_) | Err(BackendError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// A request to make with [`execute`].
 pub struct Request<'a> {
     /// HTTP method.

@@ -3,8 +3,9 @@
 //! UploadPart / UploadPartCopy, CompleteMultipartUpload, AbortMultipartUpload on failure.
 //! Requests are signed with object_store's SigV4 signer and the store's credentials.
 
-use super::{escape, etag_header, execute, read_range, xml_text, RawStore, Request};
+use super::{deleted, escape, etag_header, execute, meta_headers, read_range, xml_text};
 use super::{BackendError, PartSource, PosixMeta, PARTS_IN_FLIGHT};
+use super::{RawStore, Request};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -193,7 +194,7 @@ impl S3Raw {
 impl RawStore for S3Raw {
     async fn put_marker(&self, key: &str, meta: &PosixMeta) -> Result<(), BackendError> {
         let mut headers = vec![("content-type", "application/x-directory".to_string())];
-        let names = meta_headers(meta);
+        let names = meta_headers("x-amz-meta-", meta);
         headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
         self.send(Request {
             method: http::Method::PUT,
@@ -207,19 +208,16 @@ impl RawStore for S3Raw {
     }
 
     async fn delete_marker(&self, key: &str) -> Result<(), BackendError> {
-        match self
-            .send(Request {
+        deleted(
+            self.send(Request {
                 method: http::Method::DELETE,
                 url: &self.url(key, ""),
                 headers: &[],
                 body: Bytes::new(),
                 what: "DeleteObject (directory marker)",
             })
-            .await
-        {
-            Ok(_) | Err(BackendError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+            .await,
+        )
     }
 
     async fn upload(
@@ -231,7 +229,7 @@ impl RawStore for S3Raw {
         meta: &PosixMeta,
     ) -> Result<Option<String>, BackendError> {
         let key = path.as_ref();
-        let headers = meta_headers(meta);
+        let headers = meta_headers("x-amz-meta-", meta);
         let headers: Vec<(&str, String)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.clone()))
@@ -268,14 +266,6 @@ impl RawStore for S3Raw {
             }
         }
     }
-}
-
-/// `meta` as `x-amz-meta-*` headers.
-fn meta_headers(meta: &PosixMeta) -> Vec<(String, String)> {
-    meta.to_pairs()
-        .into_iter()
-        .map(|(n, v)| (format!("x-amz-meta-{n}"), v))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 # cloudmount: `make demo` mounts a local directory; `make test` runs every test.
 CARGO ?= cargo
 DEMO_DIR ?= /tmp/cloudmount-demo
+PREFIX ?= /usr/local
+SBINDIR ?= /sbin
 
-.PHONY: build demo demo-stop test check
+.PHONY: build demo demo-stop test check install uninstall
 
 build:
 	$(CARGO) build --release
@@ -22,3 +24,12 @@ test:
 check:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# The binary, and the mount helper link that `mount -t cloudmount` runs. DESTDIR for packaging.
+install: build
+	install -D -m 0755 target/release/cloudmount $(DESTDIR)$(PREFIX)/bin/cloudmount
+	install -d $(DESTDIR)$(SBINDIR)
+	ln -sf $(PREFIX)/bin/cloudmount $(DESTDIR)$(SBINDIR)/mount.cloudmount
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/cloudmount $(DESTDIR)$(SBINDIR)/mount.cloudmount

@@ -6,6 +6,15 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if cli::helper::is_helper(&argv) {
+        if let Err(msg) = cli::helper::run(&argv) {
+            eprintln!("cloudmount: {msg}");
+            // mount(8): 32 is "mount failure".
+            std::process::exit(32);
+        }
+        return;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mount(a) => cli::mount::run(a),

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand.
 
+pub mod helper;
 pub mod mount;
 pub mod unmount;
 

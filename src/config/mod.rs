@@ -118,6 +118,12 @@ pub struct MountConfig {
     /// Let the kernel read files that are fully in the disk cache straight from their cache file
     /// (FUSE passthrough, Linux 6.9 or later, daemon running as root).
     pub passthrough: bool,
+    /// Kernel flag: honour set-user-id bits (`suid`; default `nosuid`).
+    pub suid: bool,
+    /// Kernel flag: allow device files (`dev`; default `nodev`).
+    pub dev: bool,
+    /// Kernel flag: allow running programs (`exec`, the default; `noexec`).
+    pub exec: bool,
     /// S3: hash request bodies into the signature (`None`: only over plain http to a host
     /// that is not loopback, where nothing else protects them).
     pub sign_payload: Option<bool>,
@@ -192,6 +198,9 @@ impl Default for MountConfig {
             max_memory: 24 << 20,
             passthrough: true,
             sign_payload: None,
+            suid: false,
+            dev: false,
+            exec: true,
             upload_part_size: 8 << 20,
             rename_dir_limit: 10_000,
             meta_probe_size: 0,

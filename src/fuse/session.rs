@@ -40,8 +40,21 @@ pub fn fuse_config(cfg: &MountConfig, source: &str) -> Config {
     let mut opts = vec![
         MountOption::FSName(source.to_string()),
         MountOption::Subtype("cloudmount".to_string()),
-        MountOption::NoDev,
-        MountOption::NoSuid,
+        if cfg.dev {
+            MountOption::Dev
+        } else {
+            MountOption::NoDev
+        },
+        if cfg.suid {
+            MountOption::Suid
+        } else {
+            MountOption::NoSuid
+        },
+        if cfg.exec {
+            MountOption::Exec
+        } else {
+            MountOption::NoExec
+        },
         MountOption::NoAtime,
     ];
     opts.push(if cfg.read_only {

@@ -4,9 +4,11 @@
 mod checks;
 mod daemonize;
 mod logging;
+mod notify;
 mod run;
 
 pub use checks::{check_allow_other, check_mountpoint};
 pub use daemonize::{daemonize, Readiness};
 pub use logging::{default_log_file, init_logging};
+pub use notify::Notifier;
 pub use run::{run_mount, MountRequest};

@@ -2,6 +2,7 @@
 //! answers, report readiness, then serve until SIGTERM/SIGINT or an external unmount.
 
 use super::daemonize::Readiness;
+use super::notify::Notifier;
 use crate::backend::{build_backend, Backend, BackendError};
 use crate::config::{MountConfig, Source};
 use crate::fs::CloudFs;
@@ -99,7 +100,15 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     let resume = fs.clone();
     rt.spawn(async move { resume.resume_uploads().await });
     readiness.ready();
-    let reason = rt.block_on(wait_for_stop(&handle));
+    // The mount answered above, so systemd may start what depends on it.
+    let notify = Notifier::from_env();
+    notify.send(&format!(
+        "READY=1\nSTATUS=serving {} on {}",
+        req.source,
+        req.mountpoint.display()
+    ));
+    let reason = rt.block_on(wait_for_stop(&handle, &notify));
+    notify.send(&format!("STOPPING=1\nSTATUS=unmounting ({reason})"));
     tracing::info!(%reason, "unmounting");
     handle
         .unmount()
@@ -111,8 +120,19 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     Ok(())
 }
 
-/// Wait for SIGTERM, SIGINT or the end of the session; says which.
-async fn wait_for_stop(handle: &crate::fuse::MountHandle) -> &'static str {
+/// Wait for SIGTERM, SIGINT or the end of the session; says which. Meanwhile, while the
+/// session runs, pings systemd's watchdog when it asks for that.
+async fn wait_for_stop(handle: &crate::fuse::MountHandle, notify: &Notifier) -> &'static str {
+    let watchdog = Notifier::watchdog_interval().filter(|_| notify.enabled());
+    let mut last_ping = std::time::Instant::now();
+    let mut ping = || {
+        if let Some(every) = watchdog {
+            if last_ping.elapsed() >= every {
+                notify.send("WATCHDOG=1");
+                last_ping = std::time::Instant::now();
+            }
+        }
+    };
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -131,10 +151,11 @@ async fn wait_for_stop(handle: &crate::fuse::MountHandle) -> &'static str {
             _ = term.recv() => return "SIGTERM",
             _ = int.recv() => return "SIGINT",
             _ = hup.recv() => tracing::info!("SIGHUP ignored (credential reload comes with the systemd work)"),
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
                 if handle.is_finished() {
                     return "the filesystem was unmounted";
                 }
+                ping();
             }
         }
     }

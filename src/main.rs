@@ -19,6 +19,7 @@ fn main() {
     let result = match cli.command {
         Command::Mount(a) => cli::mount::run(a),
         Command::Unmount(a) => cli::unmount::run(a),
+        Command::Fstab(a) => cli::fstab::run(a),
     };
     if let Err(msg) = result {
         eprintln!("cloudmount: {msg}");

@@ -40,6 +40,36 @@ const USERSPACE_ONLY: &[&str] = &[
     "nodiratime",
 ];
 
+/// Split an fstab/`-o` option list: (cloudmount options and kernel flags, unknown options);
+/// the ones only mount(8) and systemd read are left out of both.
+pub fn split_options(list: &str, known: &impl Fn(&str) -> bool) -> (Vec<String>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut unknown = Vec::new();
+    for opt in list.split(',').filter(|o| !o.is_empty()) {
+        let name = opt.split('=').next().unwrap_or_default();
+        let userspace = USERSPACE_ONLY.contains(&name)
+            || name.starts_with("x-")
+            || name == "comment"
+            || name == "helper";
+        if userspace {
+            continue;
+        }
+        if known(name) {
+            kept.push(opt.to_string());
+        } else {
+            unknown.push(opt.to_string());
+        }
+    }
+    (kept, unknown)
+}
+
+/// Whether `name` is one of cloudmount's options (or an alias).
+pub fn known_option(name: &str) -> bool {
+    cloudmount::config::options::OPTIONS
+        .iter()
+        .any(|o| o.name == name || o.aliases.contains(&name))
+}
+
 /// What a helper invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HelperRequest {
@@ -115,31 +145,12 @@ pub fn parse(argv: &[OsString], known: impl Fn(&str) -> bool) -> Result<HelperRe
     }
     let [source, mountpoint] = <[String; 2]>::try_from(positional)
         .map_err(|p| format!("expected SOURCE and MOUNTPOINT, got {p:?}; {usage}"))?;
-    let mut kept = Vec::new();
-    let mut dropped = Vec::new();
-    for opt in raw_options
-        .iter()
-        .flat_map(|l| l.split(','))
-        .filter(|o| !o.is_empty())
-    {
-        let name = opt.split('=').next().unwrap_or_default();
-        let userspace = USERSPACE_ONLY.contains(&name)
-            || name.starts_with("x-")
-            || name == "comment"
-            || name == "helper";
-        if userspace {
-            continue;
-        }
-        if known(name) {
-            kept.push(opt.to_string());
-        } else if sloppy {
-            dropped.push(opt.to_string());
-        } else {
-            return Err(format!(
-                "unknown mount option {opt:?} (the fstab line or -o list); `cloudmount mount \
-                 --help` and docs/options.md list every option, -s ignores unknown ones"
-            ));
-        }
+    let (kept, dropped) = split_options(&raw_options.join(","), &known);
+    if let Some(opt) = dropped.first().filter(|_| !sloppy) {
+        return Err(format!(
+            "unknown mount option {opt:?} (the fstab line or -o list); `cloudmount mount \
+             --help` and docs/options.md list every option, -s ignores unknown ones"
+        ));
     }
     Ok(HelperRequest {
         source,
@@ -154,11 +165,7 @@ pub fn parse(argv: &[OsString], known: impl Fn(&str) -> bool) -> Result<HelperRe
 /// Run a helper invocation: mount in the background, returning once the mount answers (or
 /// with the reason it failed), as mount(8) expects of a helper.
 pub fn run(argv: &[OsString]) -> Result<(), String> {
-    let req = parse(argv, |name| {
-        cloudmount::config::options::OPTIONS
-            .iter()
-            .any(|o| o.name == name || o.aliases.contains(&name))
-    })?;
+    let req = parse(argv, known_option)?;
     for d in &req.dropped {
         eprintln!("cloudmount: ignoring unknown option {d:?} (-s)");
     }

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand.
 
+pub mod fstab;
 pub mod helper;
 pub mod mount;
 pub mod unmount;
@@ -23,4 +24,6 @@ pub enum Command {
     Mount(mount::MountArgs),
     /// Unmount a cloudmount mount.
     Unmount(unmount::UnmountArgs),
+    /// Print the fstab line for SOURCE on MOUNTPOINT, or check an fstab (--check [FILE]).
+    Fstab(fstab::FstabArgs),
 }

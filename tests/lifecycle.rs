@@ -70,3 +70,36 @@ fn immediate_remount_on_the_same_path_survives() {
         assert_eq!(std::fs::read_to_string(mp.join("f")).unwrap(), "x");
     }
 }
+
+#[test]
+fn a_mount_left_dead_by_a_killed_daemon_is_cleared_by_the_next_mount() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "x").unwrap();
+    let source = format!("file://{}", src.path().display());
+    let first = MountCmd::new(&source, &[]).mount();
+    let mp = first.path.clone();
+    let pids = daemon_pids(&mp);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        support::wait_until(Duration::from_secs(10), || {
+            std::fs::metadata(&mp).err().and_then(|e| e.raw_os_error()) == Some(libc::ENOTCONN)
+        }),
+        "the killed daemon leaves a dead mount"
+    );
+    // No fusermount3 -u by hand: the next mount on the path clears it.
+    let home = first.dir.path().join("home2");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = MountCmd::new(&source, &[]).run_at(&mp, &home, &first.dir.path().join("log2"));
+    assert!(
+        out.status.success(),
+        "mount over the dead one: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("detached a dead mount"));
+    assert_eq!(std::fs::read_to_string(mp.join("f")).unwrap(), "x");
+}

@@ -3,10 +3,20 @@
 use crate::config::MountConfig;
 use std::path::Path;
 
-/// The mountpoint must exist, be a directory, be reachable, and be empty unless `nonempty`.
+/// The mountpoint must exist, be a directory, be reachable, and be empty unless `nonempty`. A
+/// dead cloudmount mount left there by a daemon that died ("Transport endpoint is not
+/// connected") is detached first.
 pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && clear_stale(path) => {
+            eprintln!(
+                "cloudmount: detached a dead mount on {} left by a daemon that died",
+                path.display()
+            );
+            std::fs::metadata(path)
+                .map_err(|e| format!("cannot use mountpoint {}: {e}", path.display()))?
+        }
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
             return Err(format!(
                 "mountpoint {} belongs to a dead FUSE mount (Transport endpoint is not connected); \
@@ -40,6 +50,35 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Detach the dead FUSE mount on `path` if cloudmount made it (its source is a URL, as
+/// cloudmount names its mounts); whether that was done.
+fn clear_stale(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    let ours = info.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            return false;
+        };
+        f.get(4) == Some(&want.as_str())
+            && f.get(sep + 1).is_some_and(|t| t.starts_with("fuse"))
+            && f.get(sep + 2).is_some_and(|s| s.contains("://"))
+    });
+    if !ours {
+        return false;
+    }
+    if nix::unistd::geteuid().is_root() {
+        return nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_ok();
+    }
+    std::process::Command::new("fusermount3")
+        .arg("-uz")
+        .arg(path)
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// A non-root user may use `allow_other`/`allow_root` only with `user_allow_other` in

@@ -17,7 +17,7 @@ pub struct UnmountArgs {
 /// Unmount: directly as root, through fusermount3 otherwise.
 pub fn run(args: UnmountArgs) -> Result<(), String> {
     let mp = std::path::absolute(&args.mountpoint).unwrap_or(args.mountpoint.clone());
-    if !is_fuse_mount(&mp) {
+    if cloudmount::daemon::fuse_mount_source(&mp).is_none() {
         return Err(format!(
             "{} is not a FUSE mount (see /proc/self/mountinfo)",
             mp.display()
@@ -51,20 +51,4 @@ pub fn run(args: UnmountArgs) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
-}
-
-/// Whether `mp` is a FUSE mount point of this mount namespace.
-fn is_fuse_mount(mp: &std::path::Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = mp.to_string_lossy().replace(' ', "\\040");
-    info.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-");
-        f.get(4) == Some(&want.as_str())
-            && sep
-                .and_then(|i| f.get(i + 1))
-                .is_some_and(|t| t.starts_with("fuse"))
-    })
 }

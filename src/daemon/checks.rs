@@ -55,19 +55,7 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
 /// Detach the dead FUSE mount on `path` if cloudmount made it (its source is a URL, as
 /// cloudmount names its mounts); whether that was done.
 fn clear_stale(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy().replace(' ', "\\040");
-    let ours = info.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let Some(sep) = f.iter().position(|x| *x == "-") else {
-            return false;
-        };
-        f.get(4) == Some(&want.as_str())
-            && f.get(sep + 1).is_some_and(|t| t.starts_with("fuse"))
-            && f.get(sep + 2).is_some_and(|s| s.contains("://"))
-    });
+    let ours = fuse_mount_source(path).is_some_and(|s| s.contains("://"));
     if !ours {
         return false;
     }
@@ -79,6 +67,20 @@ fn clear_stale(path: &Path) -> bool {
         .arg(path)
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The source of the FUSE mount on `path` in this mount namespace (`/proc/self/mountinfo`),
+/// or `None` when `path` is not a FUSE mount point.
+pub fn fuse_mount_source(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-")?;
+        let fuse = f.get(sep + 1).is_some_and(|t| t.starts_with("fuse"));
+        (f.get(4) == Some(&want.as_str()) && fuse)
+            .then(|| f.get(sep + 2).unwrap_or(&"").to_string())
+    })
 }
 
 /// A non-root user may use `allow_other`/`allow_root` only with `user_allow_other` in

@@ -7,7 +7,7 @@ mod logging;
 mod notify;
 mod run;
 
-pub use checks::{check_allow_other, check_mountpoint};
+pub use checks::{check_allow_other, check_mountpoint, fuse_mount_source};
 pub use daemonize::{daemonize, Readiness};
 pub use logging::{default_log_file, init_logging};
 pub use notify::Notifier;

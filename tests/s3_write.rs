@@ -334,7 +334,8 @@ struct SmallFs(tempfile::TempDir);
 
 impl Drop for SmallFs {
     fn drop(&mut self) {
-        let _ = sh(&format!("umount {}", self.0.path().display()));
+        // Lazy: the daemon that used it may still be closing its files.
+        let _ = sh(&format!("umount -l {}", self.0.path().display()));
     }
 }
 

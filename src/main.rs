@@ -20,6 +20,11 @@ fn main() {
         Command::Mount(a) => cli::mount::run(a),
         Command::Unmount(a) => cli::unmount::run(a),
         Command::Fstab(a) => cli::fstab::run(a),
+        Command::SystemdUnit(a) => cli::systemd_unit::run(a),
+        Command::SystemdGenerator(a) => cli::generator::run(a),
+        Command::Status(a) => cli::status::run(a),
+        Command::Completions { shell } => cli::completions(shell),
+        Command::Man => cli::man(),
     };
     if let Err(msg) = result {
         eprintln!("cloudmount: {msg}");

@@ -51,6 +51,7 @@ pub struct BuiltBackend {
 /// Build the backend for `source`. Credential problems are reported here, before mounting,
 /// with the file and line at fault.
 pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend, String> {
+    let cfg = &crate::credentials::with_systemd_credentials(cfg);
     let name = source.to_string();
     let (backend, credentials): (Arc<dyn Backend>, String) = match source {
         Source::S3 { bucket, prefix } => {

@@ -14,10 +14,12 @@ mod error;
 pub mod memory;
 pub mod meta;
 pub mod raw;
+mod reloadable;
 mod store;
 
 pub use build::{build_backend, BuiltBackend};
 pub use error::BackendError;
+pub use reloadable::Reloadable;
 pub use store::ObjectStoreBackend;
 
 use async_trait::async_trait;

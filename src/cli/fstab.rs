@@ -3,6 +3,7 @@
 //! one line per problem (`FILE:LINE: ...`), exiting non-zero when there is any.
 
 use super::helper::{known_option, split_options};
+use super::units::MountSpec;
 use clap::Args;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -140,36 +141,14 @@ fn check(file: &str, text: &str) -> (usize, Vec<String>) {
             say("too few fields (SOURCE MOUNTPOINT TYPE OPTIONS 0 0)".into());
             continue;
         };
-        if let Err(e) = cloudmount::config::Source::parse(&unescape(source)) {
-            say(e);
-        }
-        if !Path::new(&mountpoint).is_dir() {
-            say(format!(
-                "mountpoint {mountpoint} does not exist (or is not a directory); create it"
-            ));
-        }
-        let options = fields.get(3).copied().unwrap_or("defaults");
-        let (kept, unknown) = split_options(options, &known_option);
-        for u in unknown {
-            say(format!(
-                "unknown option {u:?}; `cloudmount mount --help` and docs/options.md list every option"
-            ));
-        }
-        let mut cfg = cloudmount::config::MountConfig::default();
-        if !kept.is_empty() {
-            if let Err(e) = cloudmount::config::apply_option_list(&mut cfg, &kept.join(",")) {
-                say(e.to_string());
-            }
-        }
-        for o in &kept {
-            let Some((name, value)) = o.split_once('=') else {
-                continue;
-            };
-            if ["passwd_file", "config_file", "service_account"].contains(&name) {
-                if let Err(e) = cloudmount::credentials::check_private(Path::new(value)) {
-                    say(format!("{name}: {e}"));
-                }
-            }
+        let spec = MountSpec {
+            source: unescape(source),
+            mountpoint: PathBuf::from(mountpoint),
+            options: vec![fields.get(3).copied().unwrap_or("defaults").to_string()],
+            ..Default::default()
+        };
+        for p in spec.problems(true) {
+            say(p);
         }
     }
     (count, problems)

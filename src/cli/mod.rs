@@ -1,8 +1,12 @@
 //! Command-line interface: one file per subcommand.
 
 pub mod fstab;
+pub mod generator;
 pub mod helper;
 pub mod mount;
+pub mod status;
+pub mod systemd_unit;
+pub mod units;
 pub mod unmount;
 
 use clap::{Parser, Subcommand};
@@ -26,4 +30,54 @@ pub enum Command {
     Unmount(unmount::UnmountArgs),
     /// Print the fstab line for SOURCE on MOUNTPOINT, or check an fstab (--check [FILE]).
     Fstab(fstab::FstabArgs),
+    /// Print (or --install) the systemd units of SOURCE on MOUNTPOINT: a Type=notify service,
+    /// or a .mount unit (--mount-unit), plus an .automount (--automount).
+    SystemdUnit(systemd_unit::SystemdUnitArgs),
+    /// The systemd generator: write units for /etc/cloudmount/mounts.toml and mounts.d/*.toml
+    /// into the directories systemd passes (installed as cloudmount-generator).
+    SystemdGenerator(generator::GeneratorArgs),
+    /// List the cloudmount mounts with source, pid, cache use, pending uploads and errors.
+    Status(status::StatusArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `cloudmount man | man -l -`.
+    Man,
+}
+
+/// Print the completions for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Result<(), String> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "cloudmount", &mut std::io::stdout());
+    Ok(())
+}
+
+/// Print the man page, with the mount options of docs/options.md as a section.
+pub fn man() -> Result<(), String> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let page = clap_mangen::Man::new(cmd);
+    let mut out = Vec::new();
+    page.render(&mut out)
+        .map_err(|e| format!("cannot render the man page: {e}"))?;
+    out.extend_from_slice(b".SH \"MOUNT OPTIONS\"\n");
+    for o in cloudmount::config::options::OPTIONS {
+        let name = match o.takes {
+            cloudmount::config::options::Takes::Flag => o.name.to_string(),
+            cloudmount::config::options::Takes::Value(v) => format!("{}={v}", o.name),
+        };
+        let doc = o.doc.replace('\\', "\\\\").replace("\n.", "\n\\&.");
+        out.extend_from_slice(format!(".TP\n\\fB{name}\\fR\n{doc}\n").as_bytes());
+    }
+    out.extend_from_slice(
+        b".SH FILES\n.TP\n/etc/cloudmount/mounts.toml, /etc/cloudmount/mounts.d/*.toml\n\
+          Mounts the systemd generator turns into units at boot.\n\
+          .TP\n/run/cloudmount/*.sock\nControl sockets `cloudmount status` reads.\n\
+          .SH \"SEE ALSO\"\nmount(8), fstab(5), systemd.mount(5), systemd.generator(7)\n",
+    );
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(&out)
+        .map_err(|e| format!("cannot write the man page: {e}"))
 }

@@ -79,6 +79,9 @@ pub struct MountConfig {
     pub log_file: Option<PathBuf>,
     /// Allow mounting over a non-empty directory (`nonempty`).
     pub nonempty: bool,
+    /// On SIGTERM, how long to wait for uploads still in progress (files still open for
+    /// writing are uploaded first) before unmounting; what is left is resumed at the next mount.
+    pub stop_timeout: Duration,
     /// Timeout of one connection attempt to the server.
     pub connect_timeout: Duration,
     /// Timeout of one request to the server.
@@ -186,6 +189,7 @@ impl Default for MountConfig {
             foreground: false,
             log_file: None,
             nonempty: false,
+            stop_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             retries: 3,

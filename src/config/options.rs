@@ -138,6 +138,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| c.nonempty = flag(v)?),
     opt!("connect_timeout", [], Takes::Value("DURATION"), "Timeout of one connection attempt (default 5s).",
         |c, v| c.connect_timeout = duration(need(v)?)?),
+    opt!("stop_timeout", [], Takes::Value("DURATION"), "On SIGTERM, how long to wait for pending uploads before unmounting (default 60s); what is left is resumed at the next mount.",
+        |c, v| c.stop_timeout = duration(need(v)?)?),
     opt!("request_timeout", [], Takes::Value("DURATION"), "Timeout of one request (default 60s).",
         |c, v| c.request_timeout = duration(need(v)?)?),
     opt!("retries", [], Takes::Value("N"), "Retries of a failed request (default 3).",

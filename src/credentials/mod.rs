@@ -7,12 +7,17 @@
 //! - Azure ([`azure::resolve`]): `config_file=` (blobfuse `connection.cfg`), then
 //!   `AZURE_STORAGE_ACCOUNT` + `AZURE_STORAGE_ACCESS_KEY` or `AZURE_STORAGE_SAS_TOKEN`.
 //!
+//! Under systemd, files passed with `LoadCredential=` stand in for unset file options
+//! ([`with_systemd_credentials`]).
+//!
 //! Every file holding a secret is refused when its group or others can read it.
 
 pub mod azure;
 mod files;
 pub mod s3;
 mod secret;
+mod systemd;
 
 pub use files::check_private;
 pub use secret::Secret;
+pub use systemd::{with_systemd_credentials, SYSTEMD_AZURE_CFG, SYSTEMD_GCS_KEY, SYSTEMD_PASSWD};

@@ -1,7 +1,7 @@
 //! Checks made before mounting, each with a message that says how to fix the problem.
 
 use crate::config::MountConfig;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The mountpoint must exist, be a directory, be reachable, and be empty unless `nonempty`. A
 /// dead cloudmount mount left there by a daemon that died ("Transport endpoint is not
@@ -56,9 +56,11 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
 /// cloudmount names its mounts); whether that was done.
 fn clear_stale(path: &Path) -> bool {
     let ours = fuse_mount_source(path).is_some_and(|s| s.contains("://"));
-    if !ours {
-        return false;
-    }
+    ours && detach(path)
+}
+
+/// Detach the mount on `path` now, even if busy (`umount -l`; `fusermount3 -uz` for users).
+pub fn detach(path: &Path) -> bool {
     if nix::unistd::geteuid().is_root() {
         return nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_ok();
     }
@@ -72,15 +74,55 @@ fn clear_stale(path: &Path) -> bool {
 /// The source of the FUSE mount on `path` in this mount namespace (`/proc/self/mountinfo`),
 /// or `None` when `path` is not a FUSE mount point.
 pub fn fuse_mount_source(path: &Path) -> Option<String> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let want = path.to_string_lossy().replace(' ', "\\040");
-    info.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-")?;
-        let fuse = f.get(sep + 1).is_some_and(|t| t.starts_with("fuse"));
-        (f.get(4) == Some(&want.as_str()) && fuse)
-            .then(|| f.get(sep + 2).unwrap_or(&"").to_string())
-    })
+    fuse_mounts()
+        .into_iter()
+        .find(|(mp, _)| mp == path)
+        .map(|(_, source)| source)
+}
+
+/// Every FUSE mount of this mount namespace: (mountpoint, source), in mount order.
+pub fn fuse_mounts() -> Vec<(PathBuf, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            let fuse = f.get(sep + 1).is_some_and(|t| t.starts_with("fuse"));
+            let source = f.get(sep + 2).copied().unwrap_or_default();
+            let mountpoint = f.get(4)?;
+            fuse.then(|| (PathBuf::from(unoctal(mountpoint)), unoctal(source)))
+        })
+        .collect()
+}
+
+/// The cloudmount mounts among [`fuse_mounts`] (their source is a URL).
+pub fn cloudmount_mounts() -> Vec<(PathBuf, String)> {
+    fuse_mounts()
+        .into_iter()
+        .filter(|(_, s)| s.contains("://"))
+        .collect()
+}
+
+/// mountinfo's octal escapes (`\040` for a space) undone.
+fn unoctal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let code = (b[i] == b'\\' && i + 3 < b.len())
+            .then(|| &b[i + 1..i + 4])
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0')))
+            .and_then(|n| u8::try_from(n).ok());
+        if let Some(c) = code {
+            out.push(c);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A non-root user may use `allow_other`/`allow_root` only with `user_allow_other` in
@@ -112,6 +154,13 @@ pub fn check_allow_other(cfg: &MountConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unoctal("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unoctal("/x\\134y\\"), "/x\\y\\");
+        assert_eq!(unoctal("\\777\\04"), "\\777\\04");
+    }
 
     #[test]
     fn mountpoint_problems_are_explained() {

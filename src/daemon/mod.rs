@@ -2,13 +2,17 @@
 //! parent, logging, signals, and unmounting on exit.
 
 mod checks;
+mod control;
 mod daemonize;
 mod logging;
+mod names;
 mod notify;
 mod run;
 
-pub use checks::{check_allow_other, check_mountpoint, fuse_mount_source};
+pub use checks::{check_allow_other, check_mountpoint, cloudmount_mounts, fuse_mount_source};
+pub use control::query_status;
 pub use daemonize::{daemonize, Readiness};
 pub use logging::{default_log_file, init_logging};
+pub use names::{control_socket, escape_path, runtime_dir};
 pub use notify::Notifier;
 pub use run::{run_mount, MountRequest};

@@ -3,14 +3,14 @@
 
 use super::daemonize::Readiness;
 use super::notify::Notifier;
-use crate::backend::{build_backend, Backend, BackendError};
+use crate::backend::{build_backend, Backend, BackendError, Reloadable};
 use crate::config::{MountConfig, Source};
 use crate::fs::CloudFs;
 use crate::read::DiskBlockCache;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// What to mount where, and how.
 #[derive(Debug, Clone)]
@@ -66,7 +66,12 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         &req,
     ))?;
     let cache = open_cache(&req)?;
-    let fs = Arc::new(CloudFs::with_cache(built.backend, &req.config, cache));
+    let backend = Arc::new(Reloadable::new(built.backend));
+    let fs = Arc::new(CloudFs::with_cache(
+        backend.clone(),
+        &req.config,
+        cache.clone(),
+    ));
     let handle = crate::fuse::mount(
         fs.clone(),
         rt.handle().clone(),
@@ -99,6 +104,18 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     tracing::info!(source = %req.source, mountpoint = %req.mountpoint.display(), "mounted");
     let resume = fs.clone();
     rt.spawn(async move { resume.resume_uploads().await });
+    let socket = super::control_socket(&req.mountpoint);
+    let control = {
+        let _guard = rt.enter();
+        super::control::serve_control(&socket, status_report(&req, &fs, cache))
+    };
+    let _control = match control {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(socket = %socket.display(), error = %e, "no control socket; `cloudmount status` cannot show this mount");
+            None
+        }
+    };
     readiness.ready();
     // The mount answered above, so systemd may start what depends on it.
     let notify = Notifier::from_env();
@@ -107,12 +124,44 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         req.source,
         req.mountpoint.display()
     ));
-    let reason = rt.block_on(wait_for_stop(&handle, &notify));
-    notify.send(&format!("STOPPING=1\nSTATUS=unmounting ({reason})"));
+    let mut signals = {
+        let _guard = rt.enter();
+        Signals::new()
+    };
+    let shared = Arc::new((req.clone(), backend, fs.clone()));
+    let reason = loop {
+        match rt.block_on(next_event(&handle, &notify, &mut signals)) {
+            Event::Stop(reason) => break reason,
+            // Apart, so the watchdog is fed while the new credentials are tried.
+            Event::Reload => {
+                let shared = shared.clone();
+                rt.spawn(async move {
+                    let (req, backend, fs) = &*shared;
+                    reload(req, backend, fs, &Notifier::from_env()).await
+                });
+            }
+        }
+    };
+    let pending = fs.stats().open_for_writing + fs.stats().uploads_in_flight;
+    notify.send(&format!(
+        "STOPPING=1\nSTATUS=sending pending uploads, then unmounting ({reason})"
+    ));
+    tracing::info!(%reason, pending, "stopping");
+    let left = rt.block_on(fs.drain(req.config.stop_timeout));
+    if left > 0 {
+        tracing::warn!(left, stop_timeout = ?req.config.stop_timeout, "uploads still pending at the stop timeout; their data is kept and sent at the next mount (-o stop_timeout= waits longer)");
+    }
     tracing::info!(%reason, "unmounting");
-    handle
-        .unmount()
-        .map_err(|e| format!("unmount of {} failed: {e}", req.mountpoint.display()))?;
+    if let Err(e) = handle.unmount() {
+        // Busy: a process still has a file open there. Leave no dead mount behind.
+        if !super::checks::detach(&req.mountpoint) {
+            return Err(format!(
+                "unmount of {} failed: {e}",
+                req.mountpoint.display()
+            ));
+        }
+        tracing::warn!(error = %e, "the mount was busy, so it was detached; processes still using files there get errors from now on");
+    }
     if !rt.block_on(fs.blocks().drain_cache_writes(Duration::from_secs(30))) {
         tracing::warn!("cache writes still pending after 30 s; those blocks will be fetched again");
     }
@@ -120,45 +169,136 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     Ok(())
 }
 
-/// Wait for SIGTERM, SIGINT or the end of the session; says which. Meanwhile, while the
-/// session runs, pings systemd's watchdog when it asks for that.
-async fn wait_for_stop(handle: &crate::fuse::MountHandle, notify: &Notifier) -> &'static str {
+/// The signals the daemon acts on (none when they cannot be installed).
+struct Signals(Option<(Signal, Signal, Signal)>);
+
+impl Signals {
+    /// Install the handlers (inside the runtime).
+    fn new() -> Self {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(i), Ok(h)) => Signals(Some((t, i, h))),
+            _ => {
+                tracing::warn!("cannot install signal handlers; unmount with `cloudmount unmount`");
+                Signals(None)
+            }
+        }
+    }
+}
+
+/// What ends a wait.
+enum Event {
+    /// SIGTERM, SIGINT or the end of the session; says which.
+    Stop(&'static str),
+    /// SIGHUP.
+    Reload,
+}
+
+/// Wait for a signal or the end of the session. Meanwhile, pings systemd's watchdog when it
+/// asks for that.
+async fn next_event(
+    handle: &crate::fuse::MountHandle,
+    notify: &Notifier,
+    signals: &mut Signals,
+) -> Event {
     let watchdog = Notifier::watchdog_interval().filter(|_| notify.enabled());
     let mut last_ping = std::time::Instant::now();
-    let mut ping = || {
+    let mut tick = || {
         if let Some(every) = watchdog {
             if last_ping.elapsed() >= every {
                 notify.send("WATCHDOG=1");
                 last_ping = std::time::Instant::now();
             }
         }
+        handle.is_finished()
     };
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; unmount with `cloudmount unmount`");
+    let Some((term, int, hup)) = signals.0.as_mut() else {
         loop {
-            if handle.is_finished() {
-                return "the filesystem was unmounted";
+            if tick() {
+                return Event::Stop("the filesystem was unmounted");
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
     loop {
         tokio::select! {
-            _ = term.recv() => return "SIGTERM",
-            _ = int.recv() => return "SIGINT",
-            _ = hup.recv() => tracing::info!("SIGHUP ignored (credential reload comes with the systemd work)"),
+            _ = term.recv() => return Event::Stop("SIGTERM"),
+            _ = int.recv() => return Event::Stop("SIGINT"),
+            _ = hup.recv() => return Event::Reload,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if handle.is_finished() {
-                    return "the filesystem was unmounted";
+                if tick() {
+                    return Event::Stop("the filesystem was unmounted");
                 }
-                ping();
             }
         }
     }
+}
+
+/// SIGHUP: build the backend again from freshly read credentials and, once it answers, use
+/// it for every later request; then forget cached metadata. A failure keeps the old backend.
+async fn reload(req: &MountRequest, backend: &Reloadable, fs: &CloudFs, notify: &Notifier) {
+    tracing::info!("SIGHUP: re-reading credentials and dropping cached metadata");
+    let built = match build_backend(&req.source, &req.config) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; the mount goes on with the credentials it had");
+            notify.send(&format!("STATUS=reload failed: {e}"));
+            return;
+        }
+    };
+    if let Err(e) = check_backend(built.backend.as_ref(), &built.credentials, req).await {
+        tracing::error!(error = %e, "reload failed; the mount goes on with the credentials it had");
+        notify.send(&format!("STATUS=reload failed: {e}"));
+        return;
+    }
+    backend.replace(built.backend);
+    fs.drop_metadata_cache();
+    tracing::info!(credentials = %built.credentials, "reloaded");
+    notify.send(&format!(
+        "STATUS=serving {} on {} (reloaded)",
+        req.source,
+        req.mountpoint.display()
+    ));
+}
+
+/// What the control socket answers: `key=value` lines.
+fn status_report(
+    req: &MountRequest,
+    fs: &Arc<CloudFs>,
+    cache: Option<Arc<DiskBlockCache>>,
+) -> Arc<dyn Fn() -> String + Send + Sync> {
+    let (source, mountpoint) = (req.source.to_string(), req.mountpoint.clone());
+    let (fs, cache_limit) = (Arc::clone(fs), req.config.cache_size);
+    let started = std::time::Instant::now();
+    Arc::new(move || {
+        let s = fs.stats();
+        let mut out = format!(
+            "source={source}\nmountpoint={}\npid={}\nuptime_s={}\n",
+            mountpoint.display(),
+            std::process::id(),
+            started.elapsed().as_secs()
+        );
+        match &cache {
+            Some(c) => out.push_str(&format!(
+                "cache_dir={}\ncache_used={}\ncache_limit={cache_limit}\n",
+                c.dir().display(),
+                c.used_bytes()
+            )),
+            None => out.push_str("cache_dir=\ncache_used=0\ncache_limit=0\n"),
+        }
+        out.push_str(&format!(
+            "open_for_writing={}\nuploads_in_flight={}\nerrors={}\nlast_error={}\ninodes={}\n",
+            s.open_for_writing,
+            s.uploads_in_flight,
+            s.errors,
+            s.last_error.unwrap_or_default().replace('\n', " "),
+            s.inodes
+        ));
+        out
+    })
 }
 
 /// Open (and lock) the block cache of this source, if the cache is on.

@@ -90,6 +90,14 @@ impl DirCache {
         }
     }
 
+    /// Drop every listing.
+    pub fn clear(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.0.clear();
+            g.1 = 0;
+        }
+    }
+
     /// Drop the listing of directory `key` (its content changed).
     pub fn invalidate(&self, key: &str) {
         if let Ok(mut g) = self.inner.lock() {

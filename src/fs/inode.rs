@@ -197,6 +197,19 @@ impl InodeTable {
         }
     }
 
+    /// Mark the attributes of every inode the store has stale (SIGHUP); ones that exist only
+    /// in the mount so far keep theirs.
+    pub fn expire_all(&self) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let Inner { nodes, local, .. } = &mut *inner;
+        for (ino, node) in nodes.iter_mut() {
+            if !local.contains(ino) {
+                node.expires = now;
+            }
+        }
+    }
+
     /// Forget the name `name` in `parent` (the object is gone); the inode stays until forgotten.
     pub fn unlink(&self, parent: u64, name: &str) {
         let mut inner = self.lock();

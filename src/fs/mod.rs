@@ -16,6 +16,7 @@ mod dir_handle;
 mod error;
 mod file_handle;
 pub mod inode;
+mod lifecycle;
 pub mod listing;
 mod namespace;
 pub mod negative;
@@ -24,6 +25,7 @@ mod write_ops;
 
 pub use attr::{Attr, Entry, Kind, Stat};
 pub use error::{FsError, FsResult};
+pub use lifecycle::FsStats;
 pub use write_ops::Access;
 
 use crate::backend::{Backend, BackendError};
@@ -182,6 +184,8 @@ pub struct CloudFs {
     staging: Option<StagingArea>,
     /// Inodes open for writing and their staged content.
     writes: Mutex<HashMap<u64, Arc<write_ops::OpenWrite>>>,
+    /// Uploads in flight and errors, for `cloudmount status`.
+    activity: lifecycle::Activity,
 }
 
 impl CloudFs {
@@ -218,6 +222,7 @@ impl CloudFs {
             mounted_at: now,
             staging,
             writes: Mutex::new(HashMap::new()),
+            activity: Default::default(),
         }
     }
 

@@ -52,6 +52,13 @@ impl NegativeCache {
         }
     }
 
+    /// Forget every missing name.
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.clear();
+        }
+    }
+
     /// Forget that `name` was missing (it was just created or seen).
     pub fn remove(&self, parent: u64, name: &str) {
         if let Ok(mut m) = self.map.lock() {

@@ -113,6 +113,7 @@ impl CloudFs {
                 }
             };
             let key = st.key.clone();
+            let _counted = self.activity.uploading();
             tracing::info!(%key, size = st.size(), staged = %p.data.display(), "resuming an upload left by an earlier run");
             // The rest of partly staged content comes from the version it started as.
             let base = match &st.base_etag {

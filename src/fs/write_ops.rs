@@ -395,11 +395,12 @@ impl CloudFs {
     }
 
     /// Upload the staged content of `ino` if it changed.
-    async fn upload(&self, ino: u64, w: &OpenWrite) -> FsResult<()> {
+    pub(super) async fn upload(&self, ino: u64, w: &OpenWrite) -> FsResult<()> {
         let mut st = w.staged.lock().await;
         if !st.dirty || st.unlinked {
             return Ok(());
         }
+        let _counted = self.activity.uploading();
         let meta = self.meta_to_store(ino);
         // Content with dropped parts cannot be re-sent, so there is nothing to journal.
         if st.dropped() == 0 {

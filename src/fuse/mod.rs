@@ -74,7 +74,8 @@ fn file_type(k: Kind) -> FileType {
 }
 
 /// Log an error at its level and turn it into the errno to reply with.
-fn errno(op: &str, e: &FsError) -> Errno {
+fn errno(fs: &CloudFs, op: &str, e: &FsError) -> Errno {
+    fs.note_error(op, e);
     if e.is_expected() {
         tracing::debug!(op, error = %e, "failed");
     } else {
@@ -95,10 +96,10 @@ fn creator(req: &Request, mode: u32) -> PosixMeta {
 }
 
 /// Answer an operation without data.
-fn empty(reply: ReplyEmpty, op: &str, r: Result<(), FsError>) {
+fn empty(fs: &CloudFs, reply: ReplyEmpty, op: &str, r: Result<(), FsError>) {
     match r {
         Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(op, &e)),
+        Err(e) => reply.error(errno(fs, op, &e)),
     }
 }
 
@@ -176,7 +177,7 @@ impl Filesystem for FuseAdapter {
                         &file_attr(&e.attr),
                         Generation(0),
                     ),
-                    Err(e) => reply.error(errno("lookup", &e)),
+                    Err(e) => reply.error(errno(&fs, "lookup", &e)),
                 }
             }
             .instrument(span),
@@ -196,7 +197,7 @@ impl Filesystem for FuseAdapter {
             async move {
                 match fs.getattr(ino.0).await {
                     Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
-                    Err(e) => reply.error(errno("getattr", &e)),
+                    Err(e) => reply.error(errno(&fs, "getattr", &e)),
                 }
             }
             .instrument(span),
@@ -234,7 +235,7 @@ impl Filesystem for FuseAdapter {
                             Served::DirectIo => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
                         }
                     }
-                    Err(e) => reply.error(errno("open", &e)),
+                    Err(e) => reply.error(errno(&fs, "open", &e)),
                 }
             }
             .instrument(span),
@@ -260,7 +261,7 @@ impl Filesystem for FuseAdapter {
             async move {
                 match fs.read(fh.0, offset, size).await {
                     Ok(data) => reply.data(&data),
-                    Err(e) => reply.error(errno("read", &e)),
+                    Err(e) => reply.error(errno(&fs, "read", &e)),
                 }
             }
             .instrument(span),
@@ -327,9 +328,9 @@ impl Filesystem for FuseAdapter {
                 match done {
                     Ok(()) => match fs.getattr(ino.0).await {
                         Ok((a, ttl)) => reply.attr(&ttl, &file_attr(&a)),
-                        Err(e) => reply.error(errno("setattr", &e)),
+                        Err(e) => reply.error(errno(&fs, "setattr", &e)),
                     },
-                    Err(e) => reply.error(errno("setattr", &e)),
+                    Err(e) => reply.error(errno(&fs, "setattr", &e)),
                 }
             }
             .instrument(span),
@@ -347,6 +348,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEntry,
     ) {
         reply.error(errno(
+            &self.fs,
             "mknod",
             &FsError::Unsupported("device files and fifos cannot be stored".into()),
         ));
@@ -378,7 +380,7 @@ impl Filesystem for FuseAdapter {
                         &file_attr(&e.attr),
                         Generation(0),
                     ),
-                    Err(e) => reply.error(errno("mkdir", &e)),
+                    Err(e) => reply.error(errno(&fs, "mkdir", &e)),
                 }
             }
             .instrument(span),
@@ -394,7 +396,7 @@ impl Filesystem for FuseAdapter {
             return reply.error(Errno::ENOENT);
         };
         self.rt.spawn(
-            async move { empty(reply, "unlink", fs.unlink(parent.0, &name).await) }
+            async move { empty(&fs, reply, "unlink", fs.unlink(parent.0, &name).await) }
                 .instrument(span),
         );
     }
@@ -408,7 +410,8 @@ impl Filesystem for FuseAdapter {
             return reply.error(Errno::ENOENT);
         };
         self.rt.spawn(
-            async move { empty(reply, "rmdir", fs.rmdir(parent.0, &name).await) }.instrument(span),
+            async move { empty(&fs, reply, "rmdir", fs.rmdir(parent.0, &name).await) }
+                .instrument(span),
         );
     }
 
@@ -438,7 +441,7 @@ impl Filesystem for FuseAdapter {
                         &file_attr(&e.attr),
                         Generation(0),
                     ),
-                    Err(e) => reply.error(errno("symlink", &e)),
+                    Err(e) => reply.error(errno(&fs, "symlink", &e)),
                 }
             }
             .instrument(span),
@@ -454,7 +457,7 @@ impl Filesystem for FuseAdapter {
             async move {
                 match fs.readlink(ino.0).await {
                     Ok(target) => reply.data(&target),
-                    Err(e) => reply.error(errno("readlink", &e)),
+                    Err(e) => reply.error(errno(&fs, "readlink", &e)),
                 }
             }
             .instrument(span),
@@ -496,7 +499,7 @@ impl Filesystem for FuseAdapter {
                 let r = fs
                     .rename(parent.0, &name, newparent.0, &newname, noreplace)
                     .await;
-                empty(reply, "rename", r)
+                empty(&fs, reply, "rename", r)
             }
             .instrument(span),
         );
@@ -537,7 +540,7 @@ impl Filesystem for FuseAdapter {
                             FopenFlags::empty(),
                         )
                     }
-                    Err(e) => reply.error(errno("create", &e)),
+                    Err(e) => reply.error(errno(&fs, "create", &e)),
                 }
             }
             .instrument(span),
@@ -571,7 +574,7 @@ impl Filesystem for FuseAdapter {
             async move {
                 match fs.write(fh.0, offset, data).await {
                     Ok(n) => reply.written(n),
-                    Err(e) => reply.error(errno("write", &e)),
+                    Err(e) => reply.error(errno(&fs, "write", &e)),
                 }
             }
             .instrument(span),
@@ -590,8 +593,9 @@ impl Filesystem for FuseAdapter {
             self.fs.clone(),
             tracing::debug_span!("flush", req = req.unique().0, ino = ino.0),
         );
-        self.rt
-            .spawn(async move { empty(reply, "flush", fs.flush(fh.0).await) }.instrument(span));
+        self.rt.spawn(
+            async move { empty(&fs, reply, "flush", fs.flush(fh.0).await) }.instrument(span),
+        );
     }
 
     fn fsync(
@@ -606,8 +610,9 @@ impl Filesystem for FuseAdapter {
             self.fs.clone(),
             tracing::debug_span!("fsync", req = req.unique().0, ino = ino.0),
         );
-        self.rt
-            .spawn(async move { empty(reply, "fsync", fs.fsync(fh.0).await) }.instrument(span));
+        self.rt.spawn(
+            async move { empty(&fs, reply, "fsync", fs.fsync(fh.0).await) }.instrument(span),
+        );
     }
 
     // No extended attributes. ENOSYS (not ENODATA) makes the kernel stop asking for the rest of
@@ -631,7 +636,7 @@ impl Filesystem for FuseAdapter {
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno("opendir", &e)),
+            Err(e) => reply.error(errno(&self.fs, "opendir", &e)),
         }
     }
 
@@ -652,7 +657,7 @@ impl Filesystem for FuseAdapter {
                 let mut r = PlainReplier(reply);
                 match fs.readdir(fh.0, offset, false, &mut r).await {
                     Ok(()) => r.0.ok(),
-                    Err(e) => r.0.error(errno("readdir", &e)),
+                    Err(e) => r.0.error(errno(&fs, "readdir", &e)),
                 }
             }
             .instrument(span),
@@ -676,7 +681,7 @@ impl Filesystem for FuseAdapter {
                 let mut r = PlusReplier(reply, fs.entry_ttl());
                 match fs.readdir(fh.0, offset, true, &mut r).await {
                     Ok(()) => r.0.ok(),
-                    Err(e) => r.0.error(errno("readdirplus", &e)),
+                    Err(e) => r.0.error(errno(&fs, "readdirplus", &e)),
                 }
             }
             .instrument(span),
@@ -719,7 +724,7 @@ impl Filesystem for FuseAdapter {
         self.rt.spawn(
             async move {
                 let r = fs.fallocate(fh.0, offset, length, mode).await;
-                empty(reply, "fallocate", r)
+                empty(&fs, reply, "fallocate", r)
             }
             .instrument(span),
         );

@@ -443,7 +443,7 @@ iam = client("iam", "test", "test")
 iam.create_user(UserName="cloudmount-ci")
 pol = iam.create_policy(PolicyName="cloudmount-s3-all", PolicyDocument=json.dumps({
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}))
 iam.attach_user_policy(UserName="cloudmount-ci", PolicyArn=pol["Policy"]["Arn"])
 key = iam.create_access_key(UserName="cloudmount-ci")["AccessKey"]
 ak, sk = key["AccessKeyId"], key["SecretAccessKey"]
@@ -461,7 +461,40 @@ for bad_ak, bad_sk in ((ak, sk[:-1] + ("A" if sk[-1] != "A" else "B")), ("AKIAUN
 print(ak, sk)
 "#;
 
+/// Rotate the IAM key of the moto-auth user: make a new key, delete the old one
+/// (argv: endpoint, old key id, old secret); prints the new pair.
+const MOTO_ROTATE_KEY: &str = r#"
+import sys, boto3
+ep, ak, sk = sys.argv[1:4]
+iam = boto3.client("iam", endpoint_url=ep, region_name="us-east-1",
+                   aws_access_key_id=ak, aws_secret_access_key=sk)
+key = iam.create_access_key(UserName="cloudmount-ci")["AccessKey"]
+iam.delete_access_key(UserName="cloudmount-ci", AccessKeyId=ak)
+print(key["AccessKeyId"], key["SecretAccessKey"])
+"#;
+
 impl S3Server {
+    /// With [`S3Server::start_moto_auth`]: replace the key by a new one and delete the old
+    /// one, so requests signed with it fail from now on. Returns the new (id, secret).
+    pub fn rotate_access_key(&self) -> (String, String) {
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-c",
+            MOTO_ROTATE_KEY,
+            &self.endpoint,
+            &self.access_key,
+            &self.secret_key,
+        ]);
+        let out = run_with_timeout(cmd, Duration::from_secs(60)).expect("run python3");
+        assert!(out.status.success(), "key rotation failed: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut it = text.split_whitespace();
+        match (it.next(), it.next()) {
+            (Some(a), Some(s)) => (a.to_string(), s.to_string()),
+            _ => panic!("key rotation printed no key: {text:?}"),
+        }
+    }
+
     /// Start `moto_server` (or, with `auth`, moto through `MOTO_AUTH_LAUNCHER`) on a free port.
     fn spawn_moto(auth: bool) -> (Child, tempfile::TempDir, u16, Duration) {
         let dir = tempfile::Builder::new()

@@ -465,3 +465,58 @@ async fn fallocate_grows_zeroes_or_refuses() {
     assert_eq!(stored.len(), 100);
     assert_eq!(&stored[..5], b"h\0\0lo");
 }
+
+#[tokio::test]
+async fn drain_uploads_files_still_open_and_stats_count_them() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs(&b);
+    let (_, o) = fs
+        .create(ROOT_INO, "open.txt", PosixMeta::default())
+        .await
+        .unwrap();
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"not closed"))
+        .await
+        .unwrap();
+    let s = fs.stats();
+    assert_eq!(
+        (s.open_for_writing, s.uploads_in_flight, s.errors),
+        (1, 0, 0)
+    );
+    assert_eq!(object(&b, "open.txt").await, None);
+    assert_eq!(fs.drain(std::time::Duration::from_secs(5)).await, 0);
+    assert_eq!(
+        object(&b, "open.txt").await.as_deref(),
+        Some(&b"not closed"[..])
+    );
+    fs.release(o.fh).await;
+    assert_eq!(fs.stats().open_for_writing, 0);
+    fs.note_error("read", &crate::fs::FsError::NotFound);
+    fs.note_error("read", &crate::fs::FsError::LocalIo("disk".into()));
+    let s = fs.stats();
+    assert_eq!(s.errors, 1, "expected errors are not counted");
+    assert!(s
+        .last_error
+        .is_some_and(|e| e.contains("read") && e.contains("disk")));
+}
+
+#[tokio::test]
+async fn dropping_the_metadata_cache_shows_changes_made_elsewhere() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("a", "1");
+    let fs = CloudFs::new(
+        b.clone(),
+        &MountConfig {
+            attr_timeout: std::time::Duration::from_secs(3600),
+            ..MountConfig::default()
+        },
+    );
+    assert_eq!(ls(&fs, ROOT_INO).await, ["a"]);
+    let a = fs.lookup(ROOT_INO, "a").await.unwrap().attr.ino;
+    b.insert("a", "longer");
+    b.insert("b", "2");
+    assert_eq!(ls(&fs, ROOT_INO).await, ["a"], "cached");
+    assert_eq!(fs.getattr(a).await.unwrap().0.size, 1, "cached");
+    fs.drop_metadata_cache();
+    assert_eq!(ls(&fs, ROOT_INO).await, ["a", "b"]);
+    assert_eq!(fs.getattr(a).await.unwrap().0.size, 6);
+}

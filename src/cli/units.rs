@@ -1,0 +1,347 @@
+//! systemd units for one mount, filled in from the templates in `systemd/`: a `Type=notify`
+//! service (the default), or a `.mount` unit that runs `mount.cloudmount`, plus an
+//! `.automount` to mount on first access. Shared by `cloudmount systemd-unit` and the
+//! generator; `cloudmount fstab --check` uses the same checks.
+
+use super::helper::{known_option, split_options};
+use cloudmount::daemon::escape_path;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+const SERVICE: &str = include_str!("../../systemd/cloudmount@.service.in");
+const MOUNT: &str = include_str!("../../systemd/cloudmount.mount.in");
+const AUTOMOUNT: &str = include_str!("../../systemd/cloudmount.automount.in");
+
+/// Options naming a file with secrets: a service gets the file through systemd's
+/// `LoadCredential=` under the second name instead (the daemon looks there first).
+pub const CREDENTIAL_OPTIONS: [(&str, &str); 3] = [
+    ("passwd_file", cloudmount::credentials::SYSTEMD_PASSWD),
+    ("config_file", cloudmount::credentials::SYSTEMD_AZURE_CFG),
+    ("service_account", cloudmount::credentials::SYSTEMD_GCS_KEY),
+];
+
+/// One mount as an operator declares it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MountSpec {
+    /// `s3://BUCKET[/PREFIX]`, `az://...`, `gs://...` or `file:///DIR`.
+    pub source: String,
+    /// Absolute path of the mountpoint.
+    pub mountpoint: PathBuf,
+    /// Options as given: cloudmount options, kernel flags, and mount(8)/systemd ones.
+    pub options: Vec<String>,
+    /// Mount on first access (an `.automount` with a `.mount` unit) instead of at boot.
+    pub automount: bool,
+    /// Boot waits for this mount and fails without it (`RequiredBy=`, not `WantedBy=`).
+    pub required: bool,
+    /// A `.mount` unit through `mount.cloudmount` instead of a service.
+    pub mount_unit: bool,
+}
+
+/// A unit file: its name and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// File name, e.g. `cloudmount@srv-share.service`.
+    pub name: String,
+    /// Contents.
+    pub text: String,
+}
+
+impl MountSpec {
+    /// The options, comma separated, as one list.
+    fn option_list(&self) -> String {
+        self.options.join(",")
+    }
+
+    /// Whether it is mounted on first access (asked for, or `x-systemd.automount` given).
+    pub fn is_automount(&self) -> bool {
+        self.automount
+            || self
+                .option_list()
+                .split(',')
+                .any(|o| o == "x-systemd.automount")
+    }
+
+    /// What is wrong with this mount, one message per problem (empty when nothing is).
+    /// With `on_this_host`, also that the mountpoint exists and credential files are private.
+    pub fn problems(&self, on_this_host: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = cloudmount::config::Source::parse(&self.source) {
+            out.push(e);
+        }
+        if self.source.contains('\n') {
+            out.push("the source contains a line break".into());
+        }
+        let mp = self.mountpoint.display().to_string();
+        if !self.mountpoint.is_absolute()
+            || self
+                .mountpoint
+                .components()
+                .any(|c| matches!(c, Component::ParentDir))
+        {
+            out.push(format!(
+                "mountpoint {mp} must be an absolute path without '..'"
+            ));
+        } else if mp.contains(['%', '\n']) {
+            out.push(format!(
+                "mountpoint {mp} contains '%' or a line break, which units cannot name"
+            ));
+        } else if on_this_host && !self.mountpoint.is_dir() {
+            out.push(format!(
+                "mountpoint {mp} does not exist (or is not a directory); create it"
+            ));
+        }
+        let (kept, unknown) = split_options(&self.option_list(), &known_option);
+        for u in unknown {
+            out.push(format!(
+                "unknown option {u:?}; `cloudmount mount --help` and docs/options.md list every option"
+            ));
+        }
+        let mut cfg = cloudmount::config::MountConfig::default();
+        if !kept.is_empty() {
+            if let Err(e) = cloudmount::config::apply_option_list(&mut cfg, &kept.join(",")) {
+                out.push(e.to_string());
+            }
+        }
+        if on_this_host {
+            for (name, value) in kept.iter().filter_map(|o| o.split_once('=')) {
+                if CREDENTIAL_OPTIONS.iter().any(|(o, _)| *o == name) {
+                    if let Err(e) = cloudmount::credentials::check_private(Path::new(value)) {
+                        out.push(format!("{name}: {e}"));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The stop timeout the units give systemd: the daemon's `stop_timeout` and 30 s more.
+    fn stop_timeout(&self) -> Duration {
+        let (kept, _) = split_options(&self.option_list(), &known_option);
+        let mut cfg = cloudmount::config::MountConfig::default();
+        let _ = cloudmount::config::apply_option_list(&mut cfg, &kept.join(","));
+        cfg.stop_timeout + Duration::from_secs(30)
+    }
+
+    /// The unit `systemctl enable` (or the generator's wants link) names.
+    pub fn enabled_unit(&self) -> String {
+        let esc = escape_path(&self.mountpoint);
+        if self.is_automount() {
+            format!("{esc}.automount")
+        } else if self.mount_unit {
+            format!("{esc}.mount")
+        } else {
+            format!("cloudmount@{esc}.service")
+        }
+    }
+
+    /// The target section word: `WantedBy` or `RequiredBy`.
+    fn install_word(&self) -> &'static str {
+        if self.required {
+            "RequiredBy"
+        } else {
+            "WantedBy"
+        }
+    }
+
+    /// The units of this mount, running `bin`; `generated` says what wrote them.
+    /// Call [`MountSpec::problems`] first: this only renders.
+    pub fn units(&self, bin: &Path, generated: &str) -> Vec<Unit> {
+        let esc = escape_path(&self.mountpoint);
+        let mp = self.mountpoint.display().to_string();
+        let timeout = format!("{}s", self.stop_timeout().as_secs());
+        let fill = |template: &str| {
+            template
+                .replace("@GENERATED@", generated)
+                .replace("@SOURCE@", &specifiers(&self.source))
+                .replace("@MOUNTPOINT@", &mp)
+                .replace("@TIMEOUT_STOP@", &timeout)
+                .replace("WantedBy=", &format!("{}=", self.install_word()))
+        };
+        let mut units = Vec::new();
+        if self.is_automount() || self.mount_unit {
+            let mut opts: Vec<String> = self
+                .option_list()
+                .split(',')
+                .filter(|o| !o.is_empty() && *o != "x-systemd.automount")
+                .map(str::to_string)
+                .collect();
+            if !opts.iter().any(|o| o == "_netdev") {
+                opts.push("_netdev".into());
+            }
+            units.push(Unit {
+                name: format!("{esc}.mount"),
+                text: fill(MOUNT).replace("@OPTIONS@", &specifiers(&opts.join(","))),
+            });
+            if self.is_automount() {
+                units.push(Unit {
+                    name: format!("{esc}.automount"),
+                    text: fill(AUTOMOUNT).replace("@IDLE@", "0"),
+                });
+            }
+            return units;
+        }
+        let (kept, _) = split_options(&self.option_list(), &known_option);
+        let mut credentials = Vec::new();
+        let mut opts = Vec::new();
+        for o in kept {
+            let cred = o.split_once('=').and_then(|(name, value)| {
+                CREDENTIAL_OPTIONS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, id)| format!("LoadCredential={id}:{}\n", specifiers(value)))
+            });
+            match cred {
+                Some(line) => credentials.push(line),
+                None => opts.push(o),
+            }
+        }
+        let mut argv = vec![
+            bin.display().to_string(),
+            "mount".into(),
+            "--foreground".into(),
+            self.source.clone(),
+            mp.clone(),
+        ];
+        if !opts.is_empty() {
+            argv.push("-o".into());
+            argv.push(opts.join(","));
+        }
+        let exec = argv
+            .iter()
+            .map(|a| exec_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let parent = self
+            .mountpoint
+            .parent()
+            .filter(|p| *p != Path::new("/"))
+            .map(|p| format!("RequiresMountsFor={}\n", word(&p.display().to_string())))
+            .unwrap_or_default();
+        units.push(Unit {
+            name: format!("cloudmount@{esc}.service"),
+            text: fill(SERVICE)
+                .replace("@EXEC_START@", &exec)
+                .replace("@REQUIRES_MOUNTS_FOR@\n", &parent)
+                .replace("@LOAD_CREDENTIALS@\n", &credentials.concat()),
+        });
+        units
+    }
+}
+
+/// `%` written so systemd does not read it as a specifier.
+fn specifiers(s: &str) -> String {
+    s.replace('%', "%%")
+}
+
+/// One `ExecStart=` word: specifiers and variables escaped, quoted when it has to be.
+fn exec_quote(arg: &str) -> String {
+    word(&arg.replace('$', "$$"))
+}
+
+/// One word of a space-separated unit setting: specifiers escaped, quoted when it has to be.
+fn word(arg: &str) -> String {
+    let s = specifiers(arg);
+    let plain = !s.is_empty()
+        && s != ";"
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'));
+    if plain {
+        s
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(src: &str, mp: &str, opts: &[&str]) -> MountSpec {
+        MountSpec {
+            source: src.into(),
+            mountpoint: mp.into(),
+            options: opts.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_service_gets_credentials_through_load_credential_and_quoted_arguments() {
+        let s = spec(
+            "s3://b/p%x",
+            "/srv/my share",
+            &[
+                "allow_other,passwd_file=/etc/cm/p,_netdev",
+                "stop_timeout=5s",
+            ],
+        );
+        let units = s.units(Path::new("/usr/bin/cloudmount"), "test");
+        assert_eq!(units.len(), 1);
+        let u = &units[0];
+        assert_eq!(u.name, "cloudmount@srv-my\\x20share.service");
+        assert!(
+            u.text.contains(
+                "ExecStart=/usr/bin/cloudmount mount --foreground s3://b/p%%x \"/srv/my share\" \
+             -o allow_other,stop_timeout=5s\n"
+            ),
+            "{}",
+            u.text
+        );
+        assert!(
+            u.text.contains("LoadCredential=passwd-s3fs:/etc/cm/p\n"),
+            "{}",
+            u.text
+        );
+        assert!(u.text.contains("Type=notify\n") && u.text.contains("TimeoutStopSec=35s\n"));
+        assert!(u.text.contains("RequiresMountsFor=/srv\n"));
+        assert!(u
+            .text
+            .contains("After=network-online.target\nBefore=remote-fs.target\n"));
+        assert!(u.text.contains("WantedBy=remote-fs.target"));
+        assert!(!u.text.contains('@') || !u.text.contains("@SOURCE@"));
+        assert_eq!(s.enabled_unit(), u.name);
+    }
+
+    #[test]
+    fn automount_gives_a_mount_and_an_automount_unit() {
+        let mut s = spec("az://c", "/mnt/az", &["ro,x-systemd.automount"]);
+        s.required = true;
+        let units = s.units(Path::new("/bin/cm"), "test");
+        let names: Vec<_> = units.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["mnt-az.mount", "mnt-az.automount"]);
+        assert!(
+            units[0]
+                .text
+                .contains("What=az://c\nWhere=/mnt/az\nType=cloudmount\nOptions=ro,_netdev\n"),
+            "{}",
+            units[0].text
+        );
+        assert!(units[1].text.contains("Where=/mnt/az\n"));
+        assert!(units[1].text.contains("RequiredBy=remote-fs.target"));
+        assert_eq!(s.enabled_unit(), "mnt-az.automount");
+        for u in &units {
+            assert!(
+                !u.text.contains("@"),
+                "a placeholder is left in {}:\n{}",
+                u.name,
+                u.text
+            );
+        }
+    }
+
+    #[test]
+    fn problems_name_the_option_or_the_path() {
+        assert!(spec("s3://b", "/m", &["ro"]).problems(false).is_empty());
+        let p = spec("bucket", "rel/m", &["bogus,uid=x"])
+            .problems(false)
+            .join("\n");
+        assert!(p.contains("absolute path"), "{p}");
+        assert!(p.contains("unknown option \"bogus\""), "{p}");
+        assert!(p.contains("uid"), "{p}");
+        let p = spec("s3://b", "/does/not/exist/here", &[])
+            .problems(true)
+            .join("\n");
+        assert!(p.contains("does not exist"), "{p}");
+    }
+}

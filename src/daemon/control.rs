@@ -1,0 +1,95 @@
+//! The daemon's control socket: a Unix socket only its owner can open (0600, in a 0700
+//! directory) that answers every connection with the mount's status as `key=value` lines
+//! and closes. `cloudmount status` reads it.
+
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// The socket file, removed when dropped.
+#[derive(Debug)]
+pub struct ControlSocket {
+    path: PathBuf,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Listen on `path` (in the current tokio runtime) and answer each connection with
+/// `status()`. A socket file left by a dead daemon is replaced.
+pub fn serve_control(
+    path: &Path,
+    status: Arc<dyn Fn() -> String + Send + Sync>,
+) -> std::io::Result<ControlSocket> {
+    if let Some(dir) = path.parent() {
+        if !dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let text = status();
+            tokio::spawn(async move {
+                let _ = conn.write_all(text.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    Ok(ControlSocket {
+        path: path.to_path_buf(),
+    })
+}
+
+/// Ask the daemon listening on `path` for its status (`key=value` lines).
+pub fn query_status(path: &Path) -> std::io::Result<String> {
+    let mut conn = std::os::unix::net::UnixStream::connect(path)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_with_the_status_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/x.sock");
+        let sock = serve_control(&path, Arc::new(|| "pid=7\n".to_string())).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dmode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dmode & 0o777, 0o700);
+        let p = path.clone();
+        let text = tokio::task::spawn_blocking(move || query_status(&p))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(text, "pid=7\n");
+        drop(sock);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,164 @@
+//! The daemon's signals, through real mounts: SIGHUP re-reads credentials (a rotated passwd
+//! file) and drops cached listings without unmounting; SIGTERM uploads what a file still open
+//! for writing holds before it unmounts.
+
+mod harness;
+mod support;
+
+use harness::{daemon_pids, sh, MountCmd};
+use object_store::{aws::AmazonS3Builder, path::Path as ObjPath, ObjectStore, ObjectStoreExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{block_on, wait_until, S3Server};
+
+fn signal(mountpoint: &Path, sig: nix::sys::signal::Signal) {
+    let pids = daemon_pids(mountpoint);
+    assert_eq!(pids.len(), 1, "one daemon serves {}", mountpoint.display());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[0]), sig).expect("kill");
+}
+
+/// Write a private s3fs passwd file the way an operator rotates one: aside, then renamed.
+fn write_passwd(path: &Path, key: &str, secret: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, format!("{key}:{secret}\n")).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn store(s3: &S3Server, bucket: &str, key: &str, secret: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        AmazonS3Builder::new()
+            .with_endpoint(&s3.endpoint)
+            .with_bucket_name(bucket)
+            .with_region(&s3.region)
+            .with_access_key_id(key)
+            .with_secret_access_key(secret)
+            .with_allow_http(true)
+            .build()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn sighup_picks_up_a_rotated_passwd_file() {
+    let s3 = S3Server::start_moto_auth();
+    s3.create_bucket("rot");
+    let old = store(&s3, "rot", &s3.access_key, &s3.secret_key);
+    block_on(old.put(&ObjPath::from("a.txt"), "first\n".into())).unwrap();
+    let creds = tempfile::tempdir().unwrap();
+    let passwd = creds.path().join("passwd-s3fs");
+    write_passwd(&passwd, &s3.access_key, &s3.secret_key);
+    let endpoint = format!("endpoint={}", s3.endpoint);
+    let pf = format!("passwd_file={}", passwd.display());
+    let m = MountCmd::new(
+        "s3://rot",
+        &[
+            &endpoint,
+            &pf,
+            "attr_timeout=0",
+            "negative_timeout=0",
+            "retries=0",
+        ],
+    )
+    .mount();
+    assert_eq!(std::fs::read_to_string(m.p("a.txt")).unwrap(), "first\n");
+
+    // The old key is deleted: the mount cannot read anything new with it.
+    let (key, secret) = s3.rotate_access_key();
+    let new = store(&s3, "rot", &key, &secret);
+    block_on(new.put(&ObjPath::from("b.txt"), "second\n".into())).unwrap();
+    assert!(
+        std::fs::read_to_string(m.p("b.txt")).is_err(),
+        "a deleted key still reads"
+    );
+
+    write_passwd(&passwd, &key, &secret);
+    signal(&m.path, nix::sys::signal::Signal::SIGHUP);
+    let read = wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(m.p("b.txt")).is_ok_and(|t| t == "second\n")
+    });
+    assert!(
+        read,
+        "after SIGHUP the new key is not used; log:\n{}",
+        m.log_text()
+    );
+    assert!(harness::is_mounted(&m.path), "SIGHUP unmounted");
+    assert!(m.log_text().contains("reloaded"), "{}", m.log_text());
+}
+
+#[test]
+fn sighup_drops_cached_listings_and_a_bad_reload_keeps_the_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), "a").unwrap();
+    let m = MountCmd::new(
+        &format!("file://{}", src.display()),
+        &["dir_cache_timeout=1h"],
+    )
+    .mount();
+    let ls = |m: &harness::Mounted| sh(&format!("ls {}", m.path.display())).1;
+    assert_eq!(ls(&m), "a\n");
+    std::fs::write(src.join("b"), "b").unwrap();
+    assert_eq!(ls(&m), "a\n", "the listing is cached for an hour");
+    signal(&m.path, nix::sys::signal::Signal::SIGHUP);
+    let fresh = wait_until(Duration::from_secs(10), || ls(&m) == "a\nb\n");
+    assert!(fresh, "SIGHUP did not drop the listing: {:?}", ls(&m));
+
+    // A reload that fails (the source is gone) keeps serving with what it had.
+    std::fs::rename(&src, dir.path().join("moved")).unwrap();
+    signal(&m.path, nix::sys::signal::Signal::SIGHUP);
+    let said = wait_until(Duration::from_secs(10), || {
+        m.log_text().contains("reload failed")
+    });
+    assert!(said, "{}", m.log_text());
+    assert!(harness::is_mounted(&m.path));
+}
+
+#[test]
+fn sigterm_uploads_a_file_still_open_for_writing_then_unmounts() {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("drain");
+    let m = MountCmd::s3(&s3, "drain", &["stop_timeout=30s"]).mount();
+    let file = m.p("open.txt");
+    // A writer that keeps its file open (no close, so no upload yet).
+    let mut writer = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, time\nf = open(sys.argv[1], 'w')\nf.write('kept\\n')\nf.flush()\n\
+             print('written', flush=True)\ntime.sleep(120)\n",
+        ])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the writer");
+    let mut line = String::new();
+    let out = writer.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+    assert_eq!(line, "written\n");
+    let server = s3.store("drain");
+    let stored = || block_on(server.get(&ObjPath::from("open.txt")));
+    assert!(stored().is_err(), "uploaded before close or SIGTERM");
+
+    let pid = daemon_pids(&m.path)[0];
+    signal(&m.path, nix::sys::signal::Signal::SIGTERM);
+    let exited = wait_until(Duration::from_secs(60), || {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    });
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert!(exited, "the daemon did not exit; log:\n{}", m.log_text());
+    let body = block_on(async { server.get(&ObjPath::from("open.txt")).await?.bytes().await });
+    assert_eq!(
+        body.map(|b| b.to_vec()).ok().as_deref(),
+        Some(&b"kept\n"[..]),
+        "log:\n{}",
+        m.log_text()
+    );
+    assert!(
+        !harness::is_mounted(&m.path),
+        "the busy mount was left behind"
+    );
+}

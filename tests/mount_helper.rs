@@ -1,6 +1,7 @@
 //! The mount helper through util-linux's mount(8): `mount -t cloudmount` and `mount -a -T
 //! FSTAB` against the S3 server, options from the command line and from fstab reaching the
-//! daemon (`ro`, `uid`, `noexec`), userspace-only ones (`_netdev`, `nofail`, `x-systemd.*`)
+//! daemon (`ro`, `uid`, `noexec`, `allow_other`), `-t fuse.cloudmount` through mount.fuse3,
+//! userspace-only ones (`_netdev`, `nofail`, `x-systemd.*`)
 //! never reaching the kernel.
 
 mod harness;
@@ -12,20 +13,21 @@ use std::process::Command;
 use std::time::Duration;
 use support::S3Server;
 
-/// `/sbin/mount.cloudmount` pointing at the binary under test for the test's length; an
-/// existing one is put back afterwards.
+/// A link at `path` (`/sbin/mount.cloudmount`, `/usr/local/bin/cloudmount`) to the binary
+/// under test for the test's length; what was there is moved aside and put back afterwards.
 struct HelperLink {
     path: PathBuf,
     saved: Option<PathBuf>,
 }
 
 impl HelperLink {
-    fn install() -> HelperLink {
-        let path = PathBuf::from("/sbin/mount.cloudmount");
-        let saved = std::fs::read_link(&path).ok();
-        let _ = std::fs::remove_file(&path);
+    fn install(path: &str) -> HelperLink {
+        let path = PathBuf::from(path);
+        let aside = path.with_extension("cloudmount-test-saved");
+        let saved = std::fs::rename(&path, &aside).ok().map(|_| aside);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cloudmount"), &path)
-            .expect("link /sbin/mount.cloudmount (tests run as root)");
+            .unwrap_or_else(|e| panic!("link {} (tests run as root): {e}", path.display()));
         HelperLink { path, saved }
     }
 }
@@ -33,8 +35,8 @@ impl HelperLink {
 impl Drop for HelperLink {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
-        if let Some(target) = &self.saved {
-            let _ = std::os::unix::fs::symlink(target, &self.path);
+        if let Some(aside) = &self.saved {
+            let _ = std::fs::rename(aside, &self.path);
         }
     }
 }
@@ -80,7 +82,7 @@ fn mount_t_cloudmount_and_fstab_lines_go_through_util_linux_mount() {
     let s3 = S3Server::start_moto();
     s3.create_bucket("helper");
     s3.put_objects("helper", vec![("hello.txt".into(), "hi\n".into())]);
-    let _link = HelperLink::install();
+    let _link = HelperLink::install("/sbin/mount.cloudmount");
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
@@ -142,7 +144,7 @@ fn mount_t_cloudmount_and_fstab_lines_go_through_util_linux_mount() {
     std::fs::write(
         &fstab,
         format!(
-            "# test fstab\ns3://helper {} cloudmount {common},noexec,_netdev,nofail 0 0\n",
+            "# test fstab\ns3://helper {} cloudmount {common},noexec,allow_other,_netdev,nofail 0 0\n",
             mnt.display()
         ),
     )
@@ -153,13 +155,44 @@ fn mount_t_cloudmount_and_fstab_lines_go_through_util_linux_mount() {
     let (ok, out) = run(&mut c);
     let _guard = Unmount(mnt.clone());
     assert!(ok, "mount from the fstab failed: {out}");
-    let (opts, _, _) = mountinfo(&mnt).expect("mounted from fstab");
+    let (opts, _, sopts) = mountinfo(&mnt).expect("mounted from fstab");
     assert!(opts.split(',').any(|o| o == "noexec"), "{opts}");
+    assert!(
+        sopts.split(',').any(|o| o == "allow_other"),
+        "allow_other reached the kernel: {sopts}"
+    );
     assert!(opts.split(',').any(|o| o == "rw"), "{opts}");
     std::fs::write(mnt.join("new"), "x").expect("rw from the fstab line");
-    // A bad option in fstab: a clear error naming it, nothing mounted.
     let (ok, _) = run(Command::new("umount").arg(&mnt));
     assert!(ok);
+
+    // fuse.cloudmount: mount(8) runs mount.fuse3, which runs `cloudmount SOURCE DIR -o ...`
+    // from mount(8)'s fixed PATH, where `make install` puts it.
+    let _bin = HelperLink::install("/usr/local/bin/cloudmount");
+    let mut c = Command::new("mount");
+    c.args(["-t", "fuse.cloudmount", "s3://helper"])
+        .arg(&mnt)
+        .arg("-o")
+        .arg(format!("{common},ro,_netdev,nofail"));
+    env(&mut c);
+    let (ok, out) = run(&mut c);
+    let guard = Unmount(mnt.clone());
+    assert!(ok, "mount -t fuse.cloudmount failed: {out}");
+    let (opts, _, sopts) = mountinfo(&mnt).expect("mounted through mount.fuse3");
+    assert!(opts.split(',').any(|o| o == "ro"), "{opts}");
+    assert!(
+        !sopts.contains("_netdev") && !sopts.contains("nofail"),
+        "{sopts}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(mnt.join("hello.txt")).unwrap(),
+        "hi\n"
+    );
+    let (ok, out) = run(Command::new("umount").arg(&mnt));
+    assert!(ok, "umount: {out}");
+    drop(guard);
+
+    // A bad option in fstab: a clear error naming it, nothing mounted.
     std::fs::write(
         &fstab,
         format!(

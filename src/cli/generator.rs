@@ -293,7 +293,9 @@ mod tests {
             "{problems}"
         );
         std::fs::write(&bad, "[[mount]]\nsource = \"s3://c\"\nmountpont = \"/x\"\n").unwrap();
-        let problems = read_specs(std::slice::from_ref(&bad)).unwrap_err().join("\n");
+        let problems = read_specs(std::slice::from_ref(&bad))
+            .unwrap_err()
+            .join("\n");
         assert!(problems.contains("mountpont"), "{problems}");
     }
 }

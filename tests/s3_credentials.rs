@@ -60,6 +60,20 @@ fn passwd_files_profiles_and_their_precedence() {
     assert_eq!(std::fs::read_to_string(m.p("hello.txt")).unwrap(), "hi");
     drop(m);
 
+    // systemd's LoadCredential=passwd-s3fs:...: the file in $CREDENTIALS_DIRECTORY stands in
+    // for passwd_file, ahead of a wrong ~/.passwd-s3fs.
+    let cred_dir = tempfile::tempdir().unwrap();
+    let cred = cred_dir.path().join("passwd-s3fs");
+    std::fs::write(&cred, format!("{good}\n")).unwrap();
+    std::fs::set_permissions(&cred, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+    let m = MountCmd::new("s3://creds", &[&ep])
+        .home_file(".passwd-s3fs", "WRONGKEY:wrongsecret\n")
+        .env("CREDENTIALS_DIRECTORY", &cred_dir.path().display().to_string())
+        .mount();
+    assert_eq!(std::fs::read_to_string(m.p("hello.txt")).unwrap(), "hi");
+    assert!(m.log_text().contains("LoadCredential"), "{}", m.log_text());
+    drop(m);
+
     // A wrong default line alone is refused at mount time.
     let (code, err) = MountCmd::new("s3://creds", &[&ep])
         .home_file(".passwd-s3fs", "WRONGKEY:wrongsecret\n")

@@ -44,6 +44,8 @@ pub fn serve_control(
     tokio::spawn(async move {
         loop {
             let Ok((mut conn, _)) = listener.accept().await else {
+                // Out of descriptors, say: try again later rather than spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let text = status();

@@ -39,7 +39,10 @@ impl MountHandle {
 pub fn fuse_config(cfg: &MountConfig, source: &str) -> Config {
     let mut opts = vec![
         MountOption::FSName(source.to_string()),
-        MountOption::Subtype("cloudmount".to_string()),
+        // As mount data, not fuser's Subtype (which only fusermount3 sees): the kernel then
+        // names the type `fuse.cloudmount` in mountinfo for root mounts too, as fstab,
+        // systemd mount units and `findmnt -t` expect.
+        MountOption::CUSTOM("subtype=cloudmount".to_string()),
         if cfg.dev {
             MountOption::Dev
         } else {

@@ -111,7 +111,10 @@ fn mount_t_cloudmount_and_fstab_lines_go_through_util_linux_mount() {
     let guard = Unmount(mnt.clone());
     assert!(ok, "mount -t cloudmount failed: {out}");
     let (opts, fstype, sopts) = mountinfo(&mnt).expect("mounted");
-    assert_eq!(fstype, "fuse.cloudmount", "the type findmnt and systemd see");
+    assert_eq!(
+        fstype, "fuse.cloudmount",
+        "the type findmnt and systemd see"
+    );
     assert!(
         opts.split(',').any(|o| o == "ro"),
         "ro reached the kernel: {opts}"

@@ -68,7 +68,10 @@ fn passwd_files_profiles_and_their_precedence() {
     std::fs::set_permissions(&cred, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
     let m = MountCmd::new("s3://creds", &[&ep])
         .home_file(".passwd-s3fs", "WRONGKEY:wrongsecret\n")
-        .env("CREDENTIALS_DIRECTORY", &cred_dir.path().display().to_string())
+        .env(
+            "CREDENTIALS_DIRECTORY",
+            &cred_dir.path().display().to_string(),
+        )
         .mount();
     assert_eq!(std::fs::read_to_string(m.p("hello.txt")).unwrap(), "hi");
     assert!(m.log_text().contains("LoadCredential"), "{}", m.log_text());

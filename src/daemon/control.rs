@@ -34,6 +34,7 @@ pub fn serve_control(
                 .mode(0o700)
                 .create(dir)?;
         }
+        check_private_dir(dir)?;
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -58,6 +59,27 @@ pub fn serve_control(
     Ok(ControlSocket {
         path: path.to_path_buf(),
     })
+}
+
+/// Refuse a socket directory someone else owns or others may write to (in `/tmp`, another
+/// user could have made it first to catch or replace the socket).
+fn check_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} must be a directory owned by uid {me} that only its owner can write to \
+                 (it is uid {}, mode {:o}); remove it",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Ask the daemon listening on `path` for its status (`key=value` lines).
@@ -93,5 +115,15 @@ mod tests {
         assert_eq!(text, "pid=7\n");
         drop(sock);
         assert!(!path.exists());
+
+        // A directory others may write to is refused.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = serve_control(&open.join("x.sock"), Arc::new(String::new)).unwrap_err();
+        assert!(
+            err.to_string().contains("only its owner can write"),
+            "{err}"
+        );
     }
 }

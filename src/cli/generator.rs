@@ -157,7 +157,7 @@ fn read_specs(files: &[PathBuf]) -> Result<Vec<MountSpec>, Vec<String>> {
             };
             // Mountpoints may be created later in boot, and credential files may be
             // readable only by the service: those are checked when mounting.
-            for p in spec.problems(false) {
+            for p in spec.problems(false).into_iter().chain(spec.unit_problems()) {
                 problems.push(format!("{at}: {p}"));
             }
             if let Some(first) = seen.insert(spec.mountpoint.clone(), at.clone()) {

@@ -47,7 +47,11 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         config::apply_option_list(&mut cfg, list).map_err(|e| e.to_string())?;
     }
     cfg.foreground |= args.foreground;
-    let mountpoint = std::path::absolute(&args.mountpoint)
+    // The kernel's name for it (symlinks and `..` resolved), as mountinfo will show it and
+    // `cloudmount status` will look it up; a dead mount there cannot be resolved, so then
+    // the absolute path as given.
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .or_else(|_| std::path::absolute(&args.mountpoint))
         .map_err(|e| format!("bad mountpoint {}: {e}", args.mountpoint.display()))?;
     daemon::check_mountpoint(&mountpoint, cfg.nonempty)?;
     daemon::check_allow_other(&cfg)?;

@@ -12,8 +12,7 @@ pub struct SystemdUnitArgs {
     pub source: String,
     /// Where to mount it (absolute).
     pub mountpoint: PathBuf,
-    /// Mount options, comma separated; may be given several times. Credential files
-    /// (passwd_file, config_file, service_account) reach a service through LoadCredential=.
+    /// Mount options, comma separated; may be given several times.
     #[arg(short = 'o', value_name = "OPT[=VAL],...")]
     pub options: Vec<String>,
     /// Mount on first access: a .mount unit and an .automount unit.
@@ -43,7 +42,8 @@ pub fn run(args: SystemdUnitArgs) -> Result<(), String> {
         required: args.required,
         mount_unit: args.mount_unit,
     };
-    let problems = spec.problems(false);
+    let mut problems = spec.problems(false);
+    problems.extend(spec.unit_problems());
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }

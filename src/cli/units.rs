@@ -12,13 +12,10 @@ const SERVICE: &str = include_str!("../../systemd/cloudmount@.service.in");
 const MOUNT: &str = include_str!("../../systemd/cloudmount.mount.in");
 const AUTOMOUNT: &str = include_str!("../../systemd/cloudmount.automount.in");
 
-/// Options naming a file with secrets: a service gets the file through systemd's
-/// `LoadCredential=` under the second name instead (the daemon looks there first).
-pub const CREDENTIAL_OPTIONS: [(&str, &str); 3] = [
-    ("passwd_file", cloudmount::credentials::SYSTEMD_PASSWD),
-    ("config_file", cloudmount::credentials::SYSTEMD_AZURE_CFG),
-    ("service_account", cloudmount::credentials::SYSTEMD_GCS_KEY),
-];
+/// Options naming a file with secrets: checked to be private. Units keep the path (not a
+/// secret) in `ExecStart=`/`Options=`, so SIGHUP re-reads a rotated file; systemd's
+/// `LoadCredential=` copies would stay as they were at start.
+const CREDENTIAL_OPTIONS: [&str; 3] = ["passwd_file", "config_file", "service_account"];
 
 /// One mount as an operator declares it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,10 +65,15 @@ impl MountSpec {
         if let Err(e) = cloudmount::config::Source::parse(&self.source) {
             out.push(e);
         }
-        if self.source.contains('\n') {
-            out.push("the source contains a line break".into());
-        }
         let mp = self.mountpoint.display().to_string();
+        for (what, text) in [("source", self.source.as_str()), ("mountpoint", &mp)]
+            .into_iter()
+            .chain(self.options.iter().map(|o| ("option", o.as_str())))
+        {
+            if text.chars().any(char::is_control) {
+                out.push(format!("the {what} {text:?} contains a control character"));
+            }
+        }
         if !self.mountpoint.is_absolute()
             || self
                 .mountpoint
@@ -80,10 +82,6 @@ impl MountSpec {
         {
             out.push(format!(
                 "mountpoint {mp} must be an absolute path without '..'"
-            ));
-        } else if mp.contains(['%', '\n']) {
-            out.push(format!(
-                "mountpoint {mp} contains '%' or a line break, which units cannot name"
             ));
         } else if on_this_host && !self.mountpoint.is_dir() {
             out.push(format!(
@@ -104,7 +102,7 @@ impl MountSpec {
         }
         if on_this_host {
             for (name, value) in kept.iter().filter_map(|o| o.split_once('=')) {
-                if CREDENTIAL_OPTIONS.iter().any(|(o, _)| *o == name) {
+                if CREDENTIAL_OPTIONS.contains(&name) {
                     if let Err(e) = cloudmount::credentials::check_private(Path::new(value)) {
                         out.push(format!("{name}: {e}"));
                     }
@@ -114,12 +112,32 @@ impl MountSpec {
         out
     }
 
-    /// The stop timeout the units give systemd: the daemon's `stop_timeout` and 30 s more.
+    /// What units cannot express: a mountpoint with `%` (a specifier in `Where=`), or one whose
+    /// unit name would be longer than a file name may be.
+    pub fn unit_problems(&self) -> Vec<String> {
+        let mp = self.mountpoint.display().to_string();
+        let mut out = Vec::new();
+        if mp.contains('%') {
+            out.push(format!(
+                "mountpoint {mp} contains '%', which unit files cannot name"
+            ));
+        }
+        // "cloudmount@" + name + ".service" must fit in NAME_MAX (255).
+        if escape_path(&self.mountpoint).len() > 230 {
+            out.push(format!(
+                "mountpoint {mp} is too long for a unit name; mount it at a shorter path"
+            ));
+        }
+        out
+    }
+
+    /// The stop timeout the units give systemd: the daemon's `stop_timeout`, and a minute for
+    /// the unmount and the cache writes that follow it.
     fn stop_timeout(&self) -> Duration {
         let (kept, _) = split_options(&self.option_list(), &known_option);
         let mut cfg = cloudmount::config::MountConfig::default();
         let _ = cloudmount::config::apply_option_list(&mut cfg, &kept.join(","));
-        cfg.stop_timeout + Duration::from_secs(30)
+        cfg.stop_timeout.saturating_add(Duration::from_secs(60))
     }
 
     /// The unit `systemctl enable` (or the generator's wants link) names.
@@ -180,21 +198,7 @@ impl MountSpec {
             }
             return units;
         }
-        let (kept, _) = split_options(&self.option_list(), &known_option);
-        let mut credentials = Vec::new();
-        let mut opts = Vec::new();
-        for o in kept {
-            let cred = o.split_once('=').and_then(|(name, value)| {
-                CREDENTIAL_OPTIONS
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, id)| format!("LoadCredential={id}:{}\n", specifiers(value)))
-            });
-            match cred {
-                Some(line) => credentials.push(line),
-                None => opts.push(o),
-            }
-        }
+        let (opts, _) = split_options(&self.option_list(), &known_option);
         let mut argv = vec![
             bin.display().to_string(),
             "mount".into(),
@@ -221,8 +225,7 @@ impl MountSpec {
             name: format!("cloudmount@{esc}.service"),
             text: fill(SERVICE)
                 .replace("@EXEC_START@", &exec)
-                .replace("@REQUIRES_MOUNTS_FOR@\n", &parent)
-                .replace("@LOAD_CREDENTIALS@\n", &credentials.concat()),
+                .replace("@REQUIRES_MOUNTS_FOR@\n", &parent),
         });
         units
     }
@@ -267,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn a_service_gets_credentials_through_load_credential_and_quoted_arguments() {
+    fn a_service_keeps_the_credential_path_and_quotes_its_arguments() {
         let s = spec(
             "s3://b/p%x",
             "/srv/my share",
@@ -283,17 +286,13 @@ mod tests {
         assert!(
             u.text.contains(
                 "ExecStart=/usr/bin/cloudmount mount --foreground s3://b/p%%x \"/srv/my share\" \
-             -o allow_other,stop_timeout=5s\n"
+             -o allow_other,passwd_file=/etc/cm/p,stop_timeout=5s\n"
             ),
             "{}",
             u.text
         );
-        assert!(
-            u.text.contains("LoadCredential=passwd-s3fs:/etc/cm/p\n"),
-            "{}",
-            u.text
-        );
-        assert!(u.text.contains("Type=notify\n") && u.text.contains("TimeoutStopSec=35s\n"));
+        assert!(!u.text.contains("LoadCredential"), "{}", u.text);
+        assert!(u.text.contains("Type=notify\n") && u.text.contains("TimeoutStopSec=65s\n"));
         assert!(u.text.contains("RequiresMountsFor=/srv\n"));
         assert!(u
             .text
@@ -343,5 +342,19 @@ mod tests {
             .problems(true)
             .join("\n");
         assert!(p.contains("does not exist"), "{p}");
+        let p = spec(
+            "s3://b",
+            "/m",
+            &["endpoint=http://x\nExecStartPre=/bin/evil"],
+        )
+        .problems(false);
+        assert!(p.join("\n").contains("control character"), "{p:?}");
+        assert!(
+            spec("s3://b", "/m%i", &[]).problems(false).is_empty(),
+            "fstab may name it"
+        );
+        assert_eq!(spec("s3://b", "/m%i", &[]).unit_problems().len(), 1);
+        let long = format!("/{}", "d".repeat(240));
+        assert_eq!(spec("s3://b", &long, &[]).unit_problems().len(), 1);
     }
 }

@@ -41,7 +41,9 @@ pub fn run(args: UnmountArgs) -> Result<(), String> {
     let Some(mp) = &args.mountpoint else {
         return Err("give MOUNTPOINT or --all".into());
     };
-    let mp = std::path::absolute(mp).unwrap_or(mp.clone());
+    let mp = std::fs::canonicalize(mp)
+        .or_else(|_| std::path::absolute(mp))
+        .unwrap_or(mp.clone());
     if cloudmount::daemon::fuse_mount_source(&mp).is_none() {
         return Err(format!(
             "{} is not a FUSE mount (see /proc/self/mountinfo)",

@@ -52,10 +52,10 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Detach the dead FUSE mount on `path` if cloudmount made it (its source is a URL, as
-/// cloudmount names its mounts); whether that was done.
+/// Detach the dead FUSE mount on `path` if cloudmount made it (type `fuse.cloudmount`);
+/// whether that was done.
 fn clear_stale(path: &Path) -> bool {
-    let ours = fuse_mount_source(path).is_some_and(|s| s.contains("://"));
+    let ours = cloudmount_mounts().iter().any(|(mp, _)| mp == path);
     ours && detach(path)
 }
 
@@ -76,30 +76,46 @@ pub fn detach(path: &Path) -> bool {
 pub fn fuse_mount_source(path: &Path) -> Option<String> {
     fuse_mounts()
         .into_iter()
-        .find(|(mp, _)| mp == path)
-        .map(|(_, source)| source)
+        .find(|m| m.mountpoint == path)
+        .map(|m| m.source)
 }
 
-/// Every FUSE mount of this mount namespace: (mountpoint, source), in mount order.
-pub fn fuse_mounts() -> Vec<(PathBuf, String)> {
+/// One FUSE mount of `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuseMount {
+    /// Where it is mounted.
+    pub mountpoint: PathBuf,
+    /// Its source (cloudmount's are URLs).
+    pub source: String,
+    /// `fuse`, or `fuse.SUBTYPE` (`fuse.cloudmount` for ours).
+    pub fstype: String,
+}
+
+/// Every FUSE mount of this mount namespace, in mount order.
+fn fuse_mounts() -> Vec<FuseMount> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             let sep = f.iter().position(|x| *x == "-")?;
-            let fuse = f.get(sep + 1).is_some_and(|t| t.starts_with("fuse"));
+            let fstype = f.get(sep + 1)?;
             let source = f.get(sep + 2).copied().unwrap_or_default();
             let mountpoint = f.get(4)?;
-            fuse.then(|| (PathBuf::from(unoctal(mountpoint)), unoctal(source)))
+            (*fstype == "fuse" || fstype.starts_with("fuse.")).then(|| FuseMount {
+                mountpoint: PathBuf::from(unoctal(mountpoint)),
+                source: unoctal(source),
+                fstype: fstype.to_string(),
+            })
         })
         .collect()
 }
 
-/// The cloudmount mounts among [`fuse_mounts`] (their source is a URL).
+/// The mounts cloudmount made (type `fuse.cloudmount`): (mountpoint, source).
 pub fn cloudmount_mounts() -> Vec<(PathBuf, String)> {
     fuse_mounts()
         .into_iter()
-        .filter(|(_, s)| s.contains("://"))
+        .filter(|m| m.fstype == "fuse.cloudmount")
+        .map(|m| (m.mountpoint, m.source))
         .collect()
 }
 

@@ -55,7 +55,7 @@ pub fn control_socket(mountpoint: &Path) -> PathBuf {
     if dir.as_os_str().len() + name.len() + 6 < 100 {
         return dir.join(format!("{name}.sock"));
     }
-    let sum = crc32fast::hash(mountpoint.as_os_str().as_encoded_bytes());
+    let sum = crc32fast::hash(name.as_bytes());
     dir.join(format!("mnt-{sum:08x}.sock"))
 }
 

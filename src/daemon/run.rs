@@ -72,6 +72,11 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         &req.config,
         cache.clone(),
     ));
+    // Before mounting: a SIGTERM from here on must unmount, not kill a daemon that has a mount.
+    let mut events = {
+        let _guard = rt.enter();
+        Events::new()
+    };
     let handle = crate::fuse::mount(
         fs.clone(),
         rt.handle().clone(),
@@ -124,19 +129,22 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         req.source,
         req.mountpoint.display()
     ));
-    let mut signals = {
-        let _guard = rt.enter();
-        Signals::new()
-    };
-    let shared = Arc::new((req.clone(), backend, fs.clone()));
+    let shared = Arc::new((
+        req.clone(),
+        backend,
+        fs.clone(),
+        tokio::sync::Mutex::new(()),
+    ));
     let reason = loop {
-        match rt.block_on(next_event(&handle, &notify, &mut signals)) {
+        match rt.block_on(events.next(&handle, &notify)) {
             Event::Stop(reason) => break reason,
-            // Apart, so the watchdog is fed while the new credentials are tried.
+            // Apart, so the watchdog is fed while the new credentials are tried; one at a
+            // time, so the last SIGHUP's credentials are the ones that stay.
             Event::Reload => {
                 let shared = shared.clone();
                 rt.spawn(async move {
-                    let (req, backend, fs) = &*shared;
+                    let (req, backend, fs, one_at_a_time) = &*shared;
+                    let _turn = one_at_a_time.lock().await;
                     reload(req, backend, fs, &Notifier::from_env()).await
                 });
             }
@@ -152,9 +160,18 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         tracing::warn!(left, stop_timeout = ?req.config.stop_timeout, "uploads still pending at the stop timeout; their data is kept and sent at the next mount (-o stop_timeout= waits longer)");
     }
     tracing::info!(%reason, "unmounting");
-    if let Err(e) = handle.unmount() {
-        // Busy: a process still has a file open there. Leave no dead mount behind.
-        if !super::checks::detach(&req.mountpoint) {
+    let unmounted = handle.unmount();
+    // Busy: a process still has a file open there. Leave no dead mount behind.
+    let detached = unmounted.is_err() && super::checks::detach(&req.mountpoint);
+    let kept = rt.block_on(fs.keep_unsent());
+    if kept > 0 {
+        tracing::warn!(
+            kept,
+            "files not uploaded before the stop are kept for the next mount"
+        );
+    }
+    if let Err(e) = unmounted {
+        if !detached {
             return Err(format!(
                 "unmount of {} failed: {e}",
                 req.mountpoint.display()
@@ -169,24 +186,11 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     Ok(())
 }
 
-/// The signals the daemon acts on (none when they cannot be installed).
-struct Signals(Option<(Signal, Signal, Signal)>);
-
-impl Signals {
-    /// Install the handlers (inside the runtime).
-    fn new() -> Self {
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(t), Ok(i), Ok(h)) => Signals(Some((t, i, h))),
-            _ => {
-                tracing::warn!("cannot install signal handlers; unmount with `cloudmount unmount`");
-                Signals(None)
-            }
-        }
-    }
+/// What the serving daemon waits for: its signals (none when they cannot be installed), and
+/// the time of the last watchdog ping, kept across waits.
+struct Events {
+    signals: Option<(Signal, Signal, Signal)>,
+    last_ping: std::time::Instant,
 }
 
 /// What ends a wait.
@@ -197,40 +201,57 @@ enum Event {
     Reload,
 }
 
-/// Wait for a signal or the end of the session. Meanwhile, pings systemd's watchdog when it
-/// asks for that.
-async fn next_event(
-    handle: &crate::fuse::MountHandle,
-    notify: &Notifier,
-    signals: &mut Signals,
-) -> Event {
-    let watchdog = Notifier::watchdog_interval().filter(|_| notify.enabled());
-    let mut last_ping = std::time::Instant::now();
-    let mut tick = || {
-        if let Some(every) = watchdog {
-            if last_ping.elapsed() >= every {
-                notify.send("WATCHDOG=1");
-                last_ping = std::time::Instant::now();
+impl Events {
+    /// Install the signal handlers (inside the runtime).
+    fn new() -> Self {
+        let signals = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(i), Ok(h)) => Some((t, i, h)),
+            _ => {
+                tracing::warn!("cannot install signal handlers; unmount with `cloudmount unmount`");
+                None
             }
+        };
+        Events {
+            signals,
+            last_ping: std::time::Instant::now(),
         }
-        handle.is_finished()
-    };
-    let Some((term, int, hup)) = signals.0.as_mut() else {
-        loop {
-            if tick() {
-                return Event::Stop("the filesystem was unmounted");
+    }
+
+    /// Wait for a signal or the end of the session. Meanwhile, pings systemd's watchdog when
+    /// it asks for that.
+    async fn next(&mut self, handle: &crate::fuse::MountHandle, notify: &Notifier) -> Event {
+        let watchdog = Notifier::watchdog_interval().filter(|_| notify.enabled());
+        let last_ping = &mut self.last_ping;
+        let mut tick = || {
+            if let Some(every) = watchdog {
+                if last_ping.elapsed() >= every {
+                    notify.send("WATCHDOG=1");
+                    *last_ping = std::time::Instant::now();
+                }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Event::Stop("SIGTERM"),
-            _ = int.recv() => return Event::Stop("SIGINT"),
-            _ = hup.recv() => return Event::Reload,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+            handle.is_finished()
+        };
+        let Some((term, int, hup)) = self.signals.as_mut() else {
+            loop {
                 if tick() {
                     return Event::Stop("the filesystem was unmounted");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => return Event::Stop("SIGTERM"),
+                _ = int.recv() => return Event::Stop("SIGINT"),
+                _ = hup.recv() => return Event::Reload,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if tick() {
+                        return Event::Stop("the filesystem was unmounted");
+                    }
                 }
             }
         }

@@ -2,14 +2,17 @@
 //! files open for writing, errors), dropping cached metadata (SIGHUP), and draining pending
 //! uploads before an unmount (SIGTERM).
 
+use super::write_ops::OpenWrite;
 use super::{CloudFs, FsError};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Counters the core keeps while serving.
 #[derive(Debug, Default)]
 pub(super) struct Activity {
+    /// Set when the daemon starts stopping: writes are refused from then on.
+    stopping: AtomicBool,
     uploads: AtomicUsize,
     errors: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -77,23 +80,26 @@ impl CloudFs {
         self.negative.clear();
     }
 
-    /// Before an unmount: upload what files still open for writing hold, then wait for
-    /// uploads in flight, all within `limit`. Returns how many uploads are still pending; their
-    /// data stays staged (and journaled) for the next mount.
+    /// Whether the daemon is stopping (writes are refused).
+    pub(super) fn is_stopping(&self) -> bool {
+        self.activity.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Before an unmount: refuse writes from now on, upload what files still open for
+    /// writing hold, then wait for uploads in flight, all within `limit`. Returns how many
+    /// uploads are still pending; their data stays staged and journaled for the next mount.
     pub async fn drain(&self, limit: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + limit;
-        let open: Vec<_> = super::lock(&self.writes)
-            .iter()
-            .map(|(ino, w)| (*ino, Arc::clone(w)))
-            .collect();
+        self.activity.stopping.store(true, Ordering::Relaxed);
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(limit)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
         let mut left = 0;
-        for (ino, w) in open {
+        for (ino, w) in self.open_writes() {
             let sent = tokio::time::timeout_at(deadline, self.upload(ino, &w)).await;
             if !matches!(sent, Ok(Ok(()))) {
                 left += 1;
-                let mut st = w.staged.lock().await;
-                st.keep();
-                tracing::warn!(key = %st.key, staged = %st.path().display(), "a file open for writing could not be uploaded before the unmount; it is kept and sent at the next mount");
+                self.keep_for_next_mount(ino, &w).await;
             }
         }
         while self.activity.uploads.load(Ordering::Relaxed) > 0
@@ -102,5 +108,44 @@ impl CloudFs {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         left + self.activity.uploads.load(Ordering::Relaxed)
+    }
+
+    /// After the unmount: journal and keep whatever files still hold that is not uploaded
+    /// (a write that raced the stop), so the next mount sends it. Returns how many.
+    pub async fn keep_unsent(&self) -> usize {
+        let mut kept = 0;
+        for (ino, w) in self.open_writes() {
+            kept += usize::from(self.keep_for_next_mount(ino, &w).await);
+        }
+        kept
+    }
+
+    fn open_writes(&self) -> Vec<(u64, Arc<OpenWrite>)> {
+        super::lock(&self.writes)
+            .iter()
+            .map(|(ino, w)| (*ino, Arc::clone(w)))
+            .collect()
+    }
+
+    /// Journal `w`'s unsent content and keep its staged file past this run; true if kept.
+    async fn keep_for_next_mount(&self, ino: u64, w: &OpenWrite) -> bool {
+        let Ok(mut st) = tokio::time::timeout(Duration::from_secs(1), w.staged.lock()).await else {
+            tracing::warn!(ino, "an upload of a file is still running at the stop; it was journaled when it started and is resumed at the next mount");
+            return false;
+        };
+        if !st.dirty || st.unlinked {
+            return false;
+        }
+        if st.dropped() > 0 {
+            tracing::error!(key = %st.key, "a streamed upload could not be finished before the stop, and its start is no longer staged (-o stream_staging_max=); this change is lost");
+            return false;
+        }
+        if let Err(e) = st.journal(&self.meta_to_store(ino)) {
+            tracing::error!(key = %st.key, staged = %st.path().display(), error = %e, "cannot journal unsent data; the staged file is kept but not resumed automatically");
+        } else {
+            tracing::warn!(key = %st.key, staged = %st.path().display(), "not uploaded before the stop; kept and sent at the next mount");
+        }
+        st.keep();
+        true
     }
 }

@@ -76,7 +76,7 @@ impl CloudFs {
     }
 
     pub(super) fn writable(&self) -> FsResult<()> {
-        if self.cfg.read_only || self.staging.is_none() {
+        if self.cfg.read_only || self.staging.is_none() || self.is_stopping() {
             return Err(FsError::ReadOnly);
         }
         Ok(())
@@ -263,6 +263,8 @@ impl CloudFs {
 
     /// Write `data` at `offset` through handle `fh`; returns the bytes written.
     pub async fn write(&self, fh: u64, offset: u64, data: bytes::Bytes) -> FsResult<u32> {
+        // Once the daemon stops, nothing new is accepted that could not be uploaded.
+        self.writable()?;
         let h = self.handle(fh)?;
         let w = match (h.write, self.open_write(h.ino)) {
             (true, Some(w)) => w,
@@ -332,7 +334,7 @@ impl CloudFs {
     }
 
     /// The POSIX attributes to store with `ino`'s next upload: what it has, with its mtime.
-    fn meta_to_store(&self, ino: u64) -> PosixMeta {
+    pub(super) fn meta_to_store(&self, ino: u64) -> PosixMeta {
         let Some(node) = self.inodes.get(ino) else {
             return PosixMeta::default();
         };

@@ -520,3 +520,43 @@ async fn dropping_the_metadata_cache_shows_changes_made_elsewhere() {
     assert_eq!(ls(&fs, ROOT_INO).await, ["a", "b"]);
     assert_eq!(fs.getattr(a).await.unwrap().0.size, 6);
 }
+
+#[tokio::test]
+async fn after_a_failed_drain_writes_are_refused_and_the_next_mount_sends_the_data() {
+    use crate::read::DiskBlockCache;
+    let dir = tempfile::tempdir().unwrap();
+    let b = Arc::new(MemoryBackend::new());
+    let open_fs = || {
+        let cache = DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap();
+        CloudFs::with_cache(b.clone(), &MountConfig::default(), Some(Arc::new(cache)))
+    };
+    let fs = open_fs();
+    let (_, o) = fs
+        .create(ROOT_INO, "late.txt", PosixMeta::default())
+        .await
+        .unwrap();
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"must survive"))
+        .await
+        .unwrap();
+    b.fail_puts(true);
+    assert_eq!(fs.drain(std::time::Duration::from_secs(2)).await, 1);
+    assert_eq!(
+        fs.write(o.fh, 12, bytes::Bytes::from_static(b"!")).await,
+        Err(FsError::ReadOnly),
+        "no write is accepted once stopping"
+    );
+    assert_eq!(
+        fs.create(ROOT_INO, "new", PosixMeta::default()).await.err(),
+        Some(FsError::ReadOnly)
+    );
+    assert_eq!(fs.keep_unsent().await, 1);
+    drop(fs);
+    b.fail_puts(false);
+    assert_eq!(object(&b, "late.txt").await, None);
+    let fs = open_fs();
+    fs.resume_uploads().await;
+    assert_eq!(
+        object(&b, "late.txt").await.as_deref(),
+        Some(&b"must survive"[..])
+    );
+}

@@ -162,3 +162,37 @@ fn sigterm_uploads_a_file_still_open_for_writing_then_unmounts() {
         "the busy mount was left behind"
     );
 }
+
+#[test]
+fn sighup_makes_the_kernel_forget_attributes_it_was_told_to_keep_for_an_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), "1").unwrap();
+    let m = MountCmd::new(
+        &format!("file://{}", src.display()),
+        &[
+            "attr_timeout=1h",
+            "entry_timeout=1h",
+            "dir_cache_timeout=1h",
+        ],
+    )
+    .mount();
+    let size = || std::fs::metadata(m.p("a")).map(|md| md.len()).unwrap_or(0);
+    assert_eq!(size(), 1);
+    std::fs::write(src.join("a"), "12345").unwrap();
+    assert_eq!(size(), 1, "the kernel keeps the attributes for an hour");
+    signal(&m.path, nix::sys::signal::Signal::SIGHUP);
+    let fresh = wait_until(Duration::from_secs(10), || size() == 5);
+    assert!(
+        fresh,
+        "size still {} after SIGHUP; log:\n{}",
+        size(),
+        m.log_text()
+    );
+    assert!(
+        m.log_text().contains("kernel caches dropped"),
+        "{}",
+        m.log_text()
+    );
+}

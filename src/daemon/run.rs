@@ -134,6 +134,7 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         backend,
         fs.clone(),
         tokio::sync::Mutex::new(()),
+        handle.kernel_cache(),
     ));
     let reason = loop {
         match rt.block_on(events.next(&handle, &notify)) {
@@ -143,9 +144,11 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
             Event::Reload => {
                 let shared = shared.clone();
                 rt.spawn(async move {
-                    let (req, backend, fs, one_at_a_time) = &*shared;
+                    let (req, backend, fs, one_at_a_time, kernel) = &*shared;
                     let _turn = one_at_a_time.lock().await;
-                    reload(req, backend, fs, &Notifier::from_env()).await
+                    if reload(req, backend, &Notifier::from_env()).await {
+                        drop_caches(fs, kernel.clone()).await;
+                    }
                 });
             }
         }
@@ -258,31 +261,44 @@ impl Events {
     }
 }
 
+/// After a reload: forget cached metadata, and make the kernel forget the attributes and
+/// names it holds too, so what changed on the server shows at once rather than after
+/// `attr_timeout`/`entry_timeout`.
+async fn drop_caches(fs: &CloudFs, kernel: Option<crate::fuse::KernelCache>) {
+    let entries = fs.drop_metadata_cache();
+    let Some(kernel) = kernel else { return };
+    let known = entries.len();
+    match tokio::task::spawn_blocking(move || kernel.forget(&entries)).await {
+        Ok(invalidated) => tracing::info!(known, invalidated, "kernel caches dropped"),
+        Err(e) => tracing::warn!(error = %e, "kernel caches not dropped"),
+    }
+}
+
 /// SIGHUP: build the backend again from freshly read credentials and, once it answers, use
-/// it for every later request; then forget cached metadata. A failure keeps the old backend.
-async fn reload(req: &MountRequest, backend: &Reloadable, fs: &CloudFs, notify: &Notifier) {
+/// it for every later request. A failure keeps the old backend. Whether it was replaced.
+async fn reload(req: &MountRequest, backend: &Reloadable, notify: &Notifier) -> bool {
     tracing::info!("SIGHUP: re-reading credentials and dropping cached metadata");
     let built = match build_backend(&req.source, &req.config) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "reload failed; the mount goes on with the credentials it had");
             notify.send(&format!("STATUS=reload failed: {e}"));
-            return;
+            return false;
         }
     };
     if let Err(e) = check_backend(built.backend.as_ref(), &built.credentials, req).await {
         tracing::error!(error = %e, "reload failed; the mount goes on with the credentials it had");
         notify.send(&format!("STATUS=reload failed: {e}"));
-        return;
+        return false;
     }
     backend.replace(built.backend);
-    fs.drop_metadata_cache();
     tracing::info!(credentials = %built.credentials, "reloaded");
     notify.send(&format!(
         "STATUS=serving {} on {} (reloaded)",
         req.source,
         req.mountpoint.display()
     ));
+    true
 }
 
 /// What the control socket answers: `key=value` lines.

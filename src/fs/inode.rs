@@ -210,6 +210,16 @@ impl InodeTable {
         }
     }
 
+    /// Every inode but the root as (inode, parent, name).
+    pub fn entries(&self) -> Vec<(u64, u64, String)> {
+        self.lock()
+            .nodes
+            .values()
+            .filter(|n| n.ino != ROOT_INO)
+            .map(|n| (n.ino, n.parent, n.name.clone()))
+            .collect()
+    }
+
     /// Forget the name `name` in `parent` (the object is gone); the inode stays until forgotten.
     pub fn unlink(&self, parent: u64, name: &str) {
         let mut inner = self.lock();

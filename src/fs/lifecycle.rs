@@ -73,11 +73,13 @@ impl CloudFs {
     }
 
     /// Forget every cached attribute, listing and missing name, so the next use asks the store
-    /// (SIGHUP). Open files and staged writes are untouched.
-    pub fn drop_metadata_cache(&self) {
+    /// (SIGHUP). Open files and staged writes are untouched. Returns the names the kernel may
+    /// still hold, `(inode, parent, name)`, for the caller to invalidate there too.
+    pub fn drop_metadata_cache(&self) -> Vec<(u64, u64, String)> {
         self.inodes.expire_all();
         self.dirs.clear();
         self.negative.clear();
+        self.inodes.entries()
     }
 
     /// Whether the daemon is stopping (writes are refused).

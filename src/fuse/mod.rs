@@ -6,7 +6,7 @@ mod passthrough;
 mod session;
 
 pub use passthrough::{Passthrough, Served};
-pub use session::{mount, tune_read_ahead, MountHandle, KERNEL_READ_AHEAD_KB};
+pub use session::{mount, tune_read_ahead, KernelCache, MountHandle, KERNEL_READ_AHEAD_KB};
 
 use crate::backend::PosixMeta;
 use crate::fs::{Access, Attr, CloudFs, DirReplier, FsError, Kind};

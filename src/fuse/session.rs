@@ -19,6 +19,11 @@ impl MountHandle {
         self.session.as_ref().is_none_or(|s| s.guard.is_finished())
     }
 
+    /// A way to make the kernel forget what it cached of this mount (`None` once it ended).
+    pub fn kernel_cache(&self) -> Option<KernelCache> {
+        self.session.as_ref().map(|s| KernelCache(s.notifier()))
+    }
+
     /// Unmount and wait for the session to end.
     pub fn unmount(mut self) -> std::io::Result<()> {
         match self.session.take() {
@@ -32,6 +37,28 @@ impl MountHandle {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// Sends the kernel FUSE invalidations for a mounted session.
+#[derive(Debug, Clone)]
+pub struct KernelCache(fuser::Notifier);
+
+impl KernelCache {
+    /// Make the kernel forget the attributes of each inode and the name that leads to it,
+    /// `(inode, parent, name)`, so the next use asks the daemon. Blocking (writes to
+    /// `/dev/fuse`); entries the kernel does not hold are skipped. Returns how many it took.
+    pub fn forget(&self, entries: &[(u64, u64, String)]) -> usize {
+        let mut taken = 0;
+        for (ino, parent, name) in entries {
+            let entry = self
+                .0
+                .inval_entry(fuser::INodeNo(*parent), std::ffi::OsStr::new(name));
+            // Offset -1: attributes only; the page cache follows the entity tag at open.
+            let attrs = self.0.inval_inode(fuser::INodeNo(*ino), -1, 0);
+            taken += usize::from(entry.is_ok() || attrs.is_ok());
+        }
+        taken
     }
 }
 

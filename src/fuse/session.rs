@@ -56,6 +56,9 @@ impl KernelCache {
                 .inval_entry(fuser::INodeNo(*parent), std::ffi::OsStr::new(name));
             // Offset -1: attributes only; the page cache follows the entity tag at open.
             let attrs = self.0.inval_inode(fuser::INodeNo(*ino), -1, 0);
+            if let (Err(e), Err(a)) = (&entry, &attrs) {
+                tracing::debug!(ino, %name, entry = %e, attrs = %a, "kernel invalidation refused");
+            }
             taken += usize::from(entry.is_ok() || attrs.is_ok());
         }
         taken

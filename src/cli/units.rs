@@ -94,11 +94,8 @@ impl MountSpec {
                 "unknown option {u:?}; `cloudmount mount --help` and docs/options.md list every option"
             ));
         }
-        let mut cfg = cloudmount::config::MountConfig::default();
-        if !kept.is_empty() {
-            if let Err(e) = cloudmount::config::apply_option_list(&mut cfg, &kept.join(",")) {
-                out.push(e.to_string());
-            }
+        if let Err(e) = self.config() {
+            out.push(e);
         }
         if on_this_host {
             for (name, value) in kept.iter().filter_map(|o| o.split_once('=')) {
@@ -134,10 +131,20 @@ impl MountSpec {
     /// The stop timeout the units give systemd: the daemon's `stop_timeout`, and a minute for
     /// the unmount and the cache writes that follow it.
     fn stop_timeout(&self) -> Duration {
+        let cfg = self.config().unwrap_or_default();
+        cfg.stop_timeout.saturating_add(Duration::from_secs(60))
+    }
+
+    /// The daemon's configuration from the options (the ones mount(8) and systemd read left
+    /// out); an error names the first option that does not parse.
+    fn config(&self) -> Result<cloudmount::config::MountConfig, String> {
         let (kept, _) = split_options(&self.option_list(), &known_option);
         let mut cfg = cloudmount::config::MountConfig::default();
-        let _ = cloudmount::config::apply_option_list(&mut cfg, &kept.join(","));
-        cfg.stop_timeout.saturating_add(Duration::from_secs(60))
+        if !kept.is_empty() {
+            cloudmount::config::apply_option_list(&mut cfg, &kept.join(","))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(cfg)
     }
 
     /// The unit `systemctl enable` (or the generator's wants link) names.
@@ -173,7 +180,7 @@ impl MountSpec {
                 .replace("@SOURCE@", &specifiers(&self.source))
                 .replace("@MOUNTPOINT@", &mp)
                 .replace("@TIMEOUT_STOP@", &timeout)
-                .replace("WantedBy=", &format!("{}=", self.install_word()))
+                .replace("@WANTED_BY@", self.install_word())
         };
         let mut units = Vec::new();
         if self.is_automount() || self.mount_unit {

@@ -1,8 +1,8 @@
 //! `cloudmount unmount MOUNTPOINT [--lazy]` and `cloudmount unmount --all [--lazy]`.
 
 use clap::Args;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use cloudmount::daemon::unmount_path;
+use std::path::PathBuf;
 
 /// Arguments of `unmount`.
 #[derive(Debug, Args)]
@@ -24,7 +24,7 @@ pub fn run(args: UnmountArgs) -> Result<(), String> {
         let mounts = cloudmount::daemon::cloudmount_mounts();
         let mut errors = Vec::new();
         for (mp, source) in mounts.iter().rev() {
-            match unmount(mp, args.lazy) {
+            match unmount_path(mp, args.lazy) {
                 Ok(()) => println!("unmounted {source} from {}", mp.display()),
                 Err(e) => errors.push(e),
             }
@@ -50,38 +50,5 @@ pub fn run(args: UnmountArgs) -> Result<(), String> {
             mp.display()
         ));
     }
-    unmount(&mp, args.lazy)
-}
-
-/// Unmount `mp`: directly as root, through fusermount3 otherwise.
-fn unmount(mp: &Path, lazy: bool) -> Result<(), String> {
-    if nix::unistd::geteuid().is_root() {
-        let flags = if lazy {
-            nix::mount::MntFlags::MNT_DETACH
-        } else {
-            nix::mount::MntFlags::empty()
-        };
-        return nix::mount::umount2(mp, flags).map_err(|e| match e {
-            nix::errno::Errno::EBUSY => format!(
-                "{} is busy (a process has a file open or its working directory there); \
-                 close it or use --lazy",
-                mp.display()
-            ),
-            e => format!("unmount of {} failed: {e}", mp.display()),
-        });
-    }
-    let mut cmd = Command::new("fusermount3");
-    cmd.arg(if lazy { "-uz" } else { "-u" }).arg(mp);
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run fusermount3 (install fuse3): {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "fusermount3 failed on {}: {}",
-            mp.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    unmount_path(&mp, args.lazy)
 }

@@ -56,19 +56,41 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
 /// whether that was done.
 fn clear_stale(path: &Path) -> bool {
     let ours = cloudmount_mounts().iter().any(|(mp, _)| mp == path);
-    ours && detach(path)
+    ours && unmount_path(path, true).is_ok()
 }
 
-/// Detach the mount on `path` now, even if busy (`umount -l`; `fusermount3 -uz` for users).
-pub fn detach(path: &Path) -> bool {
+/// Unmount `path`: directly as root, through fusermount3 otherwise. `lazy` detaches it now
+/// even if busy (`umount -l`, `fusermount3 -uz`), which also clears a dead mount.
+pub fn unmount_path(path: &Path, lazy: bool) -> Result<(), String> {
     if nix::unistd::geteuid().is_root() {
-        return nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_ok();
+        let flags = if lazy {
+            nix::mount::MntFlags::MNT_DETACH
+        } else {
+            nix::mount::MntFlags::empty()
+        };
+        return nix::mount::umount2(path, flags).map_err(|e| match e {
+            nix::errno::Errno::EBUSY => format!(
+                "{} is busy (a process has a file open or its working directory there); \
+                 close it or use --lazy",
+                path.display()
+            ),
+            e => format!("unmount of {} failed: {e}", path.display()),
+        });
     }
-    std::process::Command::new("fusermount3")
-        .arg("-uz")
+    let out = std::process::Command::new("fusermount3")
+        .arg(if lazy { "-uz" } else { "-u" })
         .arg(path)
         .output()
-        .is_ok_and(|o| o.status.success())
+        .map_err(|e| format!("cannot run fusermount3 (install fuse3): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "fusermount3 failed on {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// The source of the FUSE mount on `path` in this mount namespace (`/proc/self/mountinfo`),

@@ -4,12 +4,16 @@
 mod checks;
 mod control;
 mod daemonize;
+mod events;
 mod logging;
 mod names;
 mod notify;
+mod reload;
 mod run;
 
-pub use checks::{check_allow_other, check_mountpoint, cloudmount_mounts, fuse_mount_source};
+pub use checks::{
+    check_allow_other, check_mountpoint, cloudmount_mounts, fuse_mount_source, unmount_path,
+};
 pub use control::query_status;
 pub use daemonize::{daemonize, Readiness};
 pub use logging::{default_log_file, init_logging};

@@ -2,7 +2,9 @@
 //! answers, report readiness, then serve until SIGTERM/SIGINT or an external unmount.
 
 use super::daemonize::Readiness;
+use super::events::{Event, Events};
 use super::notify::Notifier;
+use super::reload::Reloader;
 use crate::backend::{build_backend, Backend, BackendError, Reloadable};
 use crate::config::{MountConfig, Source};
 use crate::fs::CloudFs;
@@ -10,7 +12,6 @@ use crate::read::DiskBlockCache;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// What to mount where, and how.
 #[derive(Debug, Clone)]
@@ -129,35 +130,28 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         req.source,
         req.mountpoint.display()
     ));
-    let shared = Arc::new((
-        req.clone(),
+    let reloader = Arc::new(Reloader {
+        req: req.clone(),
         backend,
-        fs.clone(),
-        tokio::sync::Mutex::new(()),
-        handle.kernel_cache(),
-    ));
+        fs: fs.clone(),
+        kernel: handle.kernel_cache(),
+        turn: tokio::sync::Mutex::new(()),
+    });
     let reason = loop {
         match rt.block_on(events.next(&handle, &notify)) {
             Event::Stop(reason) => break reason,
-            // Apart, so the watchdog is fed while the new credentials are tried; one at a
-            // time, so the last SIGHUP's credentials are the ones that stay.
+            // Apart, so the watchdog is fed while the new credentials are tried.
             Event::Reload => {
-                let shared = shared.clone();
-                rt.spawn(async move {
-                    let (req, backend, fs, one_at_a_time, kernel) = &*shared;
-                    let _turn = one_at_a_time.lock().await;
-                    if reload(req, backend, &Notifier::from_env()).await {
-                        drop_caches(fs, kernel.clone()).await;
-                    }
-                });
+                let reloader = reloader.clone();
+                rt.spawn(async move { reloader.run().await });
             }
         }
     };
-    let pending = fs.stats().open_for_writing + fs.stats().uploads_in_flight;
+    let stats = fs.stats();
     notify.send(&format!(
         "STOPPING=1\nSTATUS=sending pending uploads, then unmounting ({reason})"
     ));
-    tracing::info!(%reason, pending, "stopping");
+    tracing::info!(%reason, pending = stats.open_for_writing + stats.uploads_in_flight, "stopping");
     let left = rt.block_on(fs.drain(req.config.stop_timeout));
     if left > 0 {
         tracing::warn!(left, stop_timeout = ?req.config.stop_timeout, "uploads still pending at the stop timeout; their data is kept and sent at the next mount (-o stop_timeout= waits longer)");
@@ -165,7 +159,7 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     tracing::info!(%reason, "unmounting");
     let unmounted = handle.unmount();
     // Busy: a process still has a file open there. Leave no dead mount behind.
-    let detached = unmounted.is_err() && super::checks::detach(&req.mountpoint);
+    let detached = unmounted.is_err() && super::checks::unmount_path(&req.mountpoint, true).is_ok();
     let kept = rt.block_on(fs.keep_unsent());
     if kept > 0 {
         tracing::warn!(
@@ -187,118 +181,6 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     }
     tracing::info!("unmounted");
     Ok(())
-}
-
-/// What the serving daemon waits for: its signals (none when they cannot be installed), and
-/// the time of the last watchdog ping, kept across waits.
-struct Events {
-    signals: Option<(Signal, Signal, Signal)>,
-    last_ping: std::time::Instant,
-}
-
-/// What ends a wait.
-enum Event {
-    /// SIGTERM, SIGINT or the end of the session; says which.
-    Stop(&'static str),
-    /// SIGHUP.
-    Reload,
-}
-
-impl Events {
-    /// Install the signal handlers (inside the runtime).
-    fn new() -> Self {
-        let signals = match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(t), Ok(i), Ok(h)) => Some((t, i, h)),
-            _ => {
-                tracing::warn!("cannot install signal handlers; unmount with `cloudmount unmount`");
-                None
-            }
-        };
-        Events {
-            signals,
-            last_ping: std::time::Instant::now(),
-        }
-    }
-
-    /// Wait for a signal or the end of the session. Meanwhile, pings systemd's watchdog when
-    /// it asks for that.
-    async fn next(&mut self, handle: &crate::fuse::MountHandle, notify: &Notifier) -> Event {
-        let watchdog = Notifier::watchdog_interval().filter(|_| notify.enabled());
-        let last_ping = &mut self.last_ping;
-        let mut tick = || {
-            if let Some(every) = watchdog {
-                if last_ping.elapsed() >= every {
-                    notify.send("WATCHDOG=1");
-                    *last_ping = std::time::Instant::now();
-                }
-            }
-            handle.is_finished()
-        };
-        let Some((term, int, hup)) = self.signals.as_mut() else {
-            loop {
-                if tick() {
-                    return Event::Stop("the filesystem was unmounted");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = term.recv() => return Event::Stop("SIGTERM"),
-                _ = int.recv() => return Event::Stop("SIGINT"),
-                _ = hup.recv() => return Event::Reload,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    if tick() {
-                        return Event::Stop("the filesystem was unmounted");
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// After a reload: forget cached metadata, and make the kernel forget the attributes and
-/// names it holds too, so what changed on the server shows at once rather than after
-/// `attr_timeout`/`entry_timeout`.
-async fn drop_caches(fs: &CloudFs, kernel: Option<crate::fuse::KernelCache>) {
-    let entries = fs.drop_metadata_cache();
-    let Some(kernel) = kernel else { return };
-    let known = entries.len();
-    match tokio::task::spawn_blocking(move || kernel.forget(&entries)).await {
-        Ok(invalidated) => tracing::info!(known, invalidated, "kernel caches dropped"),
-        Err(e) => tracing::warn!(error = %e, "kernel caches not dropped"),
-    }
-}
-
-/// SIGHUP: build the backend again from freshly read credentials and, once it answers, use
-/// it for every later request. A failure keeps the old backend. Whether it was replaced.
-async fn reload(req: &MountRequest, backend: &Reloadable, notify: &Notifier) -> bool {
-    tracing::info!("SIGHUP: re-reading credentials and dropping cached metadata");
-    let built = match build_backend(&req.source, &req.config) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "reload failed; the mount goes on with the credentials it had");
-            notify.send(&format!("STATUS=reload failed: {e}"));
-            return false;
-        }
-    };
-    if let Err(e) = check_backend(built.backend.as_ref(), &built.credentials, req).await {
-        tracing::error!(error = %e, "reload failed; the mount goes on with the credentials it had");
-        notify.send(&format!("STATUS=reload failed: {e}"));
-        return false;
-    }
-    backend.replace(built.backend);
-    tracing::info!(credentials = %built.credentials, "reloaded");
-    notify.send(&format!(
-        "STATUS=serving {} on {} (reloaded)",
-        req.source,
-        req.mountpoint.display()
-    ));
-    true
 }
 
 /// What the control socket answers: `key=value` lines.
@@ -365,7 +247,7 @@ fn open_cache(req: &MountRequest) -> Result<Option<Arc<DiskBlockCache>>, String>
 
 /// Prove before mounting that the store answers, the bucket exists and the keys are accepted.
 /// `credentials` says where the keys came from, so a refusal names the file to fix.
-async fn check_backend(
+pub(super) async fn check_backend(
     backend: &dyn Backend,
     credentials: &str,
     req: &MountRequest,

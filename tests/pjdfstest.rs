@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::S3Server;
 
 /// Passing tests measured when the expected-failure list was made; raise it, never lower it.
-const MIN_PASSED: usize = 155;
+const MIN_PASSED: usize = 160;
 
 fn pjdfstest_bin() -> std::path::PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
@@ -93,34 +93,34 @@ fn pjdfstest_passes_except_the_listed_object_storage_limits() {
     let report =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pjdfstest-output.txt");
     let _ = std::fs::write(&report, &text);
-    let count = |word: &str| {
+    let lines = |word: &str| -> Vec<&str> {
         text.lines()
             .filter(|l| l.trim_end().ends_with(word))
-            .count()
+            .collect()
     };
-    let (passed, failed, expected_failed, surprise) = (
-        count(" ok"),
-        count(" FAILED"),
-        count("failed as expected"),
-        count("PASSED UNEXPECTEDLY"),
+    let (passed, failures, expected_failed, surprises) = (
+        lines(" ok").len(),
+        lines(" FAILED"),
+        lines("failed as expected").len(),
+        lines("PASSED UNEXPECTEDLY"),
     );
     println!(
-        "pjdfstest: {passed} passed, {expected_failed} failed as expected, {failed} failed, \
-         {surprise} passed unexpectedly"
+        "pjdfstest: {passed} passed, {expected_failed} failed as expected, {} failed, \
+         {} passed unexpectedly",
+        failures.len(),
+        surprises.len()
     );
-    let failures: Vec<&str> = text
-        .lines()
-        .filter(|l| l.trim_end().ends_with(" FAILED"))
-        .collect();
+    // The names first: a CI log may keep only the start of a long message.
     assert!(
         failures.is_empty(),
         "unexpected failures:\n{}\n\n{text}",
         failures.join("\n")
     );
-    assert_eq!(
-        surprise, 0,
+    assert!(
+        surprises.is_empty(),
         "cases listed as expected failures passed: remove them from \
-         tests/pjdfstest/expected-failures.txt and raise MIN_PASSED\n{text}"
+         tests/pjdfstest/expected-failures.txt and raise MIN_PASSED:\n{}\n\n{text}",
+        surprises.join("\n")
     );
     assert!(
         passed >= MIN_PASSED,

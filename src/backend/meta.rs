@@ -1,7 +1,9 @@
 //! POSIX attributes stored as object metadata, with s3fs's names so that a bucket written by
 //! s3fs shows the same modes, owners and times through cloudmount, and the reverse:
-//! `mode` (decimal `st_mode`, file type bits included), `uid`, `gid` and `mtime` (seconds since
-//! the epoch). On S3 they travel as `x-amz-meta-<name>` headers, on Azure as `x-ms-meta-<name>`.
+//! `mode` (decimal `st_mode`, file type bits included), `uid`, `gid`, `mtime` and `ctime`
+//! (seconds since the epoch, with nanoseconds after a dot when there are any, as s3fs writes
+//! them since 1.89; whole seconds are read too). On S3 they travel as `x-amz-meta-<name>`
+//! headers, on Azure as `x-ms-meta-<name>`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +15,8 @@ pub const UID: &str = "uid";
 pub const GID: &str = "gid";
 /// Modification time.
 pub const MTIME: &str = "mtime";
+/// Status change time (chmod, chown, utimes and every content change move it).
+pub const CTIME: &str = "ctime";
 
 /// The POSIX attributes an object carries; each may be missing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +29,8 @@ pub struct PosixMeta {
     pub gid: Option<u32>,
     /// Modification time.
     pub mtime: Option<SystemTime>,
+    /// Status change time; when missing, the modification time stands in.
+    pub ctime: Option<SystemTime>,
 }
 
 impl PosixMeta {
@@ -43,14 +49,8 @@ impl PosixMeta {
                 MODE => m.mode = value.parse().ok(),
                 UID => m.uid = value.parse().ok(),
                 GID => m.gid = value.parse().ok(),
-                MTIME => {
-                    // s3fs writes whole seconds; some tools write fractions.
-                    m.mtime = value
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(|s| UNIX_EPOCH + Duration::from_secs_f64(s));
-                }
+                MTIME => m.mtime = parse_time(value),
+                CTIME => m.ctime = parse_time(value),
                 _ => {}
             }
         }
@@ -70,8 +70,10 @@ impl PosixMeta {
             out.push((GID, v.to_string()));
         }
         if let Some(t) = self.mtime {
-            let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            out.push((MTIME, secs.to_string()));
+            out.push((MTIME, format_time(t)));
+        }
+        if let Some(t) = self.ctime {
+            out.push((CTIME, format_time(t)));
         }
         out
     }
@@ -83,7 +85,35 @@ impl PosixMeta {
             uid: other.uid.or(self.uid),
             gid: other.gid.or(self.gid),
             mtime: other.mtime.or(self.mtime),
+            ctime: other.ctime.or(self.ctime),
         }
+    }
+}
+
+/// `SECONDS[.FRACTION]` since the epoch, exactly to the nanosecond (a float would lose the
+/// last digits, and a time that moves between reads looks like a change).
+fn parse_time(value: &str) -> Option<SystemTime> {
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = secs.parse().ok()?;
+    // Digits past the ninth are below a nanosecond.
+    let nanos = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// The form [`parse_time`] reads: whole seconds, then `.` and nine digits when there are
+/// nanoseconds. Times before the epoch are stored as 0.
+fn format_time(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    match d.subsec_nanos() {
+        0 => d.as_secs().to_string(),
+        n => format!("{}.{n:09}", d.as_secs()),
     }
 }
 
@@ -109,6 +139,31 @@ mod tests {
         let pairs = m.to_pairs();
         let back = PosixMeta::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn times_keep_their_nanoseconds() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        let m = PosixMeta {
+            mtime: Some(t),
+            ctime: Some(t + Duration::from_nanos(1)),
+            ..PosixMeta::default()
+        };
+        let pairs = m.to_pairs();
+        assert!(pairs.contains(&(MTIME, "1700000000.123456789".to_string())));
+        let back = PosixMeta::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        assert_eq!(back, m, "exact to the nanosecond after a round trip");
+        let read = |v: &str| PosixMeta::from_pairs([("ctime", v)]).ctime;
+        let at = |s, n| Some(UNIX_EPOCH + Duration::new(s, n));
+        assert_eq!(read("12.5"), at(12, 500_000_000));
+        assert_eq!(
+            read("12.0000000019"),
+            at(12, 1),
+            "digits past nanoseconds are dropped"
+        );
+        assert_eq!(read("12."), at(12, 0));
+        assert_eq!(read("12.x"), None);
+        assert_eq!(read("1e9"), None);
     }
 
     #[test]

@@ -69,8 +69,10 @@ pub struct Attr {
     pub kind: Kind,
     /// Size in bytes.
     pub size: u64,
-    /// Modification (and change, and access) time.
+    /// Modification (and access) time.
     pub mtime: SystemTime,
+    /// Status change time.
+    pub ctime: SystemTime,
     /// Permission bits.
     pub perm: u16,
     /// Owner.
@@ -119,11 +121,13 @@ impl AttrPolicy {
             Kind::Symlink => 0o777,
         };
         let m = &stat.meta;
+        let mtime = m.mtime.unwrap_or(stat.mtime);
         Attr {
             ino,
             kind,
             size: if kind == Kind::Dir { 0 } else { stat.size },
-            mtime: m.mtime.unwrap_or(stat.mtime),
+            mtime,
+            ctime: m.ctime.unwrap_or(mtime),
             perm: m.mode.map_or(default_perm, |mode| (mode & 0o7777) as u16),
             uid: m.uid.unwrap_or(self.uid),
             gid: m.gid.unwrap_or(self.gid),

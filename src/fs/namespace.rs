@@ -53,6 +53,7 @@ impl CloudFs {
             let mut stat = node.stat;
             stat.mtime = now;
             stat.meta.mtime = Some(now);
+            stat.meta.ctime = Some(now);
             self.inodes.refresh(ino, stat, node.expires);
         }
     }

@@ -115,13 +115,34 @@ impl CloudFs {
             handles: AtomicU64::new(1),
         });
         // Another open may have staged the file meanwhile: join it (ours is dropped).
-        let mut writes = lock(&self.writes);
-        if let Some(w) = writes.get(&node.ino) {
-            w.handles.fetch_add(1, Ordering::Relaxed);
-            return Ok(w.clone());
+        let joined = {
+            let mut writes = lock(&self.writes);
+            match writes.get(&node.ino) {
+                Some(w) => {
+                    w.handles.fetch_add(1, Ordering::Relaxed);
+                    Some(w.clone())
+                }
+                None => {
+                    writes.insert(node.ino, fresh.clone());
+                    None
+                }
+            }
+        };
+        match joined {
+            Some(w) => {
+                if truncate {
+                    self.truncate_staged(node.ino, &w, 0).await?;
+                }
+                Ok(w)
+            }
+            None => {
+                if truncate {
+                    // O_TRUNC moves mtime and ctime, even of an empty file (as on Linux).
+                    self.touch(node.ino, 0);
+                }
+                Ok(fresh)
+            }
         }
-        writes.insert(node.ino, fresh.clone());
-        Ok(fresh)
     }
 
     async fn truncate_staged(&self, ino: u64, w: &OpenWrite, size: u64) -> FsResult<()> {
@@ -138,7 +159,7 @@ impl CloudFs {
         Ok(())
     }
 
-    /// The inode's size and mtime after a local change (a stored mtime gives way to now).
+    /// The inode's size and times after a local change (stored times give way to now).
     fn touch(&self, ino: u64, size: u64) {
         if let Some(node) = self.inodes.get(ino) {
             let stat = Stat {
@@ -147,6 +168,7 @@ impl CloudFs {
                 etag: node.stat.etag,
                 meta: PosixMeta {
                     mtime: None,
+                    ctime: None,
                     ..node.stat.meta
                 },
             };
@@ -333,20 +355,23 @@ impl CloudFs {
         self.flush(fh).await
     }
 
-    /// The POSIX attributes to store with `ino`'s next upload: what it has, with its mtime.
+    /// The POSIX attributes to store with `ino`'s next upload: what it has, with its times.
     pub(super) fn meta_to_store(&self, ino: u64) -> PosixMeta {
         let Some(node) = self.inodes.get(ino) else {
             return PosixMeta::default();
         };
+        let mtime = node.stat.meta.mtime.unwrap_or(node.stat.mtime);
         PosixMeta {
-            mtime: Some(node.stat.meta.mtime.unwrap_or(node.stat.mtime)),
+            mtime: Some(mtime),
+            ctime: Some(node.stat.meta.ctime.unwrap_or(mtime)),
             ..node.stat.meta
         }
     }
 
-    /// Set mode, owner or mtime of `ino` (chmod, chown, utimens). A file's attributes go to the
-    /// store with its content: at the next upload when it is open for writing, else by
-    /// uploading it again now. A directory keeps them in the mount only.
+    /// Set mode, owner or mtime of `ino` (chmod, chown, utimens); each also moves its ctime to
+    /// now. A file's attributes go to the store with its content: at the next upload when it
+    /// is open for writing, else by uploading it again now. A directory's go on its marker
+    /// object, or stay in the mount where the store keeps no markers.
     pub async fn set_attrs(&self, ino: u64, change: PosixMeta) -> FsResult<()> {
         if change.is_empty() {
             return Ok(());
@@ -360,6 +385,7 @@ impl CloudFs {
                 let kind_bits = node.kind.type_bits();
                 (stat.meta.mode.unwrap_or(kind_bits) & libc::S_IFMT) | (m & 0o7777)
             }),
+            ctime: Some(SystemTime::now()),
             ..change
         });
         self.inodes.refresh(ino, stat, self.expiry());

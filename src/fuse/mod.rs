@@ -52,7 +52,7 @@ fn file_attr(a: &Attr) -> FileAttr {
         blocks: a.size.div_ceil(512),
         atime: a.mtime,
         mtime: a.mtime,
-        ctime: a.mtime,
+        ctime: a.ctime,
         crtime: a.mtime,
         kind: file_type(a.kind),
         perm: a.perm,
@@ -84,7 +84,6 @@ fn errno(fs: &CloudFs, op: &str, e: &FsError) -> Errno {
     Errno::from_i32(e.errno())
 }
 
-/// Name bytes as UTF-8; object keys are UTF-8, so other names cannot exist.
 /// The attributes of something `req`'s caller creates with `mode`.
 fn creator(req: &Request, mode: u32) -> PosixMeta {
     PosixMeta {
@@ -92,6 +91,7 @@ fn creator(req: &Request, mode: u32) -> PosixMeta {
         uid: Some(req.uid()),
         gid: Some(req.gid()),
         mtime: None,
+        ctime: None,
     }
 }
 
@@ -311,6 +311,8 @@ impl Filesystem for FuseAdapter {
                 TimeOrNow::SpecificTime(t) => t,
                 TimeOrNow::Now => SystemTime::now(),
             }),
+            // The core moves ctime with every change.
+            ctime: None,
         };
         let (fs, span) = (
             self.fs.clone(),

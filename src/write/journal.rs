@@ -94,6 +94,7 @@ mod tests {
                 uid: Some(7),
                 gid: None,
                 mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
+                ctime: Some(std::time::UNIX_EPOCH + std::time::Duration::new(1_600_000_001, 5)),
             },
             base: Some(("\"abc-3\"".into(), Ranges::from_range(5..10))),
         };

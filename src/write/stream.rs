@@ -153,6 +153,7 @@ impl Streamer {
                         self.upload = Some((staged.key.clone(), u));
                         self.meta = PosixMeta {
                             mtime: None,
+                            ctime: None,
                             ..meta.clone()
                         };
                     }
@@ -230,6 +231,7 @@ impl Streamer {
     ) -> Option<Result<ObjectInfo, BackendError>> {
         let same_meta = PosixMeta {
             mtime: None,
+            ctime: None,
             ..meta.clone()
         } == self.meta;
         if (key != staged.key || !same_meta) && staged.dropped() == 0 {

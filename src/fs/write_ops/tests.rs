@@ -274,12 +274,17 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         uid: Some(1234),
         gid: Some(99),
         mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
+        ctime: None,
     };
     b.insert_with_meta("theirs", b"data".to_vec(), written_by_s3fs.clone());
     let fs = fs(&b);
     let a = fs.lookup(ROOT_INO, "theirs").await.unwrap().attr;
     assert_eq!((a.perm, a.uid, a.gid), (0o640, 1234, 99));
     assert_eq!(a.mtime, written_by_s3fs.mtime.unwrap());
+    assert_eq!(
+        a.ctime, a.mtime,
+        "without a stored ctime, the mtime stands in"
+    );
 
     // Created through the mount: mode and owner of the creator are stored.
     let mine = PosixMeta {
@@ -287,6 +292,7 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         uid: Some(42),
         gid: Some(43),
         mtime: None,
+        ctime: None,
     };
     let (e, o) = fs.create(ROOT_INO, "mine", mine).await.unwrap();
     assert_eq!(e.attr.perm, 0o600);
@@ -310,7 +316,9 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         uid: Some(7),
         gid: None,
         mtime: Some(when),
+        ctime: None,
     };
+    let before = std::time::SystemTime::now();
     fs.set_attrs(ino, change).await.unwrap();
     let stored = b.head("theirs").await.unwrap().meta;
     assert_eq!(stored.mode, Some(0o100755), "file type bits kept");
@@ -321,6 +329,38 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
     assert_eq!(object(&b, "theirs").await.unwrap(), b"data");
     let a = fs.getattr(ino).await.unwrap().0;
     assert_eq!((a.perm, a.uid, a.mtime), (0o755, 7, when));
+    assert!(
+        a.ctime >= before,
+        "chmod/chown/utimens move the ctime to now"
+    );
+    assert_eq!(stored.ctime, Some(a.ctime), "and it is stored, exactly");
+
+    // A change of content moves both times; the stored times are the ones shown.
+    let o = fs
+        .open(ino, Access::Write { truncate: false })
+        .await
+        .unwrap();
+    let before = std::time::SystemTime::now();
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"DATA"))
+        .await
+        .unwrap();
+    fs.release(o.fh).await;
+    let a = fs.getattr(ino).await.unwrap().0;
+    assert!(a.mtime >= before && a.ctime == a.mtime, "{a:?}");
+    let stored = b.head("theirs").await.unwrap().meta;
+    assert_eq!((stored.mtime, stored.ctime), (Some(a.mtime), Some(a.ctime)));
+
+    // O_TRUNC moves them too, although the stored mtime was set by the last upload.
+    let was = a.mtime;
+    let o = fs
+        .open(ino, Access::Write { truncate: true })
+        .await
+        .unwrap();
+    fs.release(o.fh).await;
+    let a = fs.getattr(ino).await.unwrap().0;
+    assert_eq!(a.size, 0);
+    assert!(a.mtime > was && a.ctime == a.mtime, "{a:?} after {was:?}");
+    assert_eq!(b.head("theirs").await.unwrap().meta.mtime, Some(a.mtime));
 }
 
 #[tokio::test]
@@ -371,6 +411,7 @@ async fn symlinks_are_stored_as_s3fs_stores_them_and_stay_links_after_a_listing(
         uid: Some(5),
         gid: Some(6),
         mtime: None,
+        ctime: None,
     };
     let e = fs
         .symlink(ROOT_INO, "link", b"dir/target.txt", me.clone())

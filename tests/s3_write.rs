@@ -431,6 +431,17 @@ fn modes_owners_and_times_are_stored_like_s3fs() {
         Some("1700000000"),
         "{meta:?}"
     );
+    // chmod and utimens moved the ctime to now, stored to the nanosecond (s3fs's form).
+    let ctime: f64 = meta
+        .get("ctime")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no ctime: {meta:?}"));
+    assert!(ctime > 1_700_000_000.0, "{meta:?}");
+    assert_eq!(
+        ok(&format!("stat -c %Z {mnt}/new")).trim(),
+        (ctime as u64).to_string(),
+        "the ctime shown is the one stored"
+    );
     assert_eq!(
         meta.get("uid").map(String::as_str),
         Some("0"),

@@ -89,3 +89,59 @@ fn status_reports_each_mount_and_unmount_all_unmounts_them() {
     assert_eq!(read("left.txt"), "", "mounts left after unmount --all");
     assert!(!read("after.txt").contains(&d), "{}", read("after.txt"));
 }
+
+const KILLED: &str = r#"
+B=$1; D=$2
+trap '"$B" unmount --lazy "$D/m" 2>/dev/null' EXIT
+mkdir -p "$D/s" "$D/m"
+"$B" mount "file://$D/s" "$D/m" -o "cache=$D/c,log_file=$D/l" || exit 10
+S="/run/cloudmount/$(systemd-escape --path "$D/m").sock"
+test -S "$S" || exit 11
+# Other tests' mounts may have been copied into this namespace: take this mount's pid.
+PID=$("$B" status --raw | awk -v mp="mountpoint=$D/m" '$0 == mp {f = 1} f && /^pid=/ {sub("pid=", ""); print; exit}')
+[ -n "$PID" ] || exit 12
+kill -9 "$PID"
+for i in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.05; done
+"$B" status > "$D/status.txt" 2>&1
+"$B" unmount --lazy "$D/m" > "$D/unmount.txt" 2>&1 || exit 13
+test -e "$S" && exit 14
+grep -qF " $D/m " /proc/self/mountinfo && exit 15
+exit 0
+"#;
+
+#[test]
+fn a_killed_daemon_shows_as_silent_and_unmount_clears_its_mount_and_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let out = harness::run_bounded(
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "bash",
+                "-c",
+                KILLED,
+                "killed-test",
+            ])
+            .arg(harness::bin())
+            .arg(&d),
+        Duration::from_secs(120),
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+    // Exit 14: the socket of the killed daemon was left in /run/cloudmount.
+    assert!(
+        out.status.success(),
+        "{out:?}\nstatus: {}\nunmount: {}\nlog:\n{}",
+        read("status.txt"),
+        read("unmount.txt"),
+        read("l")
+    );
+    let status = read("status.txt");
+    assert!(
+        status.contains(&format!(
+            "file://{d}/s on {d}/m\n  no answer from the daemon"
+        )),
+        "{status}"
+    );
+}

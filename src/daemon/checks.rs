@@ -60,8 +60,15 @@ fn clear_stale(path: &Path) -> bool {
 }
 
 /// Unmount `path`: directly as root, through fusermount3 otherwise. `lazy` detaches it now
-/// even if busy (`umount -l`, `fusermount3 -uz`), which also clears a dead mount.
+/// even if busy (`umount -l`, `fusermount3 -uz`), which also clears a dead mount, and then
+/// the control socket its killed daemon left.
 pub fn unmount_path(path: &Path, lazy: bool) -> Result<(), String> {
+    detach(path, lazy)?;
+    super::control::remove_if_dead(&super::control_socket(path));
+    Ok(())
+}
+
+fn detach(path: &Path, lazy: bool) -> Result<(), String> {
     if nix::unistd::geteuid().is_root() {
         let flags = if lazy {
             nix::mount::MntFlags::MNT_DETACH

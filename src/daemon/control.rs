@@ -82,6 +82,19 @@ fn check_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Remove the control socket `path` if no daemon listens on it any more (one killed by
+/// SIGKILL cannot remove its own); a socket a daemon still answers on is left alone.
+pub fn remove_if_dead(path: &Path) {
+    match std::os::unix::net::UnixStream::connect(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::debug!(socket = %path.display(), error = %e, "cannot remove a dead control socket");
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Ask the daemon listening on `path` for its status (`key=value` lines).
 pub fn query_status(path: &Path) -> std::io::Result<String> {
     let mut conn = std::os::unix::net::UnixStream::connect(path)?;
@@ -94,6 +107,24 @@ pub fn query_status(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_socket_nobody_listens_on_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.sock");
+        let _listening = std::os::unix::net::UnixListener::bind(&live).unwrap();
+        remove_if_dead(&live);
+        assert!(live.exists(), "a daemon still answers there");
+        let dead = dir.path().join("dead.sock");
+        drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+        assert!(
+            dead.exists(),
+            "a closed listener leaves its file, as a killed daemon does"
+        );
+        remove_if_dead(&dead);
+        assert!(!dead.exists());
+        remove_if_dead(&dir.path().join("missing.sock"));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_with_the_status_and_is_private() {

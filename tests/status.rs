@@ -27,25 +27,23 @@ grep -F "$D/m" /proc/self/mountinfo > "$D/left.txt"
 exit 0
 "#;
 
+/// Run `script` with the binary and `dir` as `$1` and `$2`, in a mount namespace of its own.
+fn in_private_namespace(script: &str, dir: &std::path::Path) -> std::process::Output {
+    harness::run_bounded(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "bash", "-c", script])
+            .arg("status-test")
+            .arg(harness::bin())
+            .arg(dir),
+        Duration::from_secs(120),
+    )
+}
+
 #[test]
 fn status_reports_each_mount_and_unmount_all_unmounts_them() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let out = harness::run_bounded(
-        Command::new("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "bash",
-                "-c",
-                SCRIPT,
-                "status-test",
-            ])
-            .arg(harness::bin())
-            .arg(&d),
-        Duration::from_secs(120),
-    );
+    let out = in_private_namespace(SCRIPT, dir.path());
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
     assert!(
         out.status.success(),
@@ -113,21 +111,7 @@ exit 0
 fn a_killed_daemon_shows_as_silent_and_unmount_clears_its_mount_and_socket() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let out = harness::run_bounded(
-        Command::new("unshare")
-            .args([
-                "--mount",
-                "--propagation",
-                "private",
-                "bash",
-                "-c",
-                KILLED,
-                "killed-test",
-            ])
-            .arg(harness::bin())
-            .arg(&d),
-        Duration::from_secs(120),
-    );
+    let out = in_private_namespace(KILLED, dir.path());
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
     // Exit 14: the socket of the killed daemon was left in /run/cloudmount.
     assert!(

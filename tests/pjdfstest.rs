@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::S3Server;
 
 /// Passing tests measured when the expected-failure list was made; raise it, never lower it.
-const MIN_PASSED: usize = 160;
+const MIN_PASSED: usize = 161;
 
 fn pjdfstest_bin() -> std::path::PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());

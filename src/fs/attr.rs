@@ -73,6 +73,8 @@ pub struct Attr {
     pub mtime: SystemTime,
     /// Status change time.
     pub ctime: SystemTime,
+    /// Number of names: 2 for a directory, 1 for others, 0 once unlinked while still open.
+    pub nlink: u32,
     /// Permission bits.
     pub perm: u16,
     /// Owner.
@@ -128,6 +130,7 @@ impl AttrPolicy {
             size: if kind == Kind::Dir { 0 } else { stat.size },
             mtime,
             ctime: m.ctime.unwrap_or(mtime),
+            nlink: if kind == Kind::Dir { 2 } else { 1 },
             perm: m.mode.map_or(default_perm, |mode| (mode & 0o7777) as u16),
             uid: m.uid.unwrap_or(self.uid),
             gid: m.gid.unwrap_or(self.gid),

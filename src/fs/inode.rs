@@ -49,6 +49,9 @@ struct Inner {
     /// Inodes that exist only here so far (a new directory, a created file not yet uploaded):
     /// listings of their parent must show them although the store does not.
     local: std::collections::HashSet<u64>,
+    /// Files unlinked (or replaced by a rename) through the mount while the kernel still
+    /// holds them, e.g. open: they have no name any more (`st_nlink` 0).
+    unlinked: std::collections::HashSet<u64>,
 }
 
 /// All inodes of one mount.
@@ -228,6 +231,19 @@ impl InodeTable {
         }
     }
 
+    /// `ino` lost its last name through the mount (unlink, or replaced by a rename).
+    pub fn mark_unlinked(&self, ino: u64) {
+        let mut inner = self.lock();
+        if inner.nodes.contains_key(&ino) {
+            inner.unlinked.insert(ino);
+        }
+    }
+
+    /// Whether `ino` was unlinked through the mount (see [`InodeTable::mark_unlinked`]).
+    pub fn is_unlinked(&self, ino: u64) -> bool {
+        self.lock().unlinked.contains(&ino)
+    }
+
     /// Whether `ino` exists only here so far.
     pub fn is_local(&self, ino: u64) -> bool {
         self.lock().local.contains(&ino)
@@ -314,6 +330,7 @@ impl InodeTable {
         let name_key = (node.parent, node.name.clone());
         inner.nodes.remove(&ino);
         inner.local.remove(&ino);
+        inner.unlinked.remove(&ino);
         if inner.names.get(&name_key) == Some(&ino) {
             inner.names.remove(&name_key);
         }

@@ -377,6 +377,17 @@ impl CloudFs {
 
     /// Attributes of `ino`; a file whose attributes expired is checked with a HEAD.
     pub async fn getattr(&self, ino: u64) -> FsResult<(Attr, Duration)> {
+        if self.inodes.is_unlinked(ino) {
+            // Still open after an unlink: what it was, with no name left. Not asked of the
+            // store, where the name may hold another object by now.
+            let mut node = self.node(ino)?;
+            if self.is_open_for_write(ino) {
+                node = self.with_staged_size(node);
+            }
+            let mut attr = self.policy.attr(ino, node.kind, &node.stat);
+            attr.nlink = 0;
+            return Ok((attr, self.cfg.attr_timeout));
+        }
         let node = self.fresh_node(ino).await?;
         Ok((
             self.policy.attr(ino, node.kind, &node.stat),

@@ -34,6 +34,7 @@ impl CloudFs {
             self.backend.delete(&node.key).await?;
         }
         self.forget_name(parent, name, &node.key);
+        self.inodes.mark_unlinked(ino);
         Ok(())
     }
 
@@ -230,6 +231,7 @@ impl CloudFs {
         }
         self.dirs.invalidate(&node.key);
         self.forget_name(parent, name, &node.key);
+        self.inodes.mark_unlinked(ino);
         Ok(())
     }
 
@@ -273,6 +275,9 @@ impl CloudFs {
             }
             if let Some(w) = self.open_write(dst.ino) {
                 w.staged.lock().await.unlinked = true;
+            }
+            if dst.ino != ino {
+                self.inodes.mark_unlinked(dst.ino);
             }
         }
         let suffix = if src.kind == Kind::Dir { "/" } else { "" };

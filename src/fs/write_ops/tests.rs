@@ -209,6 +209,53 @@ async fn unlink_mkdir_rmdir_and_rename() {
 }
 
 #[tokio::test]
+async fn files_unlinked_while_open_have_no_links_and_still_work() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs(&b);
+    let (e, o) = fs
+        .create(ROOT_INO, "f", PosixMeta::default())
+        .await
+        .unwrap();
+    let ino = e.attr.ino;
+    fs.write(o.fh, 0, bytes::Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    assert_eq!(fs.getattr(ino).await.unwrap().0.nlink, 1);
+    fs.unlink(ROOT_INO, "f").await.unwrap();
+    let a = fs.getattr(ino).await.unwrap().0;
+    assert_eq!((a.nlink, a.size), (0, 5), "fstat after unlink");
+    fs.write(o.fh, 5, bytes::Bytes::from_static(b" world"))
+        .await
+        .unwrap();
+    assert_eq!(&fs.read(o.fh, 0, 64).await.unwrap()[..], b"hello world");
+    assert_eq!(fs.getattr(ino).await.unwrap().0.size, 11);
+    // The name is free again: a new file there is another inode, with its link.
+    let (again, o2) = fs
+        .create(ROOT_INO, "f", PosixMeta::default())
+        .await
+        .unwrap();
+    assert_ne!(again.attr.ino, ino);
+    assert_eq!(again.attr.nlink, 1);
+    fs.release(o.fh).await;
+    fs.release(o2.fh).await;
+    assert_eq!(
+        object(&b, "f").await.unwrap(),
+        b"",
+        "the unlinked content never went up"
+    );
+
+    // A file replaced by a rename loses its name too; the one moved there keeps one.
+    b.insert("old", b"O".to_vec());
+    b.insert("new", b"N".to_vec());
+    let old = fs.lookup(ROOT_INO, "old").await.unwrap().attr.ino;
+    fs.rename(ROOT_INO, "new", ROOT_INO, "old", false)
+        .await
+        .unwrap();
+    assert_eq!(fs.getattr(old).await.unwrap().0.nlink, 0);
+    assert_eq!(fs.lookup(ROOT_INO, "old").await.unwrap().attr.nlink, 1);
+}
+
+#[tokio::test]
 async fn renaming_a_huge_directory_is_refused_with_the_limit() {
     let b = Arc::new(MemoryBackend::new());
     for i in 0..5 {

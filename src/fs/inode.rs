@@ -49,8 +49,8 @@ struct Inner {
     /// Inodes that exist only here so far (a new directory, a created file not yet uploaded):
     /// listings of their parent must show them although the store does not.
     local: std::collections::HashSet<u64>,
-    /// Files unlinked (or replaced by a rename) through the mount while the kernel still
-    /// holds them, e.g. open: they have no name any more (`st_nlink` 0).
+    /// Inodes whose name went through the mount (unlink, rmdir, replaced by a rename) while
+    /// the kernel still holds them, e.g. open: they have no name any more (`st_nlink` 0).
     unlinked: std::collections::HashSet<u64>,
 }
 
@@ -231,7 +231,7 @@ impl InodeTable {
         }
     }
 
-    /// `ino` lost its last name through the mount (unlink, or replaced by a rename).
+    /// `ino` lost its name through the mount (unlink, rmdir, or replaced by a rename).
     pub fn mark_unlinked(&self, ino: u64) {
         let mut inner = self.lock();
         if inner.nodes.contains_key(&ino) {

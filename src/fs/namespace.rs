@@ -276,9 +276,6 @@ impl CloudFs {
             if let Some(w) = self.open_write(dst.ino) {
                 w.staged.lock().await.unlinked = true;
             }
-            if dst.ino != ino {
-                self.inodes.mark_unlinked(dst.ino);
-            }
         }
         let suffix = if src.kind == Kind::Dir { "/" } else { "" };
         let new_key = format!("{}{new_name}{suffix}", new_dir.key);
@@ -288,6 +285,9 @@ impl CloudFs {
             self.move_file(&src, &new_key).await?;
         }
         self.inodes.rename(ino, new_parent, new_name, &new_key);
+        if let Some(dst) = existing.as_ref().filter(|d| d.ino != ino) {
+            self.inodes.mark_unlinked(dst.ino);
+        }
         self.keep_dir(parent);
         for key in [
             parent_key(&src.key),

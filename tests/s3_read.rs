@@ -4,9 +4,11 @@ mod harness;
 mod support;
 
 use bytes::Bytes;
-use harness::{pattern, sh, MountCmd};
+use harness::{pattern, run_bounded, sh, MountCmd};
 use std::io::{Read, Seek, SeekFrom};
-use support::S3Server;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{DelayProxy, S3Server};
 
 fn s3_mount(s3: &S3Server, source: &str, extra: &[&str]) -> harness::Mounted {
     let endpoint = format!("endpoint={}", s3.endpoint);
@@ -163,4 +165,66 @@ fn prefix_mounts_and_a_10000_object_prefix_lists_completely() {
         "9999"
     );
     assert_eq!(std::fs::read_to_string(m.p("sub/z.txt")).unwrap(), "z");
+}
+
+/// A server that accepts a request and then says nothing (a dead backend, a network that drops
+/// packets): the reader gets EIO once `request_timeout` and `retries` are spent, instead of
+/// hanging in D state, and the mount goes on serving everything else.
+#[test]
+fn a_server_that_stops_answering_gives_eio_in_bounded_time_and_the_mount_lives_on() {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("stall");
+    s3.put_objects(
+        "stall",
+        vec![
+            ("slow.bin".into(), Bytes::from(pattern(1 << 20, 3))),
+            ("ok.txt".into(), Bytes::from_static(b"fine")),
+        ],
+    );
+    let silence = Duration::from_secs(120);
+    let proxy = DelayProxy::start(
+        &format!("127.0.0.1:{}", s3.port),
+        "GET /stall/slow.bin",
+        silence,
+    );
+    let m = MountCmd::s3_via(
+        &s3,
+        &proxy.endpoint(),
+        "stall",
+        &["request_timeout=2s", "retries=1"],
+    )
+    .mount();
+    let started = Instant::now();
+    let out = run_bounded(Command::new("cat").arg(m.p("slow.bin")), silence);
+    let took = started.elapsed();
+    println!("the read failed after {took:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Input/output error"),
+        "a read the server never answers must fail with EIO: {out:?}\n{}",
+        m.log_text()
+    );
+    // 2 attempts of 2 s plus backoff; far below the server's silence.
+    assert!(
+        took < silence / 2,
+        "the read waited {took:?}, as if for the server\n{}",
+        m.log_text()
+    );
+    assert!(
+        proxy.delayed_count() >= 1,
+        "the GET went to the silent server"
+    );
+    assert!(harness::is_mounted(&m.path), "the daemon survived");
+    assert_eq!(std::fs::read_to_string(m.p("ok.txt")).unwrap(), "fine");
+    let mut names: Vec<String> = std::fs::read_dir(&m.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ok.txt", "slow.bin"]);
+    assert_eq!(
+        std::fs::metadata(m.p("slow.bin")).unwrap().len(),
+        1 << 20,
+        "stat needs no GET"
+    );
 }

@@ -43,6 +43,18 @@ fn store(s3: &S3Server, bucket: &str, key: &str, secret: &str) -> Arc<dyn Object
 
 #[test]
 fn sighup_picks_up_a_rotated_passwd_file() {
+    rotated_passwd_is_picked_up(true);
+}
+
+/// `credential_check`: the daemon notices the rotated file by itself.
+#[test]
+fn a_rotated_passwd_file_is_picked_up_without_a_signal() {
+    rotated_passwd_is_picked_up(false);
+}
+
+/// Rotate the key (the old one is deleted on the server), rewrite the passwd file, then
+/// SIGHUP (`sighup`) or wait for the daemon's own look at the file: new objects read.
+fn rotated_passwd_is_picked_up(sighup: bool) {
     let s3 = S3Server::start_moto_auth();
     s3.create_bucket("rot");
     let old = store(&s3, "rot", &s3.access_key, &s3.secret_key);
@@ -52,6 +64,12 @@ fn sighup_picks_up_a_rotated_passwd_file() {
     write_passwd(&passwd, &s3.access_key, &s3.secret_key);
     let endpoint = format!("endpoint={}", s3.endpoint);
     let pf = format!("passwd_file={}", passwd.display());
+    // With SIGHUP, the daemon must not look by itself (the signal is what is tested).
+    let check = if sighup {
+        "credential_check=0"
+    } else {
+        "credential_check=1s"
+    };
     let m = MountCmd::new(
         "s3://rot",
         &[
@@ -60,6 +78,7 @@ fn sighup_picks_up_a_rotated_passwd_file() {
             "attr_timeout=0",
             "negative_timeout=0",
             "retries=0",
+            check,
         ],
     )
     .mount();
@@ -75,17 +94,27 @@ fn sighup_picks_up_a_rotated_passwd_file() {
     );
 
     write_passwd(&passwd, &key, &secret);
-    signal(&m.path, nix::sys::signal::Signal::SIGHUP);
+    if sighup {
+        signal(&m.path, nix::sys::signal::Signal::SIGHUP);
+    }
     let read = wait_until(Duration::from_secs(20), || {
         std::fs::read_to_string(m.p("b.txt")).is_ok_and(|t| t == "second\n")
     });
     assert!(
         read,
-        "after SIGHUP the new key is not used; log:\n{}",
+        "after the rotation the new key is not used; log:\n{}",
         m.log_text()
     );
-    assert!(harness::is_mounted(&m.path), "SIGHUP unmounted");
-    assert!(m.log_text().contains("reloaded"), "{}", m.log_text());
+    assert!(harness::is_mounted(&m.path), "the reload unmounted");
+    let log = m.log_text();
+    assert!(log.contains("reloaded"), "{log}");
+    let why = if sighup {
+        "SIGHUP: re-reading"
+    } else {
+        "a credential file changed: re-reading"
+    };
+    assert!(log.contains(why), "{log}");
+    assert!(!log.contains(&secret), "the secret is in the log");
 }
 
 #[test]

@@ -82,6 +82,10 @@ pub struct MountConfig {
     /// On SIGTERM, how long to wait for uploads still in progress (files still open for
     /// writing are uploaded first) before unmounting; what is left is resumed at the next mount.
     pub stop_timeout: Duration,
+    /// How often the daemon looks whether its credential files changed (a rotated passwd
+    /// file, connection.cfg or service account) and reloads as on SIGHUP when they did; 0
+    /// turns it off.
+    pub credential_check: Duration,
     /// Timeout of one connection attempt to the server.
     pub connect_timeout: Duration,
     /// Timeout of one request to the server.
@@ -190,6 +194,7 @@ impl Default for MountConfig {
             log_file: None,
             nonempty: false,
             stop_timeout: Duration::from_secs(60),
+            credential_check: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             retries: 3,

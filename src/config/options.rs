@@ -138,6 +138,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| c.nonempty = flag(v)?),
     opt!("connect_timeout", [], Takes::Value("DURATION"), "Timeout of one connection attempt (default 5s).",
         |c, v| c.connect_timeout = duration(need(v)?)?),
+    opt!("credential_check", [], Takes::Value("DURATION"), "How often to look whether the credential files (passwd_file or ~/.passwd-s3fs, ~/.aws/credentials, config_file, service_account) changed, and reload as on SIGHUP when they did (default 60s; 0 disables).",
+        |c, v| c.credential_check = duration(need(v)?)?),
     opt!("stop_timeout", [], Takes::Value("DURATION"), "On SIGTERM, how long to wait for pending uploads before unmounting (default 60s); what is left is resumed at the next mount.",
         |c, v| c.stop_timeout = duration(need(v)?)?),
     opt!("request_timeout", [], Takes::Value("DURATION"), "Timeout of one request (default 60s).",

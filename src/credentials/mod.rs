@@ -17,7 +17,9 @@ mod files;
 pub mod s3;
 mod secret;
 mod systemd;
+mod watch;
 
 pub use files::check_private;
 pub use secret::Secret;
 pub use systemd::{with_systemd_credentials, SYSTEMD_AZURE_CFG, SYSTEMD_GCS_KEY, SYSTEMD_PASSWD};
+pub use watch::CredentialWatch;

@@ -58,11 +58,7 @@ pub fn resolve(cfg: &MountConfig, bucket: &str) -> Result<S3Credentials, String>
             });
         }
     }
-    let defaults = home()
-        .map(|h| h.join(".passwd-s3fs"))
-        .into_iter()
-        .chain([PathBuf::from("/etc/passwd-s3fs")]);
-    for f in defaults {
+    for f in default_passwd_files() {
         if f.exists() {
             if let Some(c) = from_passwd_file(&f, bucket)? {
                 return Ok(c);
@@ -127,6 +123,27 @@ fn parse_passwd(text: &str, bucket: &str) -> Result<Option<PasswdLine>, (usize, 
         }
     }
     Ok(default)
+}
+
+/// `~/.passwd-s3fs`, then `/etc/passwd-s3fs`.
+fn default_passwd_files() -> impl Iterator<Item = PathBuf> {
+    home()
+        .map(|h| h.join(".passwd-s3fs"))
+        .into_iter()
+        .chain([PathBuf::from("/etc/passwd-s3fs")])
+}
+
+/// The files [`resolve`] may read with `cfg`, in its order (whether they exist or not).
+pub fn files(cfg: &MountConfig) -> Vec<PathBuf> {
+    if let Some(f) = &cfg.passwd_file {
+        return vec![f.clone()];
+    }
+    if cfg.profile.is_some() {
+        return vec![aws_credentials_path()];
+    }
+    default_passwd_files()
+        .chain([aws_credentials_path()])
+        .collect()
 }
 
 fn aws_credentials_path() -> PathBuf {

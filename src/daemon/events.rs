@@ -1,14 +1,16 @@
-//! What the serving daemon waits for: SIGTERM/SIGINT (stop), SIGHUP (reload), or the end of
-//! the FUSE session; meanwhile it feeds systemd's watchdog.
+//! What the serving daemon waits for: SIGTERM/SIGINT (stop), SIGHUP or a changed credential
+//! file (reload), or the end of the FUSE session; meanwhile it feeds systemd's watchdog.
 
 use super::notify::Notifier;
+use crate::credentials::CredentialWatch;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-/// What the serving daemon waits for: its signals (none when they cannot be installed), and
-/// the time of the last watchdog ping, kept across waits.
+/// What the serving daemon waits for: its signals (none when they cannot be installed), its
+/// credential files, and the time of the last watchdog ping, kept across waits.
 pub(super) struct Events {
     signals: Option<(Signal, Signal, Signal)>,
+    credentials: Option<CredentialWatch>,
     last_ping: std::time::Instant,
 }
 
@@ -16,13 +18,13 @@ pub(super) struct Events {
 pub(super) enum Event {
     /// SIGTERM, SIGINT or the end of the session; says which.
     Stop(&'static str),
-    /// SIGHUP.
-    Reload,
+    /// SIGHUP, or a credential file changed; says which.
+    Reload(&'static str),
 }
 
 impl Events {
-    /// Install the signal handlers (inside the runtime).
-    pub(super) fn new() -> Self {
+    /// Install the signal handlers (inside the runtime), and watch `credentials`.
+    pub(super) fn new(credentials: Option<CredentialWatch>) -> Self {
         let signals = match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
@@ -36,6 +38,7 @@ impl Events {
         };
         Events {
             signals,
+            credentials,
             last_ping: std::time::Instant::now(),
         }
     }
@@ -48,7 +51,7 @@ impl Events {
         notify: &Notifier,
     ) -> Event {
         let watchdog = Notifier::watchdog_interval().filter(|_| notify.enabled());
-        let last_ping = &mut self.last_ping;
+        let (last_ping, credentials) = (&mut self.last_ping, &mut self.credentials);
         let mut tick = || {
             if let Some(every) = watchdog {
                 if last_ping.elapsed() >= every {
@@ -56,12 +59,16 @@ impl Events {
                     *last_ping = std::time::Instant::now();
                 }
             }
-            handle.is_finished()
+            if handle.is_finished() {
+                return Some(Event::Stop("the filesystem was unmounted"));
+            }
+            let changed = credentials.as_mut().is_some_and(CredentialWatch::changed);
+            changed.then_some(Event::Reload("a credential file changed"))
         };
         let Some((term, int, hup)) = self.signals.as_mut() else {
             loop {
-                if tick() {
-                    return Event::Stop("the filesystem was unmounted");
+                if let Some(event) = tick() {
+                    return event;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -70,10 +77,10 @@ impl Events {
             tokio::select! {
                 _ = term.recv() => return Event::Stop("SIGTERM"),
                 _ = int.recv() => return Event::Stop("SIGINT"),
-                _ = hup.recv() => return Event::Reload,
+                _ = hup.recv() => return Event::Reload("SIGHUP"),
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    if tick() {
-                        return Event::Stop("the filesystem was unmounted");
+                    if let Some(event) = tick() {
+                        return event;
                     }
                 }
             }

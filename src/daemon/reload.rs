@@ -1,6 +1,7 @@
-//! SIGHUP: build the backend again from freshly read credentials, swap it in once it answers,
-//! then drop cached metadata in the daemon and in the kernel. One reload at a time, so the
-//! last SIGHUP's credentials are the ones that stay; a failed one changes nothing.
+//! SIGHUP (or a changed credential file, see `credential_check`): build the backend again from
+//! freshly read credentials, swap it in once it answers, then drop cached metadata in the
+//! daemon and in the kernel. One reload at a time, so the last one's credentials are the ones
+//! that stay; a failed one changes nothing.
 
 use super::notify::Notifier;
 use super::run::{check_backend, MountRequest};
@@ -24,11 +25,12 @@ pub(super) struct Reloader {
 }
 
 impl Reloader {
-    /// Reload; a failure is logged and reported to systemd, and the mount goes on as it was.
-    pub(super) async fn run(&self) {
+    /// Reload because of `why` (SIGHUP, a changed file); a failure is logged and reported to
+    /// systemd, and the mount goes on as it was.
+    pub(super) async fn run(&self, why: &str) {
         let _turn = self.turn.lock().await;
         let notify = Notifier::from_env();
-        tracing::info!("SIGHUP: re-reading credentials and dropping cached metadata");
+        tracing::info!("{why}: re-reading credentials and dropping cached metadata");
         let built = match build_backend(&self.req.source, &self.req.config) {
             Ok(b) => match check_backend(b.backend.as_ref(), &b.credentials, &self.req).await {
                 Ok(()) => b,

@@ -7,6 +7,7 @@ use super::notify::Notifier;
 use super::reload::Reloader;
 use crate::backend::{build_backend, Backend, BackendError, Reloadable};
 use crate::config::{MountConfig, Source};
+use crate::credentials::CredentialWatch;
 use crate::fs::CloudFs;
 use crate::read::DiskBlockCache;
 use std::path::PathBuf;
@@ -76,7 +77,11 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     // Before mounting: a SIGTERM from here on must unmount, not kill a daemon that has a mount.
     let mut events = {
         let _guard = rt.enter();
-        Events::new()
+        let watch = CredentialWatch::new(&req.source, &req.config);
+        if let Some(w) = &watch {
+            tracing::debug!(files = ?w.files(), every = ?req.config.credential_check, "watching the credential files");
+        }
+        Events::new(watch)
     };
     let handle = crate::fuse::mount(
         fs.clone(),
@@ -141,9 +146,9 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         match rt.block_on(events.next(&handle, &notify)) {
             Event::Stop(reason) => break reason,
             // Apart, so the watchdog is fed while the new credentials are tried.
-            Event::Reload => {
+            Event::Reload(why) => {
                 let reloader = reloader.clone();
-                rt.spawn(async move { reloader.run().await });
+                rt.spawn(async move { reloader.run(why).await });
             }
         }
     };

@@ -40,6 +40,10 @@ pub struct Node {
     pub lookups: u64,
     /// The ETag seen at the last open (the kernel may keep cached pages while it holds).
     pub open_etag: Option<String>,
+    /// Its name went through the mount (unlink, rmdir, replaced by a rename) while the
+    /// kernel still holds it, e.g. open: it has no name any more (`st_nlink` 0), and nothing
+    /// is stored for it.
+    pub unlinked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -49,9 +53,6 @@ struct Inner {
     /// Inodes that exist only here so far (a new directory, a created file not yet uploaded):
     /// listings of their parent must show them although the store does not.
     local: std::collections::HashSet<u64>,
-    /// Inodes whose name went through the mount (unlink, rmdir, replaced by a rename) while
-    /// the kernel still holds them, e.g. open: they have no name any more (`st_nlink` 0).
-    unlinked: std::collections::HashSet<u64>,
 }
 
 /// All inodes of one mount.
@@ -74,6 +75,7 @@ impl InodeTable {
             expires: Instant::now(),
             lookups: 1,
             open_etag: None,
+            unlinked: false,
         };
         let mut inner = Inner::default();
         inner.nodes.insert(ROOT_INO, root);
@@ -159,6 +161,7 @@ impl InodeTable {
             expires,
             lookups: 0,
             open_etag: None,
+            unlinked: false,
         };
         inner.nodes.insert(ino, node);
         inner.names.insert(name_key, ino);
@@ -233,15 +236,9 @@ impl InodeTable {
 
     /// `ino` lost its name through the mount (unlink, rmdir, or replaced by a rename).
     pub fn mark_unlinked(&self, ino: u64) {
-        let mut inner = self.lock();
-        if inner.nodes.contains_key(&ino) {
-            inner.unlinked.insert(ino);
+        if let Some(node) = self.lock().nodes.get_mut(&ino) {
+            node.unlinked = true;
         }
-    }
-
-    /// Whether `ino` was unlinked through the mount (see [`InodeTable::mark_unlinked`]).
-    pub fn is_unlinked(&self, ino: u64) -> bool {
-        self.lock().unlinked.contains(&ino)
     }
 
     /// Whether `ino` exists only here so far.
@@ -330,7 +327,6 @@ impl InodeTable {
         let name_key = (node.parent, node.name.clone());
         inner.nodes.remove(&ino);
         inner.local.remove(&ino);
-        inner.unlinked.remove(&ino);
         if inner.names.get(&name_key) == Some(&ino) {
             inner.names.remove(&name_key);
         }

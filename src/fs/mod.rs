@@ -377,32 +377,27 @@ impl CloudFs {
 
     /// Attributes of `ino`; a file whose attributes expired is checked with a HEAD.
     pub async fn getattr(&self, ino: u64) -> FsResult<(Attr, Duration)> {
-        if self.inodes.is_unlinked(ino) {
-            // Still open after an unlink: what it was, with no name left. Not asked of the
-            // store, where the name may hold another object by now.
-            let mut node = self.node(ino)?;
-            if self.is_open_for_write(ino) {
-                node = self.with_staged_size(node);
-            }
-            let mut attr = self.policy.attr(ino, node.kind, &node.stat);
-            attr.nlink = 0;
-            return Ok((attr, self.cfg.attr_timeout));
-        }
         let node = self.fresh_node(ino).await?;
-        Ok((
-            self.policy.attr(ino, node.kind, &node.stat),
-            self.cfg.attr_timeout,
-        ))
+        let mut attr = self.policy.attr(ino, node.kind, &node.stat);
+        if node.unlinked {
+            attr.nlink = 0;
+        }
+        Ok((attr, self.cfg.attr_timeout))
     }
 
     /// The node of `ino`, refreshed from the store when it is a file whose TTL ran out; a
-    /// file open for writing has the size of its staged content.
+    /// file open for writing has the size of its staged content. An unlinked inode is not
+    /// asked of the store, where its old name may hold another object by now.
     async fn fresh_node(&self, ino: u64) -> FsResult<Node> {
         let node = self.node(ino)?;
         if self.is_open_for_write(ino) {
             return Ok(self.with_staged_size(node));
         }
-        if node.kind == Kind::Dir || Instant::now() < node.expires || self.inodes.is_local(ino) {
+        if node.kind == Kind::Dir
+            || node.unlinked
+            || Instant::now() < node.expires
+            || self.inodes.is_local(ino)
+        {
             return Ok(node);
         }
         match self.backend.head(&node.key).await {

@@ -389,6 +389,10 @@ impl CloudFs {
             ..change
         });
         self.inodes.refresh(ino, stat, self.expiry());
+        if node.unlinked {
+            // fchmod of an unlinked file: its object is gone; storing would bring it back.
+            return Ok(());
+        }
         if node.kind == Kind::Dir {
             // Stored on the directory's marker object (made if there was none), as s3fs does;
             // where the store has no markers, kept in the mount only.
@@ -536,6 +540,11 @@ impl CloudFs {
         let node = self.fresh_node(ino).await?;
         if node.kind == Kind::Dir {
             return Err(FsError::IsDir);
+        }
+        if node.unlinked {
+            // Its object is gone; uploading would bring it back.
+            self.touch(ino, size);
+            return Ok(());
         }
         // Not open for writing: stage, change, upload, done.
         let w = self.stage(&node, size == 0).await?;

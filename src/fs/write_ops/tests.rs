@@ -253,6 +253,26 @@ async fn files_unlinked_while_open_have_no_links_and_still_work() {
         .unwrap();
     assert_eq!(fs.getattr(old).await.unwrap().0.nlink, 0);
     assert_eq!(fs.lookup(ROOT_INO, "old").await.unwrap().attr.nlink, 1);
+
+    // fchmod on a file open for reading after its unlink: shown, never stored (storing
+    // would upload the deleted object again).
+    b.insert("ro", b"R".to_vec());
+    let ro = fs.lookup(ROOT_INO, "ro").await.unwrap().attr.ino;
+    let r = fs.open(ro, Access::Read).await.unwrap();
+    fs.unlink(ROOT_INO, "ro").await.unwrap();
+    let chmod = PosixMeta {
+        mode: Some(0o600),
+        ..PosixMeta::default()
+    };
+    fs.set_attrs(ro, chmod).await.unwrap();
+    fs.set_size(ro, 0).await.unwrap();
+    let a = fs.getattr(ro).await.unwrap().0;
+    assert_eq!((a.perm, a.size, a.nlink), (0o600, 0, 0));
+    fs.release(r.fh).await;
+    assert!(
+        object(&b, "ro").await.is_none(),
+        "the unlinked object came back"
+    );
 }
 
 #[tokio::test]

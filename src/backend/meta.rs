@@ -78,6 +78,16 @@ impl PosixMeta {
         out
     }
 
+    /// Mode and owner only: what must not change while an upload that started with `self`
+    /// is under way (every write moves the times).
+    pub fn without_times(&self) -> PosixMeta {
+        PosixMeta {
+            mtime: None,
+            ctime: None,
+            ..self.clone()
+        }
+    }
+
     /// `self` with the fields `other` sets replaced.
     pub fn merged(&self, other: &PosixMeta) -> PosixMeta {
         PosixMeta {

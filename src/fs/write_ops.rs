@@ -166,11 +166,7 @@ impl CloudFs {
                 size,
                 mtime: SystemTime::now(),
                 etag: node.stat.etag,
-                meta: PosixMeta {
-                    mtime: None,
-                    ctime: None,
-                    ..node.stat.meta
-                },
+                meta: node.stat.meta.without_times(),
             };
             self.inodes.refresh(ino, stat, self.expiry());
         }

@@ -151,11 +151,7 @@ impl Streamer {
                 match backend.start_upload(&staged.key, meta).await {
                     Ok(u) => {
                         self.upload = Some((staged.key.clone(), u));
-                        self.meta = PosixMeta {
-                            mtime: None,
-                            ctime: None,
-                            ..meta.clone()
-                        };
+                        self.meta = meta.without_times();
                     }
                     Err(e) => {
                         tracing::debug!(key = %staged.key, error = %e, "no streaming upload; the file goes up at close");
@@ -229,11 +225,7 @@ impl Streamer {
         key: String,
         mut upload: Box<dyn Upload>,
     ) -> Option<Result<ObjectInfo, BackendError>> {
-        let same_meta = PosixMeta {
-            mtime: None,
-            ctime: None,
-            ..meta.clone()
-        } == self.meta;
+        let same_meta = meta.without_times() == self.meta;
         if (key != staged.key || !same_meta) && staged.dropped() == 0 {
             upload.abort().await;
             return None;

@@ -13,6 +13,7 @@ mod build;
 mod error;
 pub mod memory;
 pub mod meta;
+pub mod part_size;
 pub mod raw;
 mod reloadable;
 mod store;
@@ -29,6 +30,7 @@ use std::ops::Range;
 use std::time::SystemTime;
 
 pub use meta::PosixMeta;
+pub use part_size::PartPlan;
 
 /// What a listing or a HEAD says about one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,8 +142,9 @@ pub trait Backend: Send + Sync + Debug + 'static {
     }
 
     /// Store the `size` bytes of local file `path` as `key`. Stores that can should send files
-    /// larger than `part_size` as a multipart upload of parallel parts of that size; the
-    /// default reads the file and calls [`Backend::put`].
+    /// larger than `part_size` as a multipart upload of parallel parts of that size (the
+    /// caller sizes it with [`PartPlan::whole`]); the default reads the file and calls
+    /// [`Backend::put`].
     async fn put_file(
         &self,
         key: &str,
@@ -155,6 +158,11 @@ pub trait Backend: Send + Sync + Debug + 'static {
             .await
             .map_err(|e| BackendError::Other(format!("cannot read {}: {e}", path.display())))?;
         self.put(key, Bytes::from(data), meta).await
+    }
+
+    /// Most parts one multipart upload may have (see [`PartPlan`]).
+    fn max_parts(&self) -> u64 {
+        part_size::MAX_PARTS
     }
 
     /// Whether objects keep the POSIX attributes they are stored with (a local directory

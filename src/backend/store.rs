@@ -327,7 +327,8 @@ impl Backend for ObjectStoreBackend {
         Ok(Box::new(StoreUpload {
             key: key.to_string(),
             meta: meta.clone(),
-            writer: tokio::sync::Mutex::new(Some(object_store::WriteMultipart::new(upload))),
+            upload: tokio::sync::Mutex::new(Some(upload)),
+            in_flight: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
         }))
     }
 
@@ -346,8 +347,8 @@ impl Backend for ObjectStoreBackend {
             let data = tokio::fs::read(path).await.map_err(local)?;
             return self.put(key, Bytes::from(data), meta).await;
         }
-        // S3 takes at most 10,000 parts: bigger files get bigger parts (whole MiB).
-        let part_size = part_size.max(size.div_ceil(10_000).div_ceil(1 << 20) << 20);
+        // Within the part limit whatever the caller asked (PartPlan::whole is idempotent).
+        let part_size = super::PartPlan::new(part_size, super::part_size::MAX_PARTS).whole(size);
         let upload = self.begin_multipart(key, meta).await?;
         let mut writer =
             object_store::WriteMultipart::new_with_chunk_size(upload, part_size as usize);
@@ -481,12 +482,14 @@ fn written(key: &str, size: u64, res: object_store::PutResult, meta: &PosixMeta)
     }
 }
 
-/// A streaming multipart upload through object_store (the mutex only makes it `Sync`; every
-/// use has `&mut self`).
+/// A streaming multipart upload through object_store: every `put_part` is one part, as the
+/// caller sized it (see [`super::PartPlan::stream`]), at most `UPLOAD_CONCURRENCY` in flight
+/// (the mutexes only make it `Sync`; every use has `&mut self`).
 struct StoreUpload {
     key: String,
     meta: PosixMeta,
-    writer: tokio::sync::Mutex<Option<object_store::WriteMultipart>>,
+    upload: tokio::sync::Mutex<Option<Box<dyn object_store::MultipartUpload>>>,
+    in_flight: tokio::sync::Mutex<tokio::task::JoinSet<object_store::Result<()>>>,
 }
 
 impl fmt::Debug for StoreUpload {
@@ -497,32 +500,59 @@ impl fmt::Debug for StoreUpload {
     }
 }
 
+/// Wait for one part in flight; its error, if it failed.
+async fn one_part(
+    set: &mut tokio::task::JoinSet<object_store::Result<()>>,
+) -> Result<(), BackendError> {
+    match set.join_next().await {
+        Some(Ok(Ok(()))) | None => Ok(()),
+        Some(Ok(Err(e))) => Err(e.into()),
+        Some(Err(e)) => Err(BackendError::Other(format!("a part upload ended: {e}"))),
+    }
+}
+
 #[async_trait]
 impl super::Upload for StoreUpload {
     async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
-        let writer =
-            self.writer.get_mut().as_mut().ok_or_else(|| {
+        let set = self.in_flight.get_mut();
+        while set.len() >= UPLOAD_CONCURRENCY {
+            one_part(set).await?;
+        }
+        let upload =
+            self.upload.get_mut().as_mut().ok_or_else(|| {
                 BackendError::Other(format!("upload of {} already ended", self.key))
             })?;
-        writer.wait_for_capacity(UPLOAD_CONCURRENCY).await?;
-        for piece in data {
-            writer.put(piece);
-        }
+        set.spawn(upload.put_part(PutPayload::from_iter(data)));
         Ok(())
     }
 
     async fn complete(mut self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
-        let writer =
-            self.writer.get_mut().take().ok_or_else(|| {
+        let mut upload =
+            self.upload.get_mut().take().ok_or_else(|| {
                 BackendError::Other(format!("upload of {} already ended", self.key))
             })?;
-        let res = writer.finish().await?;
+        let set = self.in_flight.get_mut();
+        while !set.is_empty() {
+            if let Err(e) = one_part(set).await {
+                set.abort_all();
+                let _ = upload.abort().await;
+                return Err(e);
+            }
+        }
+        let res = match upload.complete().await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = upload.abort().await;
+                return Err(e.into());
+            }
+        };
         Ok(written(&self.key, size, res, &self.meta))
     }
 
     async fn abort(mut self: Box<Self>) {
-        if let Some(w) = self.writer.get_mut().take() {
-            let _ = w.abort().await;
+        self.in_flight.get_mut().abort_all();
+        if let Some(mut u) = self.upload.get_mut().take() {
+            let _ = u.abort().await;
         }
     }
 }

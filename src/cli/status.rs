@@ -74,9 +74,16 @@ pub fn run(args: StatusArgs) -> Result<(), String> {
             "" => String::new(),
             e => format!(" (last: {e})"),
         };
+        let lost = match field(&report, "lost_found") {
+            "" | "0" => String::new(),
+            n => format!(
+                "\n  {n} file(s) set aside in {} (not uploaded: see the daemon's log)",
+                field(&report, "lost_found_dir")
+            ),
+        };
         println!(
             "{source} on {}\n  pid {}, up {} s\n  cache {cache}\n  open for writing {}, \
-             uploads in flight {}\n  errors {}{last}",
+             uploads in flight {}\n  errors {}{last}{lost}",
             mountpoint.display(),
             field(&report, "pid"),
             field(&report, "uptime_s"),

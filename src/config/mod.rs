@@ -118,6 +118,10 @@ pub struct MountConfig {
     /// parts are dropped, so a large copy needs about this much local space, but the file can
     /// then only be appended to until it is closed.
     pub stream_staging_max: u64,
+    /// Upload, at a stop, content of files still open for writing that no program closed
+    /// (and such content left by an earlier run); by default it is kept in `lost+found`
+    /// instead, so a half-written file never replaces a good object.
+    pub upload_unclosed: bool,
     /// Most objects a directory rename may copy; a larger directory is refused.
     pub rename_dir_limit: usize,
     /// Most files open for writing at once (each may hold up to 4 upload parts in memory).
@@ -214,6 +218,7 @@ impl Default for MountConfig {
             rename_dir_limit: 10_000,
             meta_probe_size: 0,
             stream_staging_max: 1 << 30,
+            upload_unclosed: false,
             max_open_writes: 256,
         }
     }

@@ -83,6 +83,9 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         }
         Events::new(watch)
     };
+    // Journaled uploads of an earlier run finish (or are set aside) before the mount serves,
+    // so none of them lands after a write made through this mount.
+    rt.block_on(fs.resume_uploads());
     let handle = crate::fuse::mount(
         fs.clone(),
         rt.handle().clone(),
@@ -113,8 +116,6 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     }
     crate::fuse::tune_read_ahead(&req.mountpoint, crate::fuse::KERNEL_READ_AHEAD_KB);
     tracing::info!(source = %req.source, mountpoint = %req.mountpoint.display(), "mounted");
-    let resume = fs.clone();
-    rt.spawn(async move { resume.resume_uploads().await });
     let socket = super::control_socket(&req.mountpoint);
     let control = {
         let _guard = rt.enter();
@@ -220,6 +221,12 @@ fn status_report(
             s.errors,
             s.last_error.unwrap_or_default().replace('\n', " "),
             s.inodes
+        ));
+        out.push_str(&format!(
+            "lost_found={}\nlost_found_dir={}\n",
+            s.lost_found,
+            fs.lost_found_dir()
+                .map_or(String::new(), |d| d.display().to_string())
         ));
         out
     })

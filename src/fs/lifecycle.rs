@@ -2,10 +2,9 @@
 //! files open for writing, errors), dropping cached metadata (SIGHUP), and draining pending
 //! uploads before an unmount (SIGTERM).
 
-use super::write_ops::OpenWrite;
 use super::{CloudFs, FsError};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Counters the core keeps while serving.
@@ -48,18 +47,27 @@ pub struct FsStats {
     pub last_error: Option<String>,
     /// Inodes known.
     pub inodes: usize,
+    /// Files set aside in `lost+found` next to the staging directory: journaled content the
+    /// server had moved past, content no program closed, unreadable records.
+    pub lost_found: usize,
 }
 
 impl CloudFs {
     /// A snapshot of counters, for `cloudmount status`.
     pub fn stats(&self) -> FsStats {
         FsStats {
-            open_for_writing: super::lock(&self.writes).len(),
+            open_for_writing: self.sessions.len(),
             uploads_in_flight: self.activity.uploads.load(Ordering::Relaxed),
             errors: self.activity.errors.load(Ordering::Relaxed),
             last_error: super::lock(&self.activity.last_error).clone(),
             inodes: self.inodes.len(),
+            lost_found: self.staging.as_ref().map_or(0, |a| a.lost_found_count()),
         }
+    }
+
+    /// Where content that is kept but not uploaded goes (`None`: a read-only mount).
+    pub fn lost_found_dir(&self) -> Option<&std::path::Path> {
+        self.staging.as_ref().map(|a| a.lost_found())
     }
 
     /// Record an operation that failed unexpectedly (the adapter calls this with every error
@@ -88,8 +96,10 @@ impl CloudFs {
     }
 
     /// Before an unmount: refuse writes from now on, upload what files still open for
-    /// writing hold, then wait for uploads in flight, all within `limit`. Returns how many
-    /// uploads are still pending; their data stays staged and journaled for the next mount.
+    /// writing hold that a program closed, then wait for uploads in flight, all within
+    /// `limit`. Content no program closed is not uploaded (unless `upload_unclosed`): it is
+    /// kept, journaled as unclosed. Returns how many files were not uploaded; their data
+    /// stays staged and journaled.
     pub async fn drain(&self, limit: Duration) -> usize {
         self.activity.stopping.store(true, Ordering::Relaxed);
         let now = tokio::time::Instant::now();
@@ -97,11 +107,21 @@ impl CloudFs {
             .checked_add(limit)
             .unwrap_or(now + Duration::from_secs(86_400 * 365));
         let mut left = 0;
-        for (ino, w) in self.open_writes() {
-            let sent = tokio::time::timeout_at(deadline, self.upload(ino, &w)).await;
+        for (ino, w) in self.sessions.all() {
+            let Ok(mut st) = tokio::time::timeout_at(deadline, w.staged.lock()).await else {
+                // Its upload is running (journaled when it started); waited for below.
+                continue;
+            };
+            if !st.dirty || st.unlinked {
+                continue;
+            }
+            if st.unclosed && !self.cfg.upload_unclosed {
+                left += usize::from(self.keep_staged(ino, &mut st, UNCLOSED));
+                continue;
+            }
+            let sent = tokio::time::timeout_at(deadline, self.upload_locked(ino, &mut st)).await;
             if !matches!(sent, Ok(Ok(()))) {
-                left += 1;
-                self.keep_for_next_mount(ino, &w).await;
+                left += usize::from(self.keep_staged(ino, &mut st, "not uploaded before the stop"));
             }
         }
         while self.activity.uploads.load(Ordering::Relaxed) > 0
@@ -113,41 +133,32 @@ impl CloudFs {
     }
 
     /// After the unmount: journal and keep whatever files still hold that is not uploaded
-    /// (a write that raced the stop), so the next mount sends it. Returns how many.
+    /// (a write that raced the stop), so the next mount sends it (or sets it aside, if no
+    /// program closed it). Returns how many.
     pub async fn keep_unsent(&self) -> usize {
         let mut kept = 0;
-        for (ino, w) in self.open_writes() {
-            kept += usize::from(self.keep_for_next_mount(ino, &w).await);
+        for (ino, w) in self.sessions.all() {
+            let Ok(mut st) = tokio::time::timeout(Duration::from_secs(5), w.staged.lock()).await
+            else {
+                // An upload still holds it: its journal record, written when it started, and
+                // its staged data stay (a dirty staging file is never removed) for the next
+                // mount.
+                tracing::warn!(ino, "an upload is still running at the stop; its data and journal record stay for the next mount");
+                kept += 1;
+                continue;
+            };
+            let why = if st.unclosed {
+                UNCLOSED
+            } else {
+                "not uploaded before the stop"
+            };
+            kept += usize::from(self.keep_staged(ino, &mut st, why));
         }
         kept
     }
-
-    fn open_writes(&self) -> Vec<(u64, Arc<OpenWrite>)> {
-        super::lock(&self.writes)
-            .iter()
-            .map(|(ino, w)| (*ino, Arc::clone(w)))
-            .collect()
-    }
-
-    /// Journal `w`'s unsent content and keep its staged file past this run; true if kept.
-    async fn keep_for_next_mount(&self, ino: u64, w: &OpenWrite) -> bool {
-        let Ok(mut st) = tokio::time::timeout(Duration::from_secs(1), w.staged.lock()).await else {
-            tracing::warn!(ino, "an upload of a file is still running at the stop; it was journaled when it started and is resumed at the next mount");
-            return false;
-        };
-        if !st.dirty || st.unlinked {
-            return false;
-        }
-        if st.dropped() > 0 {
-            tracing::error!(key = %st.key, "a streamed upload could not be finished before the stop, and its start is no longer staged (-o stream_staging_max=); this change is lost");
-            return false;
-        }
-        if let Err(e) = st.journal(&self.meta_to_store(ino)) {
-            tracing::error!(key = %st.key, staged = %st.path().display(), error = %e, "cannot journal unsent data; the staged file is kept but not resumed automatically");
-        } else {
-            tracing::warn!(key = %st.key, staged = %st.path().display(), "not uploaded before the stop; kept and sent at the next mount");
-        }
-        st.keep();
-        true
-    }
 }
+
+/// Why content still open for writing at a stop is not uploaded.
+const UNCLOSED: &str = "still open for writing at the stop: no program closed it, so it is \
+    not uploaded (mount with -o upload_unclosed to upload it); it is kept in the staging \
+    directory and set aside in lost+found at the next mount";

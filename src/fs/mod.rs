@@ -20,6 +20,7 @@ mod lifecycle;
 pub mod listing;
 mod namespace;
 pub mod negative;
+mod sessions;
 mod upload;
 mod write_ops;
 
@@ -135,6 +136,8 @@ pub struct CoreConfig {
     pub stream_staging_max: u64,
     /// See [`MountConfig::rename_dir_limit`].
     pub rename_dir_limit: usize,
+    /// See [`MountConfig::upload_unclosed`].
+    pub upload_unclosed: bool,
     /// See [`MountConfig::max_open_writes`].
     pub max_open_writes: usize,
 }
@@ -158,6 +161,7 @@ impl From<&MountConfig> for CoreConfig {
             read_only: c.read_only,
             upload_part_size: c.upload_part_size,
             rename_dir_limit: c.rename_dir_limit,
+            upload_unclosed: c.upload_unclosed,
             stream_staging_max: c.stream_staging_max,
             max_open_writes: c.max_open_writes,
         }
@@ -182,8 +186,8 @@ pub struct CloudFs {
     mounted_at: SystemTime,
     /// Where written data is staged; `None` makes the mount read-only.
     staging: Option<StagingArea>,
-    /// Inodes open for writing and their staged content.
-    writes: Mutex<HashMap<u64, Arc<write_ops::OpenWrite>>>,
+    /// Inodes open for writing: one write session each.
+    sessions: sessions::Sessions,
     /// Uploads in flight and errors, for `cloudmount status`.
     activity: lifecycle::Activity,
 }
@@ -221,7 +225,7 @@ impl CloudFs {
             next_fh: AtomicU64::new(1),
             mounted_at: now,
             staging,
-            writes: Mutex::new(HashMap::new()),
+            sessions: Default::default(),
             activity: Default::default(),
         }
     }

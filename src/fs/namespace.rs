@@ -6,13 +6,16 @@
 //! Renames copy then delete on the server (a directory: every object and marker below it, up
 //! to `rename_dir_limit`). Open files follow their new names.
 
-use super::write_ops::OpenWrite;
+use super::sessions::OpenWrite;
 use super::Stat;
-use super::{lock, parent_key, CloudFs, Entry, FsError, FsResult, Kind, Node};
+use super::{parent_key, CloudFs, Entry, FsError, FsResult, Kind, Node};
 use crate::backend::{BackendError, PosixMeta};
+use crate::write::journal::Expect;
+use crate::write::Staged;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::SystemTime;
+use tokio::sync::OwnedMutexGuard;
 
 impl CloudFs {
     /// Remove file `name` from `parent`.
@@ -23,19 +26,36 @@ impl CloudFs {
         if node.kind == Kind::Dir {
             return Err(FsError::IsDir);
         }
-        if let Some(w) = self.open_write(ino) {
-            let mut st = w.staged.lock().await;
-            st.unlinked = true;
-            if let Some(s) = st.stream.as_mut() {
-                s.stop().await;
-            }
-        }
+        // The session (if open) is held across the delete: no upload can slip in between,
+        // and it is marked unlinked only once the server confirmed the delete.
+        let mut session = self.lock_session(ino).await;
         if !self.inodes.is_local(ino) {
             self.backend.delete(&node.key).await?;
+        }
+        if let Some(st) = session.as_mut() {
+            Self::unlinked(st).await;
         }
         self.forget_name(parent, name, &node.key);
         self.inodes.mark_unlinked(ino);
         Ok(())
+    }
+
+    /// The session of `ino` (if it has one), locked.
+    async fn lock_session(&self, ino: u64) -> Option<OwnedMutexGuard<Staged>> {
+        match self.open_write(ino) {
+            Some(w) => Some(w.locked().await),
+            None => None,
+        }
+    }
+
+    /// The name of a session's file is gone on the server: its content is never uploaded
+    /// again, and nothing of it stays journaled.
+    async fn unlinked(st: &mut Staged) {
+        st.unlinked = true;
+        st.discard();
+        if let Some(s) = st.stream.as_mut() {
+            s.stop().await;
+        }
     }
 
     fn forget_name(&self, parent: u64, name: &str, key: &str) {
@@ -273,21 +293,38 @@ impl CloudFs {
                 }
                 _ => {}
             }
-            if let Some(w) = self.open_write(dst.ino) {
-                w.staged.lock().await.unlinked = true;
-            }
         }
+        // The sessions of both files are held across the server round trips (in inode order),
+        // so no upload of either lands between the copy and the delete; the replaced file is
+        // marked unlinked only once the move succeeded.
+        let dst_ino = existing.as_ref().map(|d| d.ino).filter(|d| *d != ino);
+        let (mut src_session, mut dst_session) = match dst_ino {
+            Some(d) if d < ino => {
+                let dst = self.lock_session(d).await;
+                (self.lock_session(ino).await, dst)
+            }
+            Some(d) => {
+                let src = self.lock_session(ino).await;
+                (src, self.lock_session(d).await)
+            }
+            None => (self.lock_session(ino).await, None),
+        };
         let suffix = if src.kind == Kind::Dir { "/" } else { "" };
         let new_key = format!("{}{new_name}{suffix}", new_dir.key);
         if src.kind == Kind::Dir {
             self.move_prefix(&src, &new_key).await?;
         } else {
-            self.move_file(&src, &new_key).await?;
+            self.move_file(&src, src_session.as_deref_mut(), &new_key)
+                .await?;
         }
         self.inodes.rename(ino, new_parent, new_name, &new_key);
-        if let Some(dst) = existing.as_ref().filter(|d| d.ino != ino) {
-            self.inodes.mark_unlinked(dst.ino);
+        if let Some(d) = dst_ino {
+            if let Some(st) = dst_session.as_mut() {
+                Self::unlinked(st).await;
+            }
+            self.inodes.mark_unlinked(d);
         }
+        drop((src_session, dst_session));
         self.keep_dir(parent);
         for key in [
             parent_key(&src.key),
@@ -304,34 +341,70 @@ impl CloudFs {
         Ok(())
     }
 
-    async fn move_file(&self, src: &Node, new_key: &str) -> FsResult<()> {
-        let staged = self.open_write(src.ino);
-        if let Some(w) = &staged {
-            let mut st = w.staged.lock().await;
-            // What is not staged yet must be fetched before the object moves away.
-            let size = st.size();
-            self.fetch_missing(&mut st, 0..size).await?;
-            // Later uploads of the open file go to the new name.
-            st.key = new_key.to_string();
-        }
-        if self.inodes.is_local(src.ino) {
+    /// Move file `src` to `new_key` on the server; `session` is its write session, locked
+    /// by the caller for the whole move.
+    async fn move_file(
+        &self,
+        src: &Node,
+        session: Option<&mut Staged>,
+        new_key: &str,
+    ) -> FsResult<()> {
+        let local = self.inodes.is_local(src.ino);
+        let Some(st) = session else {
+            if !local {
+                self.backend.copy(&src.key, new_key).await?;
+                self.backend.delete(&src.key).await?;
+            }
             return Ok(());
+        };
+        // What is not staged yet must be fetched before the object moves away.
+        let size = st.size();
+        self.fetch_missing(st, 0..size).await?;
+        if !local {
+            self.backend.copy(&src.key, new_key).await?;
+            self.backend.delete(&src.key).await?;
         }
-        self.backend.copy(&src.key, new_key).await?;
-        self.backend.delete(&src.key).await?;
+        self.follow_rename(src.ino, st, new_key);
         Ok(())
     }
 
-    /// Move every object below directory `src` to `new_key`.
+    /// A session's file moved to `new_key` (the server confirmed it): later uploads go there,
+    /// and journaled content names it.
+    fn follow_rename(&self, ino: u64, st: &mut Staged, new_key: &str) {
+        st.key = new_key.to_string();
+        if st.journaled() {
+            // What the new name holds now is what this mount moved there.
+            st.expect = Expect::Any;
+            let state = super::upload::record_state(st);
+            if let Err(e) = st.journal(&self.meta_to_store(ino), state, true) {
+                tracing::error!(key = %st.key, error = %e, "cannot rewrite the journal record of a renamed file");
+            }
+        }
+    }
+
+    /// Move every object below directory `src` to `new_key`. The sessions of open files below
+    /// it are held for the whole move (in inode order); others are not waited for.
     async fn move_prefix(&self, src: &Node, new_key: &str) -> FsResult<()> {
         let (keys, markers) = self.objects_below(&src.key).await?;
+        let below: Vec<(u64, Arc<OpenWrite>)> = self
+            .sessions
+            .all()
+            .into_iter()
+            .filter(|(ino, _)| {
+                self.inodes
+                    .get(*ino)
+                    .is_some_and(|n| n.key.starts_with(&src.key))
+            })
+            .collect();
+        let mut held = Vec::with_capacity(below.len());
+        for (ino, w) in below {
+            held.push((ino, w.locked().await));
+        }
         // Open files below: fetch what is not staged yet before their objects move away.
-        let below: Vec<Arc<OpenWrite>> = lock(&self.writes).values().cloned().collect();
-        for w in &below {
-            let mut st = w.staged.lock().await;
+        for (_, st) in held.iter_mut() {
             if st.key.starts_with(&src.key) {
                 let size = st.size();
-                self.fetch_missing(&mut st, 0..size).await?;
+                self.fetch_missing(st, 0..size).await?;
             }
         }
         for key in &keys {
@@ -353,10 +426,10 @@ impl CloudFs {
             self.remove_marker(dir).await?;
         }
         // Staged files below follow their directory.
-        for w in below {
-            let mut st = w.staged.lock().await;
+        for (ino, st) in held.iter_mut() {
             if let Some(rest) = st.key.strip_prefix(&src.key) {
-                st.key = format!("{new_key}{rest}");
+                let to = format!("{new_key}{rest}");
+                self.follow_rename(*ino, st, &to);
             }
         }
         Ok(())

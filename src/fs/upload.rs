@@ -3,9 +3,10 @@
 //! file does not hold yet where a read or an upload needs them; and finishing the uploads a
 //! killed daemon left in the journal.
 
-use super::{parent_key, CloudFs};
+use super::{parent_key, CloudFs, FsError, FsResult, Stat};
 use crate::backend::{BackendError, ObjectInfo, PartSource, PosixMeta};
-use crate::write::Staged;
+use crate::write::journal::{Expect, RecordState};
+use crate::write::{Pending, Staged};
 use std::ops::Range;
 
 impl CloudFs {
@@ -52,11 +53,7 @@ impl CloudFs {
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
         let size = st.size();
-        // Whole MiB parts, within S3's 10,000 parts.
-        let part = self
-            .cfg
-            .upload_part_size
-            .max(size.div_ceil(10_000).div_ceil(1 << 20) << 20);
+        let part = self.part_plan().whole(size);
         let plan = match (base, self.backend.copies_parts()) {
             (Some(etag), true) => st.reuse_plan(part).map(|p| (etag, p)),
             _ => None,
@@ -71,7 +68,7 @@ impl CloudFs {
         }
         self.fetch_missing(st, 0..size).await?;
         self.backend
-            .put_file(&st.key, st.path(), size, self.cfg.upload_part_size, meta)
+            .put_file(&st.key, st.path(), size, part, meta)
             .await
     }
 
@@ -98,41 +95,237 @@ impl CloudFs {
         Ok(info)
     }
 
+    /// Upload `st`, the staged content of `ino` (whose session lock the caller holds), if it
+    /// changed: journaled first with the version it replaces, so a daemon killed meanwhile
+    /// leaves it for the next mount; on success the inode shows the new version.
+    pub(super) async fn upload_locked(&self, ino: u64, st: &mut Staged) -> FsResult<()> {
+        if !st.dirty || st.unlinked {
+            return Ok(());
+        }
+        let _counted = self.activity.uploading();
+        let meta = self.meta_to_store(ino);
+        // The version the content started as, when the server still has it (its unchanged
+        // parts can then be copied there); and what this upload replaces.
+        let mut base = None;
+        if let Some(started) = st.base_etag.clone() {
+            match self.backend.head(&st.key).await {
+                Ok(now) => {
+                    if now.etag.as_deref().is_some_and(|e| e != started) {
+                        tracing::warn!(key = %st.key, "the object changed on the server while open for writing; this close replaces it (last close wins)");
+                    } else {
+                        base = now.etag.clone();
+                    }
+                    st.expect = now.etag.map_or(Expect::Any, Expect::Etag);
+                }
+                Err(BackendError::NotFound(_)) => st.expect = Expect::Absent,
+                Err(_) => {}
+            }
+        }
+        // Content with dropped parts cannot be re-sent, so there is nothing to journal.
+        if st.dropped() == 0 {
+            if let Err(e) = st.journal(&meta, record_state(st), false) {
+                tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
+            }
+        }
+        let mut stream = st.stream.take();
+        let streamed = match stream.as_mut() {
+            Some(s) => s.finish(self.backend.as_ref(), st, &meta).await,
+            None => None,
+        };
+        st.stream = stream;
+        let put = match streamed {
+            Some(done) => done,
+            None if st.dropped() > 0 => {
+                let why = st.check_change(0).err().unwrap_or_default();
+                tracing::warn!(key = %st.key, "{why}; this change cannot be uploaded");
+                return Err(FsError::Unsupported(why));
+            }
+            None => self.put_staged(st, base, &meta).await,
+        };
+        let info = match put {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(key = %st.key, error = %e, "upload failed; the data stays staged and is sent again at the next flush or close");
+                return Err(e.into());
+            }
+        };
+        st.stored();
+        st.base_etag = info.etag.clone();
+        st.expect = info.etag.clone().map_or(Expect::Any, Expect::Etag);
+        st.unjournal();
+        let stat = Stat {
+            size: info.size,
+            mtime: info.mtime,
+            etag: info.etag,
+            meta: info.meta,
+        };
+        self.inodes.refresh(ino, stat, self.expiry());
+        self.inodes.set_local(ino, false);
+        self.dirs.invalidate(&parent_key(&st.key));
+        self.now_stored(ino);
+        Ok(())
+    }
+
+    /// `ino` now exists on the server, and so do the directories above it.
+    fn now_stored(&self, ino: u64) {
+        let Some(node) = self.inodes.get(ino) else {
+            return;
+        };
+        self.negative.remove(node.parent, &node.name);
+        let mut parent = node.parent;
+        for _ in 0..super::MAX_KEY_LEN {
+            if parent == super::ROOT_INO || !self.inodes.is_local(parent) {
+                break;
+            }
+            self.inodes.set_local(parent, false);
+            parent = self
+                .inodes
+                .get(parent)
+                .map_or(super::ROOT_INO, |n| n.parent);
+        }
+    }
+
+    /// A write handle of `ino` is gone (closed, or a stage that failed). The last one uploads
+    /// what is unsent and retires the session; when that upload fails, the session stays,
+    /// journaled durably, so the next open, the stop or the next mount sends it.
+    pub(super) async fn end_handle(&self, ino: u64) {
+        let Some(w) = self.sessions.close(ino) else {
+            return;
+        };
+        let mut st = w.staged.lock().await;
+        // Released: whatever the file holds now was closed.
+        st.unclosed = false;
+        if let Err(e) = self.upload_locked(ino, &mut st).await {
+            self.keep_staged(ino, &mut st, &e.to_string());
+            return;
+        }
+        self.sessions.retire(ino, &w);
+    }
+
+    /// Keep `st` (not uploaded) past this run: journaled durably, as closed or unclosed
+    /// content. Returns whether it was kept.
+    pub(super) fn keep_staged(&self, ino: u64, st: &mut Staged, why: &str) -> bool {
+        if !st.dirty || st.unlinked {
+            return false;
+        }
+        if st.dropped() > 0 {
+            tracing::error!(key = %st.key, "a streamed upload could not be finished, and its start is no longer staged (-o stream_staging_max=); this change is lost");
+            return false;
+        }
+        st.keep();
+        match st.journal(&self.meta_to_store(ino), record_state(st), true) {
+            Ok(()) => {
+                tracing::error!(key = %st.key, staged = %st.path().display(), reason = why, "not uploaded; the data is kept in the staged file and journaled: the next close of the file, or the next mount, sends it")
+            }
+            Err(e) => {
+                tracing::error!(key = %st.key, staged = %st.path().display(), error = %e, reason = why, "not uploaded, and the journal record cannot be written; the staged file is kept but not resumed automatically")
+            }
+        }
+        true
+    }
+
     /// Upload closed content an earlier run left pending (it was killed, or the store was
-    /// unreachable at close). Runs once after mounting; what fails stays for the next mount.
+    /// unreachable at close), only where the server still holds the version it replaces;
+    /// content the server has moved past, or no program closed, goes to `lost+found`. Runs
+    /// before the mount serves; what fails stays for the next mount.
     pub async fn resume_uploads(&self) {
         let Some(area) = &self.staging else {
             return;
         };
         for p in area.pending() {
-            let mut st = match area.reopen(&p) {
-                Ok(st) => st,
-                Err(e) => {
-                    tracing::warn!(staged = %p.data.display(), error = %e, "cannot read a pending upload; it is tried again at the next mount");
-                    continue;
-                }
-            };
-            let key = st.key.clone();
-            let _counted = self.activity.uploading();
-            tracing::info!(%key, size = st.size(), staged = %p.data.display(), "resuming an upload left by an earlier run");
-            // The rest of partly staged content comes from the version it started as.
-            let base = match &st.base_etag {
-                Some(b) => match self.backend.head(&key).await {
-                    Ok(now) if now.etag.as_deref() == Some(b.as_str()) => Some(b.clone()),
-                    _ => None,
-                },
-                None => None,
-            };
-            match self.put_staged(&mut st, base, &p.record.meta).await {
-                Ok(_) => {
-                    self.dirs.invalidate(&parent_key(&key));
-                    tracing::info!(%key, "resumed upload done");
-                }
-                Err(e) => {
-                    st.keep();
-                    tracing::warn!(%key, error = %e, staged = %p.data.display(), "resumed upload failed; it is tried again at the next mount");
-                }
+            if p.record.state == RecordState::Unclosed && !self.cfg.upload_unclosed {
+                area.set_aside(&p, "no program closed this content (the daemon stopped while it was open for writing); mount with -o upload_unclosed to upload such content instead");
+                continue;
+            }
+            self.resume_one(area, &p).await;
+        }
+    }
+
+    async fn resume_one(&self, area: &crate::write::StagingArea, p: &Pending) {
+        let mut st = match area.reopen(p) {
+            Ok(st) => st,
+            Err(e) => {
+                tracing::warn!(staged = %p.data.display(), error = %e, "cannot read a pending upload; it is tried again at the next mount");
+                return;
+            }
+        };
+        // Dropped without an upload: the files stay for the next mount unless done below.
+        st.keep();
+        let key = st.key.clone();
+        let _counted = self.activity.uploading();
+        let now = match self.backend.head(&key).await {
+            Ok(info) => Some(info),
+            Err(BackendError::NotFound(_)) => None,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, staged = %p.data.display(), "cannot ask the server whether a pending upload is still current; it is tried again at the next mount");
+                return;
+            }
+        };
+        let current = match (&p.record.expect, &now) {
+            (Expect::Any, _) | (Expect::Absent, None) => true,
+            (Expect::Etag(e), Some(info)) => info.etag.as_deref() == Some(e.as_str()),
+            _ => false,
+        };
+        if !current {
+            if self.holds_already(&mut st, now.as_ref()).await {
+                tracing::info!(%key, "a pending upload had reached the server before the daemon stopped");
+                st.stored();
+                st.unjournal();
+                return;
+            }
+            area.set_aside(p, "the server holds a newer version (or none) than the one this content was to replace; it was not uploaded");
+            return;
+        }
+        tracing::info!(%key, size = st.size(), staged = %p.data.display(), "resuming an upload left by an earlier run");
+        // The rest of partly staged content comes from the version it started as.
+        let base = match (&st.base_etag, &now) {
+            (Some(b), Some(info)) if info.etag.as_deref() == Some(b.as_str()) => Some(b.clone()),
+            _ => None,
+        };
+        match self.put_staged(&mut st, base, &p.record.meta).await {
+            Ok(_) => {
+                self.dirs.invalidate(&parent_key(&key));
+                st.stored();
+                st.unjournal();
+                tracing::info!(%key, "resumed upload done");
+            }
+            Err(e) => {
+                tracing::warn!(%key, error = %e, staged = %p.data.display(), "resumed upload failed; it is tried again at the next mount");
             }
         }
+    }
+
+    /// Whether the server's object `now` already is exactly the staged content (an upload
+    /// that completed just before the daemon died); compared only for small objects.
+    async fn holds_already(&self, st: &mut Staged, now: Option<&ObjectInfo>) -> bool {
+        const MAX: u64 = 8 << 20;
+        let Some(now) = now else {
+            return false;
+        };
+        let size = st.size();
+        if now.size != size || size > MAX || !st.missing(0..size).is_empty() {
+            return false;
+        }
+        if size == 0 {
+            return true;
+        }
+        let (Ok(theirs), Ok(ours)) = (
+            self.backend
+                .get_range(&st.key, 0..size, now.etag.as_deref())
+                .await,
+            st.read_at(0, size),
+        ) else {
+            return false;
+        };
+        theirs[..] == ours[..]
+    }
+}
+
+/// How journaled content is recorded: closed unless no program closed it yet.
+pub(super) fn record_state(st: &Staged) -> RecordState {
+    if st.unclosed {
+        RecordState::Unclosed
+    } else {
+        RecordState::Closed
     }
 }

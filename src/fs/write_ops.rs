@@ -10,24 +10,15 @@
 //! A created file exists only in the mount until its first upload; its parent lists it
 //! meanwhile.
 
-use super::{lock, parent_key, CloudFs, Entry, FileHandle, FsError, FsResult, Kind, Node, Opened};
+use super::sessions::OpenWrite;
+use super::{lock, CloudFs, Entry, FileHandle, FsError, FsResult, Kind, Node, Opened};
 use super::{Listed, Prefetcher, Stat};
 use crate::backend::{BackendError, PosixMeta};
 use crate::read::ObjectRef;
-use crate::write::Staged;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::write::journal::Expect;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// The staged content of an inode open for writing, shared by its write handles.
-#[derive(Debug)]
-pub struct OpenWrite {
-    pub(super) staged: tokio::sync::Mutex<Staged>,
-    /// Size of the staged content (readable without the lock).
-    size: AtomicU64,
-    /// Write handles open on it.
-    handles: AtomicU64,
-}
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,17 +34,17 @@ pub enum Access {
 
 impl CloudFs {
     pub(super) fn is_open_for_write(&self, ino: u64) -> bool {
-        lock(&self.writes).contains_key(&ino)
+        self.sessions.contains(ino)
     }
 
     pub(super) fn open_write(&self, ino: u64) -> Option<Arc<OpenWrite>> {
-        lock(&self.writes).get(&ino).cloned()
+        self.sessions.get(ino)
     }
 
     /// `node` with the size of its staged content when it is open for writing.
     pub(super) fn with_staged_size(&self, mut node: Node) -> Node {
         if let Some(w) = self.open_write(node.ino) {
-            node.stat.size = w.size.load(Ordering::Relaxed);
+            node.stat.size = w.size();
         }
         node
     }
@@ -75,6 +66,11 @@ impl CloudFs {
             .collect()
     }
 
+    /// How this mount sizes upload parts.
+    pub(super) fn part_plan(&self) -> crate::backend::PartPlan {
+        crate::backend::PartPlan::new(self.cfg.upload_part_size, self.backend.max_parts())
+    }
+
     pub(super) fn writable(&self) -> FsResult<()> {
         if self.cfg.read_only || self.staging.is_none() || self.is_stopping() {
             return Err(FsError::ReadOnly);
@@ -82,67 +78,46 @@ impl CloudFs {
         Ok(())
     }
 
-    /// Open `node` for writing: join its staged content or stage it (empty with `truncate`,
-    /// else as the stored version, whose bytes are fetched only where needed). Counts one
-    /// write handle.
+    /// Open `node` for writing: join its session or start one (empty with `truncate`, else as
+    /// the stored version, whose bytes are fetched only where needed). Counts one write
+    /// handle; the caller registers it (or, on error, nothing is counted).
     pub(super) async fn stage(&self, node: &Node, truncate: bool) -> FsResult<Arc<OpenWrite>> {
-        if let Some(w) = self.open_write(node.ino) {
-            w.handles.fetch_add(1, Ordering::Relaxed);
+        let area = self.staging.as_ref().ok_or(FsError::ReadOnly)?;
+        let (w, joined) = self.sessions.open(node.ino, self.cfg.max_open_writes, || {
+            // The inode as it is now: an upload may have refreshed it since `node` was read.
+            let now = self.inodes.get(node.ino).unwrap_or_else(|| node.clone());
+            let mut staged = area.create(&now.key)?;
+            staged.base_etag = now.stat.etag.clone();
+            // What this content replaces, until an upload's HEAD says more.
+            staged.expect = match &now.stat.etag {
+                Some(e) => Expect::Etag(e.clone()),
+                None if self.inodes.is_local(node.ino) => Expect::Absent,
+                None => Expect::Any,
+            };
             if truncate {
-                self.truncate_staged(node.ino, &w, 0).await?;
+                staged.truncate(0)?;
+                staged.stream = Some(crate::write::Streamer::new(
+                    self.part_plan(),
+                    self.cfg.stream_staging_max,
+                ));
+            } else {
+                staged.adopt(now.stat.size)?;
             }
+            Ok(staged)
+        })?;
+        if !truncate {
             return Ok(w);
         }
-        let area = self.staging.as_ref().ok_or(FsError::ReadOnly)?;
-        if lock(&self.writes).len() >= self.cfg.max_open_writes {
-            return Err(FsError::TooManyWriters(self.cfg.max_open_writes));
+        if !joined {
+            // O_TRUNC moves mtime and ctime, even of an empty file (as on Linux).
+            self.touch(node.ino, 0);
+            return Ok(w);
         }
-        let mut staged = area.create(&node.key)?;
-        staged.base_etag = node.stat.etag.clone();
-        if truncate {
-            staged.truncate(0)?;
-            staged.stream = Some(crate::write::Streamer::new(
-                self.cfg.upload_part_size,
-                self.cfg.stream_staging_max,
-            ));
-        } else {
-            staged.adopt(node.stat.size)?;
+        if let Err(e) = self.truncate_staged(node.ino, &w, 0).await {
+            self.end_handle(node.ino).await;
+            return Err(e);
         }
-        let size = staged.size();
-        let fresh = Arc::new(OpenWrite {
-            staged: tokio::sync::Mutex::new(staged),
-            size: AtomicU64::new(size),
-            handles: AtomicU64::new(1),
-        });
-        // Another open may have staged the file meanwhile: join it (ours is dropped).
-        let joined = {
-            let mut writes = lock(&self.writes);
-            match writes.get(&node.ino) {
-                Some(w) => {
-                    w.handles.fetch_add(1, Ordering::Relaxed);
-                    Some(w.clone())
-                }
-                None => {
-                    writes.insert(node.ino, fresh.clone());
-                    None
-                }
-            }
-        };
-        match joined {
-            Some(w) => {
-                if truncate {
-                    self.truncate_staged(node.ino, &w, 0).await?;
-                }
-                Ok(w)
-            }
-            None => {
-                if truncate {
-                    // O_TRUNC moves mtime and ctime, even of an empty file (as on Linux).
-                    self.touch(node.ino, 0);
-                }
-                Ok(fresh)
-            }
-        }
+        Ok(w)
     }
 
     async fn truncate_staged(&self, ino: u64, w: &OpenWrite, size: u64) -> FsResult<()> {
@@ -153,8 +128,11 @@ impl CloudFs {
                 s.stop().await;
             }
         }
+        if let Some(s) = st.stream.as_mut() {
+            s.truncated(size);
+        }
         st.truncate(size)?;
-        w.size.store(size, Ordering::Relaxed);
+        w.set_size(size);
         self.touch(ino, size);
         Ok(())
     }
@@ -196,7 +174,12 @@ impl CloudFs {
                 return Err(e);
             }
         };
-        w.staged.lock().await.dirty = true;
+        {
+            let mut st = w.staged.lock().await;
+            st.dirty = true;
+            st.unclosed = true;
+            st.expect = Expect::Absent;
+        }
         self.inodes.remember(ino);
         let fh = self.add_handle(&node, true);
         let entry = self.entry(&self.with_staged_size(node));
@@ -301,7 +284,7 @@ impl CloudFs {
             st.stream = stream;
             st.size()
         };
-        w.size.store(size, Ordering::Relaxed);
+        w.set_size(size);
         self.touch(h.ino, size);
         Ok(data.len() as u32)
     }
@@ -341,7 +324,12 @@ impl CloudFs {
             return Ok(());
         }
         match self.open_write(h.ino) {
-            Some(w) => self.upload(h.ino, &w).await,
+            Some(w) => {
+                let mut st = w.staged.lock().await;
+                // A program closed (or synced) what the file holds now.
+                st.unclosed = false;
+                self.upload_locked(h.ino, &mut st).await
+            }
             None => Ok(()),
         }
     }
@@ -413,117 +401,23 @@ impl CloudFs {
         }
         // Closed: object stores change metadata only with the content, so send it again.
         let w = self.stage(&node, false).await?;
-        w.staged.lock().await.dirty = true;
-        let result = self.upload(ino, &w).await;
-        let mut writes = lock(&self.writes);
-        if w.handles.fetch_sub(1, Ordering::Relaxed) == 1 {
-            writes.remove(&ino);
-        }
+        let result = {
+            let mut st = w.staged.lock().await;
+            st.dirty = true;
+            self.upload_locked(ino, &mut st).await
+        };
+        self.end_handle(ino).await;
         result
     }
 
-    /// Upload the staged content of `ino` if it changed.
-    pub(super) async fn upload(&self, ino: u64, w: &OpenWrite) -> FsResult<()> {
-        let mut st = w.staged.lock().await;
-        if !st.dirty || st.unlinked {
-            return Ok(());
-        }
-        let _counted = self.activity.uploading();
-        let meta = self.meta_to_store(ino);
-        // Content with dropped parts cannot be re-sent, so there is nothing to journal.
-        if st.dropped() == 0 {
-            if let Err(e) = st.journal(&meta) {
-                tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
-            }
-        }
-        // The version the content started as, when the server still has it (its unchanged
-        // parts can then be copied there).
-        let mut base = None;
-        if let Some(started) = st.base_etag.clone() {
-            // Last close wins; say so when it replaces a version written by someone else.
-            if let Ok(now) = self.backend.head(&st.key).await {
-                if now.etag.as_deref().is_some_and(|e| e != started) {
-                    tracing::warn!(key = %st.key, "the object changed on the server while open for writing; this close replaces it (last close wins)");
-                } else {
-                    base = now.etag;
-                }
-            }
-        }
-        let mut stream = st.stream.take();
-        let streamed = match stream.as_mut() {
-            Some(s) => s.finish(self.backend.as_ref(), &st, &meta).await,
-            None => None,
-        };
-        st.stream = stream;
-        let put = match streamed {
-            Some(done) => done,
-            None if st.dropped() > 0 => {
-                let why = st.check_change(0).err().unwrap_or_default();
-                tracing::warn!(key = %st.key, "{why}; this change cannot be uploaded");
-                return Err(FsError::Unsupported(why));
-            }
-            None => self.put_staged(&mut st, base, &meta).await,
-        };
-        let info = match put {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::warn!(key = %st.key, error = %e, "upload failed; the data stays staged and is sent again at the next flush or close");
-                return Err(e.into());
-            }
-        };
-        st.stored();
-        st.base_etag = info.etag.clone();
-        st.unjournal();
-        let stat = Stat {
-            size: info.size,
-            mtime: info.mtime,
-            etag: info.etag,
-            meta: info.meta,
-        };
-        self.inodes.refresh(ino, stat, self.expiry());
-        self.inodes.set_local(ino, false);
-        self.dirs.invalidate(&parent_key(&st.key));
-        if let Some(node) = self.inodes.get(ino) {
-            self.negative.remove(node.parent, &node.name);
-            // Directories above a new object now exist on the server.
-            let mut parent = node.parent;
-            for _ in 0..super::MAX_KEY_LEN {
-                if parent == super::ROOT_INO || !self.inodes.is_local(parent) {
-                    break;
-                }
-                self.inodes.set_local(parent, false);
-                parent = self
-                    .inodes
-                    .get(parent)
-                    .map_or(super::ROOT_INO, |n| n.parent);
-            }
-        }
-        Ok(())
-    }
-
-    /// Close handle `fh`. The last write handle of an inode retries a failed upload and, if it
-    /// fails again, keeps the staged file on disk so nothing is lost.
+    /// Close handle `fh`. The last write handle of an inode retries a failed upload; if that
+    /// fails too, the session stays (journaled, staged) so nothing is lost.
     pub async fn release(&self, fh: u64) {
         let Some(h) = lock(&self.files).remove(&fh) else {
             return;
         };
-        if !h.write {
-            return;
-        }
-        let last = {
-            let mut writes = lock(&self.writes);
-            match writes.get(&h.ino) {
-                Some(w) if w.handles.fetch_sub(1, Ordering::Relaxed) == 1 => writes.remove(&h.ino),
-                _ => None,
-            }
-        };
-        let Some(w) = last else {
-            return;
-        };
-        if self.upload(h.ino, &w).await.is_err() {
-            let mut st = w.staged.lock().await;
-            st.keep();
-            tracing::error!(key = %st.key, staged = %st.path().display(), "upload failed at close; the written data is kept in the staged file");
+        if h.write {
+            self.end_handle(h.ino).await;
         }
     }
 
@@ -542,16 +436,17 @@ impl CloudFs {
             self.touch(ino, size);
             return Ok(());
         }
-        // Not open for writing: stage, change, upload, done.
+        // Not open for writing: stage, change, upload, done (a complete operation: closed).
         let w = self.stage(&node, size == 0).await?;
         let result = match self.truncate_staged(ino, &w, size).await {
-            Ok(()) => self.upload(ino, &w).await,
+            Ok(()) => {
+                let mut st = w.staged.lock().await;
+                st.unclosed = false;
+                self.upload_locked(ino, &mut st).await
+            }
             Err(e) => Err(e),
         };
-        let mut writes = lock(&self.writes);
-        if w.handles.fetch_sub(1, Ordering::Relaxed) == 1 {
-            writes.remove(&ino);
-        }
+        self.end_handle(ino).await;
         result
     }
 
@@ -570,7 +465,7 @@ impl CloudFs {
             _ => return Err(FsError::BadHandle(fh)),
         };
         let end = offset.saturating_add(len);
-        let size = w.size.load(Ordering::Relaxed);
+        let size = w.size();
         if mode & !(KEEP | ZEROS) != 0 {
             return Err(FsError::Unsupported(format!(
                 "fallocate mode {mode:#x} (only plain, KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE)"

@@ -10,12 +10,15 @@
 //! unless an upload failed and the data would otherwise be lost ([`Staged::keep`]).
 //!
 //! Journal: while the content of a closed (flushed or fsynced) file is on its way to the
-//! store, a record next to it (see `journal.rs`) names the object. If the daemon dies first
-//! (kill, power loss) or the upload fails for good, the next mount finds it
-//! ([`StagingArea::pending`]) and finishes the upload. Content no program closed is never
-//! journaled, so a half-written file is never sent.
+//! store, a record next to it (see `journal.rs`) names the object and the version it
+//! replaces. If the daemon dies first (kill, power loss) or the upload fails for good, the
+//! next mount finds it ([`StagingArea::pending`]) and finishes the upload, unless the server
+//! holds something newer by then: such content, and records that cannot be read, are set
+//! aside in `lost+found` next to the staging directory ([`StagingArea::set_aside`]). Content
+//! no program closed is journaled only at a stop, as `unclosed`, and never uploaded unless
+//! `-o upload_unclosed` asks.
 
-use super::journal::{record_path, Record};
+use super::journal::{record_path, Expect, Record, RecordState};
 use super::Ranges;
 use crate::backend::{PartSource, PosixMeta};
 use std::fs::{File, OpenOptions};
@@ -28,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug)]
 pub struct StagingArea {
     dir: PathBuf,
+    /// Where content that must not be uploaded but must not be lost either goes.
+    lost_found: PathBuf,
     seq: AtomicU64,
     /// A private temporary directory, removed with the area.
     temporary: bool,
@@ -58,29 +63,111 @@ impl StagingArea {
                     dir.display()
                 )
             })?;
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            let is_record = p.extension().is_some_and(|x| x == "key");
-            if !is_record && !record_path(&p).exists() {
-                let _ = std::fs::remove_file(&p);
-            }
-        }
-        Ok(StagingArea {
+        let lost_found = dir.parent().unwrap_or(dir).join("lost+found");
+        let area = StagingArea {
             dir: dir.to_path_buf(),
+            lost_found,
             seq: AtomicU64::new(0),
             temporary: false,
-        })
+        };
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = name.unwrap_or_default();
+            if name.ends_with(".key.tmp") {
+                // A record a killed daemon did not finish renaming: the old one (or none)
+                // stands.
+                let _ = std::fs::remove_file(&p);
+            } else if let Some(data) = name.strip_suffix(".key") {
+                if !dir.join(data).is_file() {
+                    area.quarantine(&p, None, "its data file is missing");
+                }
+            } else if !record_path(&p).exists() {
+                // Content never journaled (no program closed it), from a run that did not
+                // stop cleanly: never uploaded, never deleted either.
+                let to = area.move_to_lost_found(&p, &format!("{}-unclosed-{name}", stamp()));
+                tracing::warn!(staged = %p.display(), kept = ?to, "staged content no program closed, left by an earlier run, is set aside in lost+found (not uploaded)");
+            }
+        }
+        Ok(area)
     }
 
     /// A private staging directory under the system's temporary directory, removed when the
     /// area is dropped (for mounts without a cache directory; nothing survives a crash).
     pub fn temporary() -> Result<Self, String> {
         let n = TEMPORARY_AREAS.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("cloudmount-staging-{}-{n}", std::process::id()));
-        let mut area = Self::open(&dir)?;
+        let template = std::env::temp_dir().join(format!(
+            "cloudmount-staging-{}-{n}-XXXXXX",
+            std::process::id()
+        ));
+        // mkdtemp: a new directory of ours, 0700, never one someone else made first.
+        let dir = nix::unistd::mkdtemp(&template).map_err(|e| {
+            format!(
+                "cannot create a private staging directory in {}: {e}; set TMPDIR to a \
+                 writable directory or mount with -o cache=DIR",
+                std::env::temp_dir().display()
+            )
+        })?;
+        let mut area = Self::open(&dir.join("staging"))?;
+        area.dir = dir.join("staging");
+        area.lost_found = dir.join("lost+found");
         area.temporary = true;
         Ok(area)
+    }
+
+    /// Where set-aside content goes (see [`StagingArea::set_aside`]).
+    pub fn lost_found(&self) -> &Path {
+        &self.lost_found
+    }
+
+    /// How many files were set aside in `lost+found` (this run or earlier ones).
+    pub fn lost_found_count(&self) -> usize {
+        std::fs::read_dir(&self.lost_found)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".record"))
+            .count()
+    }
+
+    /// Move journaled content that must not be uploaded (the server holds a newer version,
+    /// or nobody closed it) into `lost+found`, with its record beside it as
+    /// `<name>.record`. Returns where the data went.
+    pub fn set_aside(&self, p: &Pending, why: &str) -> Option<PathBuf> {
+        let name = format!("{}-{}", stamp(), safe_name(&p.record.key));
+        let to = self.move_to_lost_found(&p.data, &name)?;
+        let _ = self.move_to_lost_found(&record_path(&p.data), &format!("{name}.record"));
+        tracing::warn!(key = %p.record.key, kept = %to.display(), reason = why, "journaled content set aside in lost+found instead of being uploaded");
+        Some(to)
+    }
+
+    /// Move a record that cannot be read (and its data, if any) into `lost+found`.
+    fn quarantine(&self, record: &Path, data: Option<&Path>, why: &str) {
+        let base = record
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let name = format!("{}-unreadable-{base}", stamp());
+        let rec = self.move_to_lost_found(record, &format!("{name}.record"));
+        let data = data.and_then(|d| self.move_to_lost_found(d, &name));
+        tracing::warn!(record = ?rec, data = ?data, reason = why, "a journal record cannot be read; it and its data are set aside in lost+found, not uploaded");
+    }
+
+    fn move_to_lost_found(&self, from: &Path, name: &str) -> Option<PathBuf> {
+        let made = std::fs::create_dir_all(&self.lost_found).and_then(|_| {
+            std::fs::set_permissions(&self.lost_found, std::fs::Permissions::from_mode(0o700))
+        });
+        if let Err(e) = made {
+            tracing::error!(dir = %self.lost_found.display(), error = %e, "cannot create lost+found; the content stays in the staging directory");
+            return None;
+        }
+        let to = self.lost_found.join(name);
+        match std::fs::rename(from, &to) {
+            Ok(()) => Some(to),
+            Err(e) => {
+                tracing::error!(from = %from.display(), error = %e, "cannot move into lost+found");
+                None
+            }
+        }
     }
 
     /// The directory.
@@ -99,7 +186,22 @@ impl StagingArea {
                 let record = e.path();
                 let data = record.to_str()?.strip_suffix(".key").map(PathBuf::from)?;
                 let text = std::fs::read_to_string(&record).ok()?;
-                let record = Record::parse(&text);
+                let size = std::fs::symlink_metadata(&data).ok()?.len();
+                let parsed = Record::parse(&text).and_then(|r| match r.size == size {
+                    true => Ok(r),
+                    false => Err(format!(
+                        "it names {} bytes, its data file has {size}",
+                        r.size
+                    )),
+                });
+                let record_path = record.clone();
+                let record = match parsed {
+                    Ok(r) => r,
+                    Err(why) => {
+                        self.quarantine(&record_path, Some(&data), &why);
+                        return None;
+                    }
+                };
                 let age = e.metadata().and_then(|m| m.modified()).ok()?;
                 data.is_file().then_some((age, Pending { data, record }))
             })
@@ -123,6 +225,7 @@ impl StagingArea {
             .read(true)
             .write(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)?;
         Ok(Staged::new(key, file, path))
     }
@@ -130,11 +233,16 @@ impl StagingArea {
     /// The staged content of a pending upload, to finish it (dirty; removed with its record
     /// once dropped, unless kept).
     pub fn reopen(&self, p: &Pending) -> std::io::Result<Staged> {
-        let file = OpenOptions::new().read(true).write(true).open(&p.data)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p.data)?;
         let size = file.metadata()?.len();
         let mut st = Staged::new(&p.record.key, file, p.data.clone());
         st.size = size;
         st.dirty = true;
+        st.expect = p.record.expect.clone();
         match &p.record.base {
             // Only `local` is here; the rest is the stored version's (and everything local
             // counts as changed: what was written is not recorded).
@@ -169,8 +277,13 @@ pub struct Staged {
     size: u64,
     /// The content differs from the object on the server.
     pub dirty: bool,
-    /// The file was unlinked while open: its content must not be uploaded.
+    /// The file was unlinked while open (the delete reached the server): its content must
+    /// not be uploaded.
     pub unlinked: bool,
+    /// Written (or truncated) since the last close: no program closed this content yet.
+    pub unclosed: bool,
+    /// The version on the server this content replaces (journaled with it).
+    pub expect: Expect,
     /// Streaming upload while the file is written in order (`None`: not eligible).
     pub stream: Option<super::Streamer>,
     /// ETag of the object version the content started from (`None` for a new file): its
@@ -199,6 +312,8 @@ impl Staged {
             size: 0,
             dirty: false,
             unlinked: false,
+            unclosed: false,
+            expect: Expect::Any,
             base_etag: None,
             stream: None,
             base_len: 0,
@@ -265,6 +380,7 @@ impl Staged {
         self.local.add(offset..end);
         self.size = self.size.max(end);
         self.dirty = true;
+        self.unclosed = true;
         Ok(())
     }
 
@@ -282,11 +398,15 @@ impl Staged {
         self.file.set_len(size)?;
         if size < self.size {
             self.base_len = self.base_len.min(size);
+            // Bytes past the cut are gone: a later growth reads zeros there, never the old
+            // bytes, and a streaming upload must wait for them to be written again.
+            self.local.cut(size);
         } else {
             self.changed.add(self.size..size);
         }
         self.size = size;
         self.dirty = true;
+        self.unclosed = true;
         Ok(())
     }
 
@@ -329,6 +449,7 @@ impl Staged {
         self.local.add(self.base_len..self.size);
         self.base_len = if self.dropped == 0 { self.size } else { 0 };
         self.changed = Ranges::default();
+        self.keep = false;
     }
 
     /// How to re-upload in parts of `part` bytes: which parts are unchanged bytes of the
@@ -360,9 +481,15 @@ impl Staged {
         self.keep = true;
     }
 
-    /// Record that this closed content must reach the store (with `meta`) even if the daemon
-    /// dies. Content only partly staged records the version the rest comes from.
-    pub fn journal(&self, meta: &PosixMeta) -> std::io::Result<()> {
+    /// Record that this content must reach the store (with `meta`) even if the daemon dies,
+    /// unless the server no longer holds [`Staged::expect`]. Content only partly staged
+    /// records the version the rest comes from. `durable`: fsynced (see `Record::write`).
+    pub fn journal(
+        &self,
+        meta: &PosixMeta,
+        state: RecordState,
+        durable: bool,
+    ) -> std::io::Result<()> {
         let base = match (&self.base_etag, self.missing(0..self.size).is_empty()) {
             (Some(etag), false) => {
                 let mut local = self.local.clone();
@@ -375,27 +502,65 @@ impl Staged {
             key: self.key.clone(),
             meta: meta.clone(),
             base,
+            state,
+            expect: self.expect.clone(),
+            size: self.size,
         };
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(record_path(&self.path))?;
-        // Not synced: a successful close means the upload is done, so the record only has to
-        // outlive the daemon (kill, crash), not the machine.
-        std::io::Write::write_all(&mut f, record.to_text().as_bytes())
+        if durable {
+            // The record promises this data: it must be on disk before the record is.
+            self.file.sync_data()?;
+        }
+        record.write(&self.path, durable)
     }
 
     /// The journaled content reached the store.
     pub fn unjournal(&self) {
         let _ = std::fs::remove_file(record_path(&self.path));
     }
+
+    /// Whether a journal record names this content now.
+    pub fn journaled(&self) -> bool {
+        record_path(&self.path).exists()
+    }
+
+    /// The content must never be uploaded (its name is gone on the server): no record, and
+    /// the file goes when dropped.
+    pub fn discard(&mut self) {
+        self.unjournal();
+        self.keep = false;
+    }
+}
+
+/// Now, as a sortable name part.
+fn stamp() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// An object key as one file name: `/` and control characters become `_`, at most 150 bytes.
+fn safe_name(key: &str) -> String {
+    let mut out: String = key
+        .chars()
+        .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+        .collect();
+    if out.len() > 150 {
+        let mut cut = 150;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if !self.keep {
+        // Content not uploaded yet is never removed with its session (a runtime dropped in
+        // the middle of an upload): its record, if any, lets the next mount finish it.
+        let unsent = self.dirty && !self.unlinked;
+        if !self.keep && !unsent {
             let _ = std::fs::remove_file(record_path(&self.path));
             let _ = std::fs::remove_file(&self.path);
         }
@@ -430,7 +595,16 @@ mod tests {
         assert_eq!(s.read_at(0, 100).unwrap(), b"\0\0\0\0\0h");
         let path = s.path().to_path_buf();
         drop(s);
-        assert!(!path.exists(), "removed when done");
+        assert!(
+            path.exists(),
+            "content not uploaded is never removed with its session"
+        );
+        let mut done = area.create("k").unwrap();
+        done.write_at(0, b"x").unwrap();
+        done.stored();
+        let path = done.path().to_path_buf();
+        drop(done);
+        assert!(!path.exists(), "removed once stored");
         let mut kept = area.create("k").unwrap();
         kept.keep();
         let path = kept.path().to_path_buf();
@@ -443,23 +617,33 @@ mod tests {
             mode: Some(0o100640),
             ..Default::default()
         };
-        journaled.journal(&meta).unwrap();
+        journaled.journal(&meta, RecordState::Closed, true).unwrap();
         let jpath = journaled.path().to_path_buf();
         std::mem::forget(journaled); // as if the daemon died
         let area = StagingArea::open(area.dir()).unwrap();
-        assert!(!path.exists(), "unjournaled leftovers are removed");
+        assert!(
+            !path.exists(),
+            "unjournaled leftovers leave the staging area"
+        );
+        assert_eq!(area.lost_found_count(), 2, "for lost+found");
         let want = Pending {
             data: jpath.clone(),
             record: Record {
                 key: "dir/key\nkey=odd".to_string(),
                 meta,
                 base: None,
+                state: RecordState::Closed,
+                expect: Expect::Any,
+                size: 0,
             },
         };
         let pending = area.pending();
         assert_eq!(pending, vec![want]);
         let again = area.reopen(&pending[0]).unwrap();
         assert!(again.dirty && again.missing(0..again.size()).is_empty());
+        let mut again = again;
+        again.stored();
+        again.unjournal();
         drop(again);
         assert!(
             area.pending().is_empty() && !jpath.exists(),
@@ -486,7 +670,8 @@ mod tests {
             "appended bytes are local"
         );
         // Closed while partly staged: the journal names the version the rest comes from.
-        s.journal(&PosixMeta::default()).unwrap();
+        s.journal(&PosixMeta::default(), RecordState::Closed, false)
+            .unwrap();
         let p = area.pending().pop().unwrap();
         let (etag, local) = p.record.base.clone().unwrap();
         assert_eq!(etag, "e1");

@@ -16,7 +16,7 @@
 //! the mount (logged).
 
 use super::Staged;
-use crate::backend::{Backend, BackendError, ObjectInfo, PosixMeta, Upload};
+use crate::backend::{Backend, BackendError, ObjectInfo, PartPlan, PosixMeta, Upload};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -27,7 +27,10 @@ pub struct Streamer {
     /// Attributes the upload was started with (mtime aside).
     meta: PosixMeta,
     sent: u64,
-    part: u64,
+    /// Sizes the parts (they grow with the stream, so any size fits the part limit).
+    plan: PartPlan,
+    /// Parts sent so far.
+    parts: u64,
     /// Sent bytes kept in staging behind `sent` (0: all).
     keep: u64,
     /// The written buffers holding the bytes from `sent` on, while writes arrive in order
@@ -74,13 +77,14 @@ impl Mirror {
 }
 
 impl Streamer {
-    /// Stream in parts of `part` bytes, keeping `keep` sent bytes staged (0: all of them).
-    pub fn new(part: u64, keep: u64) -> Self {
+    /// Stream in parts sized by `plan`, keeping `keep` sent bytes staged (0: all of them).
+    pub fn new(plan: PartPlan, keep: u64) -> Self {
         Streamer {
             upload: None,
             meta: PosixMeta::default(),
             sent: 0,
-            part: part.max(5 << 20),
+            plan,
+            parts: 0,
             keep,
             mirror: Some(Mirror::default()),
             stopped: false,
@@ -122,6 +126,23 @@ impl Streamer {
         self.sent
     }
 
+    /// Parts handed to the store so far.
+    pub fn parts(&self) -> u64 {
+        self.parts
+    }
+
+    /// The file was cut to `size` bytes (at or past what was sent; below it the caller
+    /// stops the stream): written buffers past the cut must never be sent.
+    pub fn truncated(&mut self, size: u64) {
+        if self
+            .mirror
+            .as_ref()
+            .is_some_and(|m| size < self.sent + m.len)
+        {
+            self.mirror = None;
+        }
+    }
+
     /// After a write at `offset`: send every full part past what was sent (an upload begins
     /// with the attributes `meta`).
     pub async fn after_write(
@@ -144,7 +165,8 @@ impl Streamer {
         self.mirror_write(staged, offset, data);
         for _ in 0..(1u64 << 20) {
             // Only bytes written without a gap go out (a hole may still be filled).
-            if staged.written_through(self.sent) < self.sent + self.part {
+            let part = self.plan.stream(self.parts);
+            if staged.written_through(self.sent) < self.sent + part {
                 return;
             }
             if self.upload.is_none() {
@@ -160,7 +182,7 @@ impl Streamer {
                     }
                 }
             }
-            let sent = match self.next_bytes(staged, self.part) {
+            let sent = match self.next_bytes(staged, part) {
                 Ok(data) => self.put(data).await,
                 Err(e) => Err(BackendError::Other(e.to_string())),
             };
@@ -169,7 +191,8 @@ impl Streamer {
                 self.stop().await;
                 return;
             }
-            self.sent += self.part;
+            self.sent += part;
+            self.parts += 1;
             if self.keep > 0 && self.sent > self.keep {
                 if let Err(e) = staged.drop_below(self.sent - self.keep) {
                     tracing::debug!(key = %staged.key, error = %e, "cannot drop sent data from staging; it stays");
@@ -213,6 +236,7 @@ impl Streamer {
         // (possible only while nothing was dropped from staging).
         self.stopped = staged.dropped() > 0;
         self.sent = 0;
+        self.parts = 0;
         self.mirror = None;
         done
     }
@@ -268,6 +292,7 @@ impl Streamer {
 mod tests {
     use super::*;
     use crate::backend::ListPage;
+    use crate::backend::PartPlan;
     use async_trait::async_trait;
     use std::sync::{Arc, Mutex};
 
@@ -370,7 +395,7 @@ mod tests {
         let area = crate::write::StagingArea::open(dir.path()).unwrap();
         let mut st = area.create("k").unwrap();
         let b = Recorder::default();
-        let mut s = Streamer::new(PART, 0);
+        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
         let chunk = Bytes::from(vec![7u8; 1 << 20]);
         for i in 0..12u64 {
             st.write_at(i << 20, &chunk).unwrap();
@@ -403,7 +428,7 @@ mod tests {
         let area = crate::write::StagingArea::open(dir.path()).unwrap();
         let mut st = area.create("k").unwrap();
         let b = Recorder::default();
-        let mut s = Streamer::new(PART, 0);
+        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
         let first = Bytes::from(vec![1u8; 6 << 20]);
         st.write_at(0, &first).unwrap();
         s.after_write(&b, &mut st, 0, &first, &PosixMeta::default())
@@ -431,7 +456,7 @@ mod tests {
         let area = crate::write::StagingArea::open(dir.path()).unwrap();
         let mut st = area.create("old").unwrap();
         let b = Recorder::default();
-        let mut s = Streamer::new(PART, 0);
+        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
         let first = Bytes::from(vec![1u8; 5 << 20]);
         st.write_at(0, &first).unwrap();
         s.after_write(&b, &mut st, 0, &first, &PosixMeta::default())
@@ -449,7 +474,7 @@ mod tests {
         let mut st = area.create("k").unwrap();
         st.stream = None;
         let b = Recorder::default();
-        let mut s = Streamer::new(PART, PART);
+        let mut s = Streamer::new(PartPlan::new(PART, 10_000), PART);
         let mut want = Vec::new();
         for i in 0..32u64 {
             let chunk = Bytes::from(vec![i as u8; 1 << 20]);
@@ -491,7 +516,7 @@ mod tests {
         let area = crate::write::StagingArea::open(dir.path()).unwrap();
         let mut st = area.create("k").unwrap();
         let b = Recorder::default();
-        let mut s = Streamer::new(PART, 0);
+        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
         let mut want = vec![0u8; 13 << 20];
         // In order, then one chunk ahead of the next, then the gap, then in order again.
         let order = [0u64, 1, 2, 4, 3, 5, 6, 7, 8, 9, 10, 11, 12];
@@ -519,7 +544,7 @@ mod tests {
         let area = crate::write::StagingArea::open(dir.path()).unwrap();
         let mut st = area.create("k").unwrap();
         let b = Recorder::default();
-        let mut s = Streamer::new(PART, 0);
+        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
         // dd opens, dup2()s and closes the first descriptor: a flush of the empty file.
         assert!(s.finish(&b, &st, &PosixMeta::default()).await.is_none());
         let chunk = Bytes::from(vec![3u8; 1 << 20]);

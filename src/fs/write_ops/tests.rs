@@ -574,30 +574,63 @@ async fn fallocate_grows_zeroes_or_refuses() {
     assert_eq!(&stored[..5], b"h\0\0lo");
 }
 
+/// Case 9 of issue 11: at a stop, what a program closed goes up; what none closed does not
+/// (unless `upload_unclosed`), so a half-written file never replaces a good object.
 #[tokio::test]
-async fn drain_uploads_files_still_open_and_stats_count_them() {
+async fn drain_uploads_closed_content_only_and_stats_count_them() {
+    for upload_unclosed in [false, true] {
+        let b = Arc::new(MemoryBackend::new());
+        b.insert("good.txt", "the good version");
+        let cfg = MountConfig {
+            upload_unclosed,
+            ..MountConfig::default()
+        };
+        let fs = CloudFs::new(b.clone(), &cfg);
+        // Rewritten with O_TRUNC, half way when the stop comes.
+        let good = fs.lookup(ROOT_INO, "good.txt").await.unwrap().attr.ino;
+        let half = fs
+            .open(good, Access::Write { truncate: true })
+            .await
+            .unwrap();
+        fs.write(half.fh, 0, bytes::Bytes::from_static(b"half"))
+            .await
+            .unwrap();
+        // Closed, but its upload failed: it must go up at the stop.
+        let (_, o) = fs
+            .create(ROOT_INO, "closed.txt", PosixMeta::default())
+            .await
+            .unwrap();
+        fs.write(o.fh, 0, bytes::Bytes::from_static(b"closed"))
+            .await
+            .unwrap();
+        b.fail_puts(true);
+        assert!(fs.flush(o.fh).await.is_err());
+        b.fail_puts(false);
+        let s = fs.stats();
+        assert_eq!(
+            (s.open_for_writing, s.uploads_in_flight, s.errors),
+            (2, 0, 0)
+        );
+        let left = fs.drain(std::time::Duration::from_secs(5)).await;
+        assert_eq!(
+            object(&b, "closed.txt").await.as_deref(),
+            Some(&b"closed"[..])
+        );
+        if upload_unclosed {
+            assert_eq!(left, 0);
+            assert_eq!(object(&b, "good.txt").await.as_deref(), Some(&b"half"[..]));
+        } else {
+            assert_eq!(left, 1, "the unclosed file is kept, not sent");
+            assert_eq!(
+                object(&b, "good.txt").await.as_deref(),
+                Some(&b"the good version"[..])
+            );
+        }
+        fs.release(o.fh).await;
+        fs.release(half.fh).await;
+    }
     let b = Arc::new(MemoryBackend::new());
     let fs = fs(&b);
-    let (_, o) = fs
-        .create(ROOT_INO, "open.txt", PosixMeta::default())
-        .await
-        .unwrap();
-    fs.write(o.fh, 0, bytes::Bytes::from_static(b"not closed"))
-        .await
-        .unwrap();
-    let s = fs.stats();
-    assert_eq!(
-        (s.open_for_writing, s.uploads_in_flight, s.errors),
-        (1, 0, 0)
-    );
-    assert_eq!(object(&b, "open.txt").await, None);
-    assert_eq!(fs.drain(std::time::Duration::from_secs(5)).await, 0);
-    assert_eq!(
-        object(&b, "open.txt").await.as_deref(),
-        Some(&b"not closed"[..])
-    );
-    fs.release(o.fh).await;
-    assert_eq!(fs.stats().open_for_writing, 0);
     fs.note_error("read", &crate::fs::FsError::NotFound);
     fs.note_error("read", &crate::fs::FsError::LocalIo("disk".into()));
     let s = fs.stats();
@@ -647,7 +680,16 @@ async fn after_a_failed_drain_writes_are_refused_and_the_next_mount_sends_the_da
         .await
         .unwrap();
     b.fail_puts(true);
-    assert_eq!(fs.drain(std::time::Duration::from_secs(2)).await, 1);
+    assert!(fs.flush(o.fh).await.is_err(), "closed, but not stored");
+    // Another file is still being written when the stop comes.
+    let (_, half) = fs
+        .create(ROOT_INO, "half.txt", PosixMeta::default())
+        .await
+        .unwrap();
+    fs.write(half.fh, 0, bytes::Bytes::from_static(b"half"))
+        .await
+        .unwrap();
+    assert_eq!(fs.drain(std::time::Duration::from_secs(2)).await, 2);
     assert_eq!(
         fs.write(o.fh, 12, bytes::Bytes::from_static(b"!")).await,
         Err(FsError::ReadOnly),
@@ -657,7 +699,7 @@ async fn after_a_failed_drain_writes_are_refused_and_the_next_mount_sends_the_da
         fs.create(ROOT_INO, "new", PosixMeta::default()).await.err(),
         Some(FsError::ReadOnly)
     );
-    assert_eq!(fs.keep_unsent().await, 1);
+    assert_eq!(fs.keep_unsent().await, 2);
     drop(fs);
     b.fail_puts(false);
     assert_eq!(object(&b, "late.txt").await, None);
@@ -667,4 +709,6 @@ async fn after_a_failed_drain_writes_are_refused_and_the_next_mount_sends_the_da
         object(&b, "late.txt").await.as_deref(),
         Some(&b"must survive"[..])
     );
+    assert_eq!(object(&b, "half.txt").await, None, "never closed: not sent");
+    assert_eq!(fs.stats().lost_found, 1, "kept in lost+found instead");
 }

@@ -1,6 +1,6 @@
 //! The daemon's signals, through real mounts: SIGHUP re-reads credentials (a rotated passwd
-//! file) and drops cached listings without unmounting; SIGTERM uploads what a file still open
-//! for writing holds before it unmounts.
+//! file) and drops cached listings without unmounting; SIGTERM keeps what a file still open
+//! for writing holds (no program closed it) and uploads it only with `upload_unclosed`.
 
 mod harness;
 mod support;
@@ -146,50 +146,106 @@ fn sighup_drops_cached_listings_and_a_bad_reload_keeps_the_mount() {
     assert!(harness::is_mounted(&m.path));
 }
 
+/// Files below `dir` (any depth) inside a directory named `lost+found`, with their bytes.
+fn lost_found_files(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    for _ in 0..10_000 {
+        let Some(d) = stack.pop() else { break };
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let in_lf = d.file_name().is_some_and(|n| n == "lost+found");
+            if p.is_dir() {
+                stack.push(p);
+            } else if in_lf && p.extension().is_none_or(|x| x != "record") {
+                out.push(std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+/// Case 9 of issue 11 (SIGTERM while writing): an `O_TRUNC` rewrite still open at the stop
+/// never replaces the good object; its content is kept for lost+found at the next mount.
+/// `upload_unclosed` uploads it instead.
 #[test]
-fn sigterm_uploads_a_file_still_open_for_writing_then_unmounts() {
+fn sigterm_keeps_a_file_no_program_closed_and_uploads_it_only_when_asked() {
     let s3 = S3Server::start_moto();
     s3.create_bucket("drain");
-    let m = MountCmd::s3(&s3, "drain", &["stop_timeout=30s"]).mount();
-    let file = m.p("open.txt");
-    // A writer that keeps its file open (no close, so no upload yet).
-    let mut writer = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys, time\nf = open(sys.argv[1], 'w')\nf.write('kept\\n')\nf.flush()\n\
-             print('written', flush=True)\ntime.sleep(120)\n",
-        ])
-        .arg(&file)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the writer");
-    let mut line = String::new();
-    let out = writer.stdout.take().unwrap();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
-    assert_eq!(line, "written\n");
     let server = s3.store("drain");
-    let stored = || block_on(server.get(&ObjPath::from("open.txt")));
-    assert!(stored().is_err(), "uploaded before close or SIGTERM");
+    let stored = || {
+        block_on(async { server.get(&ObjPath::from("open.txt")).await?.bytes().await })
+            .map(|b| b.to_vec())
+            .ok()
+    };
+    for upload_unclosed in [false, true] {
+        block_on(server.put(
+            &ObjPath::from("open.txt"),
+            object_store::PutPayload::from_static(b"good\n"),
+        ))
+        .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let cache_opt = format!("cache={}", cache.path().display());
+        let mut opts = vec!["stop_timeout=30s", cache_opt.as_str()];
+        if upload_unclosed {
+            opts.push("upload_unclosed");
+        }
+        let cmd = MountCmd::s3(&s3, "drain", &opts);
+        let m = cmd.mount();
+        let file = m.p("open.txt");
+        // A writer that keeps its file open (no close, so no upload yet).
+        let mut writer = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys, time\nf = open(sys.argv[1], 'w')\nf.write('half\\n')\nf.flush()\n\
+                 print('written', flush=True)\ntime.sleep(120)\n",
+            ])
+            .arg(&file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the writer");
+        let mut line = String::new();
+        let out = writer.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+        assert_eq!(line, "written\n");
+        assert_eq!(stored().as_deref(), Some(&b"good\n"[..]), "nothing sent before close");
 
-    let pid = daemon_pids(&m.path)[0];
-    signal(&m.path, nix::sys::signal::Signal::SIGTERM);
-    let exited = wait_until(Duration::from_secs(60), || {
-        !Path::new(&format!("/proc/{pid}")).exists()
-    });
-    let _ = writer.kill();
-    let _ = writer.wait();
-    assert!(exited, "the daemon did not exit; log:\n{}", m.log_text());
-    let body = block_on(async { server.get(&ObjPath::from("open.txt")).await?.bytes().await });
-    assert_eq!(
-        body.map(|b| b.to_vec()).ok().as_deref(),
-        Some(&b"kept\n"[..]),
-        "log:\n{}",
-        m.log_text()
-    );
-    assert!(
-        !harness::is_mounted(&m.path),
-        "the busy mount was left behind"
-    );
+        let pid = daemon_pids(&m.path)[0];
+        signal(&m.path, nix::sys::signal::Signal::SIGTERM);
+        let exited = wait_until(Duration::from_secs(60), || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
+        let _ = writer.kill();
+        let _ = writer.wait();
+        assert!(exited, "the daemon did not exit; log:\n{}", m.log_text());
+        assert!(
+            !harness::is_mounted(&m.path),
+            "the busy mount was left behind"
+        );
+        if upload_unclosed {
+            assert_eq!(stored().as_deref(), Some(&b"half\n"[..]), "{}", m.log_text());
+            continue;
+        }
+        assert_eq!(
+            stored().as_deref(),
+            Some(&b"good\n"[..]),
+            "the good object stays; log:\n{}",
+            m.log_text()
+        );
+        assert!(m.log_text().contains("no program closed it"), "{}", m.log_text());
+        drop(m);
+        // The next mount sets the kept content aside, and still does not send it.
+        let again = cmd.mount();
+        assert_eq!(stored().as_deref(), Some(&b"good\n"[..]));
+        assert_eq!(
+            lost_found_files(cache.path()),
+            vec![b"half\n".to_vec()],
+            "log:\n{}",
+            again.log_text()
+        );
+        let status = harness::sh(&format!("{} status --raw", harness::bin()));
+        assert!(status.1.contains("lost_found=1"), "{status:?}");
+    }
 }
 
 #[test]

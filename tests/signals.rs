@@ -208,7 +208,11 @@ fn sigterm_keeps_a_file_no_program_closed_and_uploads_it_only_when_asked() {
         let out = writer.stdout.take().unwrap();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
         assert_eq!(line, "written\n");
-        assert_eq!(stored().as_deref(), Some(&b"good\n"[..]), "nothing sent before close");
+        assert_eq!(
+            stored().as_deref(),
+            Some(&b"good\n"[..]),
+            "nothing sent before close"
+        );
 
         let pid = daemon_pids(&m.path)[0];
         signal(&m.path, nix::sys::signal::Signal::SIGTERM);
@@ -223,7 +227,12 @@ fn sigterm_keeps_a_file_no_program_closed_and_uploads_it_only_when_asked() {
             "the busy mount was left behind"
         );
         if upload_unclosed {
-            assert_eq!(stored().as_deref(), Some(&b"half\n"[..]), "{}", m.log_text());
+            assert_eq!(
+                stored().as_deref(),
+                Some(&b"half\n"[..]),
+                "{}",
+                m.log_text()
+            );
             continue;
         }
         assert_eq!(
@@ -232,7 +241,11 @@ fn sigterm_keeps_a_file_no_program_closed_and_uploads_it_only_when_asked() {
             "the good object stays; log:\n{}",
             m.log_text()
         );
-        assert!(m.log_text().contains("no program closed it"), "{}", m.log_text());
+        assert!(
+            m.log_text().contains("no program closed it"),
+            "{}",
+            m.log_text()
+        );
         drop(m);
         // The next mount sets the kept content aside, and still does not send it.
         let again = cmd.mount();

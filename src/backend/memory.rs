@@ -9,7 +9,7 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Clone)]
@@ -29,13 +29,18 @@ pub struct Counters {
     pub list: AtomicU64,
     /// `get_range` calls.
     pub get: AtomicU64,
+    /// Streaming uploads completed.
+    pub streamed: Arc<AtomicU64>,
 }
 
 /// An in-memory bucket.
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    objects: Mutex<BTreeMap<String, Object>>,
-    next_etag: AtomicU64,
+    objects: Arc<Mutex<BTreeMap<String, Object>>>,
+    next_etag: Arc<AtomicU64>,
+    /// Streaming (multipart) uploads, with at most this many parts (0: none, as a store
+    /// without multipart uploads).
+    max_parts: u64,
     /// Calls served so far.
     pub counters: Counters,
     /// `get_range` of a key containing `.0` sleeps `.1` first.
@@ -55,16 +60,18 @@ impl MemoryBackend {
         self.insert_with_meta(key, data, PosixMeta::default());
     }
 
+    /// An empty bucket that takes streaming uploads of at most `max_parts` parts, every part
+    /// but the last at least 5 MiB (as S3 does), and refuses more.
+    pub fn with_streaming(max_parts: u64) -> Self {
+        MemoryBackend {
+            max_parts,
+            ..Self::default()
+        }
+    }
+
     /// Store `data` under `key` with POSIX attributes `meta`.
     pub fn insert_with_meta(&self, key: &str, data: impl Into<Bytes>, meta: PosixMeta) {
-        let etag = format!("\"{}\"", self.next_etag.fetch_add(1, Ordering::Relaxed));
-        let obj = Object {
-            data: data.into(),
-            mtime: SystemTime::now(),
-            etag,
-            meta,
-        };
-        self.lock().insert(key.to_string(), obj);
+        store(&self.objects, &self.next_etag, key, data.into(), meta);
     }
 
     /// Remove `key`.
@@ -100,8 +107,116 @@ impl MemoryBackend {
     }
 }
 
+fn store(
+    objects: &Mutex<BTreeMap<String, Object>>,
+    next_etag: &AtomicU64,
+    key: &str,
+    data: Bytes,
+    meta: PosixMeta,
+) {
+    let etag = format!("\"{}\"", next_etag.fetch_add(1, Ordering::Relaxed));
+    let obj = Object {
+        data,
+        mtime: SystemTime::now(),
+        etag,
+        meta,
+    };
+    objects
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key.to_string(), obj);
+}
+
+/// A streaming upload into a [`MemoryBackend`] (see [`MemoryBackend::with_streaming`]).
+#[derive(Debug)]
+struct MemUpload {
+    key: String,
+    meta: PosixMeta,
+    parts: Vec<Bytes>,
+    max_parts: u64,
+    objects: Arc<Mutex<BTreeMap<String, Object>>>,
+    next_etag: Arc<AtomicU64>,
+    streamed: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl super::Upload for MemUpload {
+    async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
+        if self.parts.len() as u64 >= self.max_parts {
+            return Err(BackendError::Other(format!(
+                "{}: more than {} parts",
+                self.key, self.max_parts
+            )));
+        }
+        let mut part = Vec::new();
+        for d in data {
+            part.extend_from_slice(&d);
+        }
+        self.parts.push(Bytes::from(part));
+        Ok(())
+    }
+
+    async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
+        let n = self.parts.len();
+        let small = self.parts[..n.saturating_sub(1)]
+            .iter()
+            .any(|p| p.len() < super::part_size::MIN_PART as usize);
+        let data: Vec<u8> = self.parts.iter().flat_map(|p| p.iter().copied()).collect();
+        if small || data.len() as u64 != size {
+            return Err(BackendError::Other(format!(
+                "{}: a part below 5 MiB, or {} bytes where {size} were announced",
+                self.key,
+                data.len()
+            )));
+        }
+        store(
+            &self.objects,
+            &self.next_etag,
+            &self.key,
+            data.into(),
+            self.meta.clone(),
+        );
+        self.streamed.fetch_add(1, Ordering::Relaxed);
+        let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        let o = objects
+            .get(&self.key)
+            .ok_or_else(|| BackendError::NotFound(self.key.clone()))?;
+        Ok(MemoryBackend::info(&self.key, o))
+    }
+
+    async fn abort(self: Box<Self>) {}
+}
+
 #[async_trait]
 impl Backend for MemoryBackend {
+    fn max_parts(&self) -> u64 {
+        match self.max_parts {
+            0 => super::part_size::MAX_PARTS,
+            n => n,
+        }
+    }
+
+    async fn start_upload(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+    ) -> Result<Box<dyn super::Upload>, BackendError> {
+        if self.max_parts == 0 {
+            return Err(BackendError::Unsupported(format!(
+                "streaming upload of {key}"
+            )));
+        }
+        Ok(Box::new(MemUpload {
+            key: key.to_string(),
+            meta: meta.clone(),
+            parts: Vec::new(),
+            max_parts: self.max_parts,
+            objects: self.objects.clone(),
+            next_etag: self.next_etag.clone(),
+            streamed: self.counters.streamed.clone(),
+        }))
+    }
+
     fn describe(&self) -> String {
         "memory://".to_string()
     }

@@ -11,6 +11,8 @@
 
 mod build;
 mod error;
+#[cfg(test)]
+pub mod fault;
 pub mod memory;
 pub mod meta;
 pub mod part_size;

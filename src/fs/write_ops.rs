@@ -491,4 +491,6 @@ impl CloudFs {
 }
 
 #[cfg(test)]
+mod faults;
+#[cfg(test)]
 mod tests;

@@ -83,10 +83,9 @@ impl StagingArea {
                     area.quarantine(&p, None, "its data file is missing");
                 }
             } else if !record_path(&p).exists() {
-                // Content never journaled (no program closed it), from a run that did not
-                // stop cleanly: never uploaded, never deleted either.
-                let to = area.move_to_lost_found(&p, &format!("{}-unclosed-{name}", stamp()));
-                tracing::warn!(staged = %p.display(), kept = ?to, "staged content no program closed, left by an earlier run, is set aside in lost+found (not uploaded)");
+                // Never journaled: content already stored, or that no program closed, from a
+                // run that was killed (a clean stop journals unclosed content). Not uploaded.
+                let _ = std::fs::remove_file(&p);
             }
         }
         Ok(area)
@@ -621,11 +620,8 @@ mod tests {
         let jpath = journaled.path().to_path_buf();
         std::mem::forget(journaled); // as if the daemon died
         let area = StagingArea::open(area.dir()).unwrap();
-        assert!(
-            !path.exists(),
-            "unjournaled leftovers leave the staging area"
-        );
-        assert_eq!(area.lost_found_count(), 2, "for lost+found");
+        assert!(!path.exists(), "unjournaled leftovers are removed");
+        assert_eq!(area.lost_found_count(), 0);
         let want = Pending {
             data: jpath.clone(),
             record: Record {

@@ -314,7 +314,10 @@ impl CloudFs {
         if src.kind == Kind::Dir {
             self.move_prefix(&src, &new_key).await?;
         } else {
-            self.move_file(&src, src_session.as_deref_mut(), &new_key)
+            // A file only the mount has, moved over an object: that object is replaced now
+            // (else it would come back once the moved file is unlinked).
+            let replaces = dst_ino.is_some_and(|d| !self.inodes.is_local(d));
+            self.move_file(&src, src_session.as_deref_mut(), &new_key, replaces)
                 .await?;
         }
         self.inodes.rename(ino, new_parent, new_name, &new_key);
@@ -341,15 +344,19 @@ impl CloudFs {
         Ok(())
     }
 
-    /// Move file `src` to `new_key` on the server; `session` is its write session, locked
-    /// by the caller for the whole move.
+    /// Move file `src` to `new_key` on the server (`replaces`: an object there is replaced);
+    /// `session` is its write session, locked by the caller for the whole move.
     async fn move_file(
         &self,
         src: &Node,
         session: Option<&mut Staged>,
         new_key: &str,
+        replaces: bool,
     ) -> FsResult<()> {
         let local = self.inodes.is_local(src.ino);
+        if local && replaces {
+            self.backend.delete(new_key).await?;
+        }
         let Some(st) = session else {
             if !local {
                 self.backend.copy(&src.key, new_key).await?;
@@ -364,17 +371,22 @@ impl CloudFs {
             self.backend.copy(&src.key, new_key).await?;
             self.backend.delete(&src.key).await?;
         }
-        self.follow_rename(src.ino, st, new_key);
+        self.follow_rename(src.ino, st, new_key, local).await;
         Ok(())
     }
 
     /// A session's file moved to `new_key` (the server confirmed it): later uploads go there,
-    /// and journaled content names it.
-    fn follow_rename(&self, ino: u64, st: &mut Staged, new_key: &str) {
+    /// and journaled content names it, replacing what the move left there (`local`: the file
+    /// had no object, so the move left the name as it was).
+    async fn follow_rename(&self, ino: u64, st: &mut Staged, new_key: &str, local: bool) {
         st.key = new_key.to_string();
+        st.expect = match (local, self.backend.head(new_key).await) {
+            (_, Ok(info)) => info.etag.map_or(Expect::Any, Expect::Etag),
+            (_, Err(BackendError::NotFound(_))) => Expect::Absent,
+            (false, Err(_)) => Expect::Any,
+            (true, Err(_)) => st.expect.clone(),
+        };
         if st.journaled() {
-            // What the new name holds now is what this mount moved there.
-            st.expect = Expect::Any;
             let state = super::upload::record_state(st);
             if let Err(e) = st.journal(&self.meta_to_store(ino), state, true) {
                 tracing::error!(key = %st.key, error = %e, "cannot rewrite the journal record of a renamed file");
@@ -429,7 +441,8 @@ impl CloudFs {
         for (ino, st) in held.iter_mut() {
             if let Some(rest) = st.key.strip_prefix(&src.key) {
                 let to = format!("{new_key}{rest}");
-                self.follow_rename(*ino, st, &to);
+                let local = self.inodes.is_local(*ino);
+                self.follow_rename(*ino, st, &to, local).await;
             }
         }
         Ok(())

@@ -289,6 +289,9 @@ impl CloudFs {
                 st.unjournal();
                 tracing::info!(%key, "resumed upload done");
             }
+            Err(BackendError::Changed(_)) => {
+                area.set_aside(p, "the version its unchanged bytes come from was replaced on the server, so it can never be completed");
+            }
             Err(e) => {
                 tracing::warn!(%key, error = %e, staged = %p.data.display(), "resumed upload failed; it is tried again at the next mount");
             }

@@ -493,4 +493,6 @@ impl CloudFs {
 #[cfg(test)]
 mod faults;
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;

@@ -186,12 +186,15 @@ impl StagingArea {
                 let data = record.to_str()?.strip_suffix(".key").map(PathBuf::from)?;
                 let text = std::fs::read_to_string(&record).ok()?;
                 let size = std::fs::symlink_metadata(&data).ok()?.len();
-                let parsed = Record::parse(&text).and_then(|r| match r.size == size {
-                    true => Ok(r),
-                    false => Err(format!(
-                        "it names {} bytes, its data file has {size}",
-                        r.size
-                    )),
+                let parsed = Record::parse(&text).and_then(|r| {
+                    if r.size == size || r.state == RecordState::Unclosed {
+                        Ok(r)
+                    } else {
+                        Err(format!(
+                            "it names {} bytes, its data file has {size}",
+                            r.size
+                        ))
+                    }
                 });
                 let record_path = record.clone();
                 let record = match parsed {
@@ -242,6 +245,7 @@ impl StagingArea {
         st.size = size;
         st.dirty = true;
         st.expect = p.record.expect.clone();
+        st.record = Some(p.record.clone());
         match &p.record.base {
             // Only `local` is here; the rest is the stored version's (and everything local
             // counts as changed: what was written is not recorded).
@@ -283,6 +287,8 @@ pub struct Staged {
     pub unclosed: bool,
     /// The version on the server this content replaces (journaled with it).
     pub expect: Expect,
+    /// The journal record naming this content, while there is one.
+    record: Option<Record>,
     /// Streaming upload while the file is written in order (`None`: not eligible).
     pub stream: Option<super::Streamer>,
     /// ETag of the object version the content started from (`None` for a new file): its
@@ -313,6 +319,7 @@ impl Staged {
             unlinked: false,
             unclosed: false,
             expect: Expect::Any,
+            record: None,
             base_etag: None,
             stream: None,
             base_len: 0,
@@ -380,6 +387,7 @@ impl Staged {
         self.size = self.size.max(end);
         self.dirty = true;
         self.unclosed = true;
+        self.reopened();
         Ok(())
     }
 
@@ -406,6 +414,7 @@ impl Staged {
         self.size = size;
         self.dirty = true;
         self.unclosed = true;
+        self.reopened();
         Ok(())
     }
 
@@ -484,7 +493,7 @@ impl Staged {
     /// unless the server no longer holds [`Staged::expect`]. Content only partly staged
     /// records the version the rest comes from. `durable`: fsynced (see `Record::write`).
     pub fn journal(
-        &self,
+        &mut self,
         meta: &PosixMeta,
         state: RecordState,
         durable: bool,
@@ -509,17 +518,41 @@ impl Staged {
             // The record promises this data: it must be on disk before the record is.
             self.file.sync_data()?;
         }
-        record.write(&self.path, durable)
+        record.write(&self.path, durable)?;
+        self.record = Some(record);
+        Ok(())
     }
 
     /// The journaled content reached the store.
-    pub fn unjournal(&self) {
-        let _ = std::fs::remove_file(record_path(&self.path));
+    pub fn unjournal(&mut self) {
+        if self.record.take().is_some() {
+            let _ = std::fs::remove_file(record_path(&self.path));
+        }
     }
 
     /// Whether a journal record names this content now.
     pub fn journaled(&self) -> bool {
-        record_path(&self.path).exists()
+        self.record.is_some()
+    }
+
+    /// The content changed after it was journaled as closed: what the file holds now is no
+    /// longer what a program closed, so the record says `unclosed` from now on (never
+    /// uploaded unless asked; its size is no longer checked).
+    fn reopened(&mut self) {
+        let Some(r) = self
+            .record
+            .as_mut()
+            .filter(|r| r.state == RecordState::Closed)
+        else {
+            return;
+        };
+        r.state = RecordState::Unclosed;
+        if let Err(e) = r.write(&self.path, false) {
+            // Left as closed, the record would upload content nobody closed: remove it.
+            tracing::warn!(key = %self.key, error = %e, "cannot mark a journal record unclosed; removing it");
+            let _ = std::fs::remove_file(record_path(&self.path));
+            self.record = None;
+        }
     }
 
     /// The content must never be uploaded (its name is gone on the server): no record, and
@@ -611,7 +644,7 @@ mod tests {
         assert!(path.exists(), "a failed upload's data stays on disk");
 
         // Journaled content survives a restart and is offered for upload; the rest goes.
-        let journaled = area.create("dir/key\nkey=odd").unwrap();
+        let mut journaled = area.create("dir/key\nkey=odd").unwrap();
         let meta = PosixMeta {
             mode: Some(0o100640),
             ..Default::default()

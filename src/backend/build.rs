@@ -61,7 +61,10 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 .with_client_options(client_options(cfg))
                 .with_retry(retry(cfg))
                 .with_virtual_hosted_style_request(virtual_hosted)
-                .with_unsigned_payload(!cfg.signs_payload());
+                .with_unsigned_payload(!cfg.signs_payload())
+                // If-Match / If-None-Match on PUT: the journal's replay never overwrites a
+                // version newer than the one its content replaces.
+                .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
             let region = cfg
                 .region
                 .clone()

@@ -77,16 +77,17 @@ impl From<object_store::Error> for BackendError {
         let msg = chain_message(&err);
         match err {
             E::NotFound { .. } => BackendError::NotFound(msg),
-            E::Precondition { .. } | E::NotModified { .. } => BackendError::Changed(msg),
+            // AlreadyExists: a conditional create found an object (If-None-Match: *).
+            E::Precondition { .. } | E::NotModified { .. } | E::AlreadyExists { .. } => {
+                BackendError::Changed(msg)
+            }
             E::PermissionDenied { .. } | E::Unauthenticated { .. } => BackendError::Denied(msg),
             E::NotSupported { .. } | E::NotImplemented { .. } => BackendError::Unsupported(msg),
             E::InvalidPath { .. } => BackendError::InvalidKey {
                 key: String::new(),
                 reason: msg,
             },
-            E::AlreadyExists { .. } | E::JoinError { .. } | E::UnknownConfigurationKey { .. } => {
-                BackendError::Other(msg)
-            }
+            E::JoinError { .. } | E::UnknownConfigurationKey { .. } => BackendError::Other(msg),
             E::Generic { .. } => classify_generic(msg),
             _ => BackendError::Other(msg),
         }

@@ -248,6 +248,21 @@ impl Backend for Faulty {
             .put_file(key, path, size, part_size, meta)
             .await
     }
+    async fn put_file_if(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        part_size: u64,
+        meta: &PosixMeta,
+        cond: &super::Precondition,
+    ) -> Result<ObjectInfo, BackendError> {
+        self.0.gate(Op::Put, key).await?;
+        self.0
+            .inner
+            .put_file_if(key, path, size, part_size, meta, cond)
+            .await
+    }
     fn max_parts(&self) -> u64 {
         self.0.inner.max_parts()
     }

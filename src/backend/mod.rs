@@ -81,6 +81,16 @@ pub enum PartSource {
     Send(Range<u64>),
 }
 
+/// What the server must hold for a conditional upload to replace it (see
+/// [`Backend::put_file_if`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No object of that name (`If-None-Match: *`).
+    Absent,
+    /// The object with this entity tag (`If-Match`).
+    Matches(String),
+}
+
 /// A multipart upload in progress (see [`Backend::start_upload`]).
 #[async_trait]
 pub trait Upload: Send + Sync + Debug {
@@ -91,6 +101,31 @@ pub trait Upload: Send + Sync + Debug {
     async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError>;
     /// Give up; the parts sent are dropped by the store.
     async fn abort(self: Box<Self>);
+}
+
+/// [`BackendError::Changed`] unless the server holds what `cond` says now.
+pub async fn check_precondition<B: Backend + ?Sized>(
+    backend: &B,
+    key: &str,
+    cond: &Precondition,
+) -> Result<(), BackendError> {
+    let now = match backend.head(key).await {
+        Ok(info) => Some(info.etag),
+        Err(BackendError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let holds = match (cond, &now) {
+        (Precondition::Absent, None) => true,
+        (Precondition::Matches(e), Some(Some(now))) => now == e,
+        _ => false,
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(BackendError::Changed(format!(
+            "{key}: the server no longer holds {cond:?}"
+        )))
+    }
 }
 
 /// The operations the filesystem needs from an object store.
@@ -155,11 +190,26 @@ pub trait Backend: Send + Sync + Debug + 'static {
         part_size: u64,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        let _ = (size, part_size);
-        let data = tokio::fs::read(path)
-            .await
-            .map_err(|e| BackendError::Other(format!("cannot read {}: {e}", path.display())))?;
-        self.put(key, Bytes::from(data), meta).await
+        let _ = part_size;
+        let data = store::read_exactly(path, size).await?;
+        self.put(key, data, meta).await
+    }
+
+    /// [`Backend::put_file`], only while the server holds what `cond` says; otherwise
+    /// [`BackendError::Changed`] and nothing is stored. Stores with conditional writes check
+    /// it atomically (S3 and Azure `If-Match`/`If-None-Match`) for files sent in one request;
+    /// the default, and larger files, check with a HEAD just before the upload.
+    async fn put_file_if(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        part_size: u64,
+        meta: &PosixMeta,
+        cond: &Precondition,
+    ) -> Result<ObjectInfo, BackendError> {
+        check_precondition(self, key, cond).await?;
+        self.put_file(key, path, size, part_size, meta).await
     }
 
     /// Most parts one multipart upload may have (see [`PartPlan`]).

@@ -318,6 +318,42 @@ impl Backend for ObjectStoreBackend {
         Ok(written(key, size, res, meta))
     }
 
+    async fn put_file_if(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        part_size: u64,
+        meta: &PosixMeta,
+        cond: &super::Precondition,
+    ) -> Result<ObjectInfo, BackendError> {
+        if size > part_size || self.local_dir.is_some() {
+            // Multipart completions carry no condition through object_store: a HEAD checks.
+            super::check_precondition(self, key, cond).await?;
+            return self.put_file(key, path, size, part_size, meta).await;
+        }
+        let data = read_exactly(path, size).await?;
+        let mode = match cond {
+            super::Precondition::Absent => object_store::PutMode::Create,
+            super::Precondition::Matches(e) => {
+                object_store::PutMode::Update(object_store::UpdateVersion {
+                    e_tag: Some(e.clone()),
+                    version: None,
+                })
+            }
+        };
+        let opts = PutOptions {
+            attributes: self.attributes(meta),
+            mode,
+            ..Default::default()
+        };
+        let res = self
+            .store
+            .put_opts(&self.path(key)?, PutPayload::from(data), opts)
+            .await?;
+        Ok(written(key, size, res, meta))
+    }
+
     async fn start_upload(
         &self,
         key: &str,
@@ -344,8 +380,8 @@ impl Backend for ObjectStoreBackend {
         let local =
             |e: std::io::Error| BackendError::Other(format!("cannot read {}: {e}", path.display()));
         if size <= part_size {
-            let data = tokio::fs::read(path).await.map_err(local)?;
-            return self.put(key, Bytes::from(data), meta).await;
+            let data = read_exactly(path, size).await?;
+            return self.put(key, data, meta).await;
         }
         // Within the part limit whatever the caller asked (PartPlan::whole is idempotent).
         let part_size = super::PartPlan::new(part_size, super::part_size::MAX_PARTS).whole(size);
@@ -480,6 +516,28 @@ fn written(key: &str, size: u64, res: object_store::PutResult, meta: &PosixMeta)
         etag: res.e_tag.or(res.version),
         meta: meta.clone(),
     }
+}
+
+/// The first `size` bytes of local file `path` (a file that grew past `size`, as after a
+/// write that failed half way, sends only what `size` says; a shorter one is an error).
+pub(super) async fn read_exactly(path: &std::path::Path, size: u64) -> Result<Bytes, BackendError> {
+    use tokio::io::AsyncReadExt;
+    let local =
+        |e: std::io::Error| BackendError::Other(format!("cannot read {}: {e}", path.display()));
+    let file = tokio::fs::File::open(path).await.map_err(local)?;
+    let mut data = Vec::with_capacity(size as usize);
+    file.take(size)
+        .read_to_end(&mut data)
+        .await
+        .map_err(local)?;
+    if (data.len() as u64) < size {
+        return Err(BackendError::Other(format!(
+            "{} holds {} bytes, {size} expected",
+            path.display(),
+            data.len()
+        )));
+    }
+    Ok(Bytes::from(data))
 }
 
 /// A streaming multipart upload through object_store: every `put_part` is one part, as the

@@ -4,7 +4,7 @@
 //! killed daemon left in the journal.
 
 use super::{parent_key, CloudFs, FsError, FsResult, Stat};
-use crate::backend::{BackendError, ObjectInfo, PartSource, PosixMeta};
+use crate::backend::{BackendError, ObjectInfo, PartSource, PosixMeta, Precondition};
 use crate::write::journal::{Expect, RecordState};
 use crate::write::{Pending, Staged};
 use std::ops::Range;
@@ -51,6 +51,7 @@ impl CloudFs {
         st: &mut Staged,
         base: Option<String>,
         meta: &PosixMeta,
+        cond: Option<&Precondition>,
     ) -> Result<ObjectInfo, BackendError> {
         let size = st.size();
         let part = self.part_plan().whole(size);
@@ -67,9 +68,18 @@ impl CloudFs {
             }
         }
         self.fetch_missing(st, 0..size).await?;
-        self.backend
-            .put_file(&st.key, st.path(), size, part, meta)
-            .await
+        match cond {
+            Some(c) => {
+                self.backend
+                    .put_file_if(&st.key, st.path(), size, part, meta, c)
+                    .await
+            }
+            None => {
+                self.backend
+                    .put_file(&st.key, st.path(), size, part, meta)
+                    .await
+            }
+        }
     }
 
     async fn put_reusing(
@@ -140,7 +150,7 @@ impl CloudFs {
                 tracing::warn!(key = %st.key, "{why}; this change cannot be uploaded");
                 return Err(FsError::Unsupported(why));
             }
-            None => self.put_staged(st, base, &meta).await,
+            None => self.put_staged(st, base, &meta, None).await,
         };
         let info = match put {
             Ok(info) => info,
@@ -282,7 +292,16 @@ impl CloudFs {
             (Some(b), Some(info)) if info.etag.as_deref() == Some(b.as_str()) => Some(b.clone()),
             _ => None,
         };
-        match self.put_staged(&mut st, base, &p.record.meta).await {
+        // Conditional on what the record expects, so a version put meanwhile is never replaced.
+        let cond = match &p.record.expect {
+            Expect::Absent => Some(Precondition::Absent),
+            Expect::Etag(e) => Some(Precondition::Matches(e.clone())),
+            Expect::Any => None,
+        };
+        match self
+            .put_staged(&mut st, base, &p.record.meta, cond.as_ref())
+            .await
+        {
             Ok(_) => {
                 self.dirs.invalidate(&parent_key(&key));
                 st.stored();
@@ -290,7 +309,7 @@ impl CloudFs {
                 tracing::info!(%key, "resumed upload done");
             }
             Err(BackendError::Changed(_)) => {
-                area.set_aside(p, "the version its unchanged bytes come from was replaced on the server, so it can never be completed");
+                area.set_aside(p, "the server changed meanwhile: it holds a newer version than the one this content replaces (or the version its unchanged bytes come from is gone)");
             }
             Err(e) => {
                 tracing::warn!(%key, error = %e, staged = %p.data.display(), "resumed upload failed; it is tried again at the next mount");

@@ -72,6 +72,8 @@ struct Name {
     doomed: bool,
     /// Write handles open on it.
     open: usize,
+    /// Its session outlived its last close (the upload failed): the mount shows the session.
+    kept: bool,
 }
 
 struct World {
@@ -397,6 +399,7 @@ impl World {
             .push(format!("  k{i}: content {f:x} server {now:x} kept {kept}"));
         let name = &mut self.names[i];
         name.allowed.insert(f);
+        name.kept = kept;
         if !kept {
             name.must = Some(f);
             name.pending = None;
@@ -433,7 +436,7 @@ impl World {
                 let n = &mut self.names[j];
                 n.allowed.insert(now_j);
                 n.must = Some(now_j);
-                if n.pending.is_some() {
+                if n.kept || n.pending.is_some() {
                     n.conflicted = true;
                 } else if n.open == 0 {
                     n.content = copy;
@@ -498,6 +501,7 @@ impl World {
         n.must = Some(if local { now } else { ABSENT });
         n.pending = None;
         n.conflicted = false;
+        n.kept = false;
         n.open = 0;
     }
 
@@ -516,7 +520,7 @@ impl World {
             self.backend.insert(&key(i), data.clone());
             self.log
                 .push(format!("outside: PUT k{i} ({} bytes)", data.len()));
-            if self.names[i].pending.is_none() {
+            if !self.names[i].kept {
                 self.names[i].content = Some(data);
             }
             f
@@ -524,7 +528,8 @@ impl World {
         let n = &mut self.names[i];
         n.allowed.insert(f);
         n.must = Some(f);
-        if n.pending.is_some() {
+        if n.kept {
+            // The mount still shows its session (whose next close wins).
             n.conflicted = true;
         } else if f == ABSENT {
             n.content = None;
@@ -571,6 +576,7 @@ impl World {
                 ));
             }
             n.open = 0;
+            n.kept = false;
             n.conflicted = false;
             n.reopened = false;
             n.doomed = false;

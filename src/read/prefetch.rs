@@ -53,7 +53,7 @@ impl Default for PrefetchConfig {
             initial_window: 1 << 20,
             max_window: 64 << 20,
             // 8 MiB parts: large enough that per-request latency is amortised, small enough
-            // that several run in parallel within the default 64 MiB budget.
+            // that several run in parallel within the default 24 MiB budget (max_memory).
             part_size: 8 << 20,
             random_align: 64 << 10,
             max_skip: 2 << 20,

@@ -63,17 +63,20 @@ impl AzureRaw {
         &self,
         r: Request<'_>,
     ) -> Result<(http::HeaderMap, Bytes), BackendError> {
-        let mut request = r.build()?;
-        let credential = self
-            .store
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|e| BackendError::Denied(format!("{}: credentials: {e}", r.what)))?;
-        object_store::azure::AzureAuthorizer::new(&credential, &self.account)
-            .try_authorize(&mut request)
-            .map_err(|e| BackendError::Other(format!("{}: {e}", r.what)))?;
-        execute(&self.client, request, r.what).await
+        super::with_retries(|| async {
+            let mut request = r.build()?;
+            let credential = self
+                .store
+                .credentials()
+                .get_credential()
+                .await
+                .map_err(|e| BackendError::Denied(format!("{}: credentials: {e}", r.what)))?;
+            object_store::azure::AzureAuthorizer::new(&credential, &self.account)
+                .try_authorize(&mut request)
+                .map_err(|e| BackendError::Other(format!("{}: {e}", r.what)))?;
+            execute(&self.client, request, r.what).await
+        })
+        .await
     }
 
     fn blob_url(&self, key: &str) -> String {
@@ -91,8 +94,7 @@ impl AzureRaw {
     }
 
     async fn send(&self, r: Request<'_>) -> Result<(http::HeaderMap, Bytes), BackendError> {
-        let request = r.build()?;
-        execute(&self.client, request, r.what).await
+        super::with_retries(|| async { execute(&self.client, r.build()?, r.what).await }).await
     }
 
     async fn sas(

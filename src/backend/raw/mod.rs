@@ -124,8 +124,38 @@ pub async fn execute(
         401 | 403 => BackendError::Denied(message),
         404 => BackendError::NotFound(message),
         412 => BackendError::Changed(message),
+        // Busy or failing for now: worth another try, and no reason to stop using the
+        // request kind for good.
+        408 | 429 | 500..=599 => BackendError::Unreachable(message),
         _ => BackendError::Other(message),
     })
+}
+
+/// Tries of a raw request after the first, when the server could not be reached or answered
+/// that it is busy or failing (timeouts, 429, 5xx).
+pub const RETRIES: u32 = 3;
+
+/// Run `attempt` until it succeeds, fails for a reason a retry cannot fix, or [`RETRIES`]
+/// more tries failed (waiting 200 ms, 400 ms, 800 ms between them). Every raw request is
+/// idempotent or harmless to repeat (a repeated completion of an upload that went through
+/// fails, and the caller then sends the file whole).
+pub async fn with_retries<T, F, Fut>(mut attempt: F) -> Result<T, BackendError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BackendError>>,
+{
+    let mut wait = std::time::Duration::from_millis(200);
+    for _ in 0..RETRIES {
+        match attempt().await {
+            Err(BackendError::Unreachable(e)) => {
+                tracing::debug!(error = %e, ?wait, "raw request failed; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            done => return done,
+        }
+    }
+    attempt().await
 }
 
 /// Bytes `range` of local file `path`.
@@ -180,6 +210,40 @@ pub fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_answers_are_tried_again_and_others_are_not() {
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<(), _> = with_retries(|| async {
+            let n = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match n {
+                0 | 1 => Err(BackendError::Unreachable("503".into())),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(tries.load(std::sync::atomic::Ordering::Relaxed), 3);
+        tries.store(0, std::sync::atomic::Ordering::Relaxed);
+        let r: Result<(), _> = with_retries(|| async {
+            tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(BackendError::Denied("403".into()))
+        })
+        .await;
+        assert!(matches!(r, Err(BackendError::Denied(_))));
+        assert_eq!(tries.load(std::sync::atomic::Ordering::Relaxed), 1);
+        tries.store(0, std::sync::atomic::Ordering::Relaxed);
+        let r: Result<(), _> = with_retries(|| async {
+            tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(BackendError::Unreachable("down".into()))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(
+            tries.load(std::sync::atomic::Ordering::Relaxed),
+            RETRIES + 1
+        );
+    }
 
     #[test]
     fn xml_answers_are_read_and_etags_escaped() {

@@ -83,18 +83,21 @@ impl S3Raw {
 
     /// Sign and send one request.
     async fn send(&self, r: Request<'_>) -> Result<(http::HeaderMap, Bytes), BackendError> {
-        let mut request = r.build()?;
-        let credential = self
-            .store
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|e| BackendError::Denied(format!("{}: credentials: {e}", r.what)))?;
-        AwsAuthorizer::new(&credential, "s3", &self.region)
-            .with_sign_payload(self.sign_payload)
-            .try_authorize(&mut request, None)
-            .map_err(|e| BackendError::Other(format!("{}: {e}", r.what)))?;
-        execute(&self.client, request, r.what).await
+        super::with_retries(|| async {
+            let mut request = r.build()?;
+            let credential = self
+                .store
+                .credentials()
+                .get_credential()
+                .await
+                .map_err(|e| BackendError::Denied(format!("{}: credentials: {e}", r.what)))?;
+            AwsAuthorizer::new(&credential, "s3", &self.region)
+                .with_sign_payload(self.sign_payload)
+                .try_authorize(&mut request, None)
+                .map_err(|e| BackendError::Other(format!("{}: {e}", r.what)))?;
+            execute(&self.client, request, r.what).await
+        })
+        .await
     }
 
     /// Send or copy every part, a few at a time; their ETags in order.

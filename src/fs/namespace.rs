@@ -40,6 +40,20 @@ impl CloudFs {
         Ok(())
     }
 
+    /// A failed rename may have copied over the object of session `st`: if the server no
+    /// longer holds the version the session is based on, the session's content differs from
+    /// it and is sent again at its next close.
+    async fn overwritten_under(&self, st: &mut Staged) {
+        let now = match self.backend.head(&st.key).await {
+            Ok(info) => info.etag,
+            Err(_) => return,
+        };
+        if now.is_some() && now != st.base_etag {
+            tracing::warn!(key = %st.key, "a failed rename replaced the object of a file open for writing; its next close stores the file as the mount shows it");
+            st.dirty = true;
+        }
+    }
+
     /// The session of `ino` (if it has one), locked.
     async fn lock_session(&self, ino: u64) -> Option<OwnedMutexGuard<Staged>> {
         match self.open_write(ino) {
@@ -317,8 +331,16 @@ impl CloudFs {
             // A file only the mount has, moved over an object: that object is replaced now
             // (else it would come back once the moved file is unlinked).
             let replaces = dst_ino.is_some_and(|d| !self.inodes.is_local(d));
-            self.move_file(&src, src_session.as_deref_mut(), &new_key, replaces)
-                .await?;
+            let moved = self
+                .move_file(&src, src_session.as_deref_mut(), &new_key, replaces)
+                .await;
+            if let (Err(_), Some(st)) = (&moved, dst_session.as_mut()) {
+                // The copy may have gone through before the delete failed: the open file
+                // that was to be replaced is then no longer what the server holds, and its
+                // next close puts it back.
+                self.overwritten_under(st).await;
+            }
+            moved?;
         }
         self.inodes.rename(ino, new_parent, new_name, &new_key);
         if let Some(d) = dst_ino {

@@ -116,12 +116,13 @@ impl CloudFs {
                 continue;
             }
             if st.unclosed && !self.cfg.upload_unclosed {
-                left += usize::from(self.keep_staged(ino, &mut st, UNCLOSED));
+                left += usize::from(self.keep_staged(ino, &mut st, UNCLOSED).await);
                 continue;
             }
             let sent = tokio::time::timeout_at(deadline, self.upload_locked(ino, &mut st)).await;
             if !matches!(sent, Ok(Ok(()))) {
-                left += usize::from(self.keep_staged(ino, &mut st, "not uploaded before the stop"));
+                let why = "not uploaded before the stop";
+                left += usize::from(self.keep_staged(ino, &mut st, why).await);
             }
         }
         while self.activity.uploads.load(Ordering::Relaxed) > 0
@@ -152,7 +153,7 @@ impl CloudFs {
             } else {
                 "not uploaded before the stop"
             };
-            kept += usize::from(self.keep_staged(ino, &mut st, why));
+            kept += usize::from(self.keep_staged(ino, &mut st, why).await);
         }
         kept
     }

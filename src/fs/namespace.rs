@@ -410,7 +410,7 @@ impl CloudFs {
         };
         if st.journaled() {
             let state = super::upload::record_state(st);
-            if let Err(e) = st.journal(&self.meta_to_store(ino), state, true) {
+            if let Err(e) = st.journal(&self.meta_to_store(ino), state, true).await {
                 tracing::error!(key = %st.key, error = %e, "cannot rewrite the journal record of a renamed file");
             }
         }

@@ -34,7 +34,8 @@ impl CloudFs {
                     }
                     Err(e) => return Err(e),
                 };
-                st.fill(at, &data)
+                st.fill(at, data)
+                    .await
                     .map_err(|e| BackendError::Other(format!("staging: {e}")))?;
                 at = end;
             }
@@ -133,7 +134,7 @@ impl CloudFs {
         }
         // Content with dropped parts cannot be re-sent, so there is nothing to journal.
         if st.dropped() == 0 {
-            if let Err(e) = st.journal(&meta, record_state(st), false) {
+            if let Err(e) = st.journal(&meta, record_state(st), false).await {
                 tracing::debug!(key = %st.key, error = %e, "cannot journal a pending upload");
             }
         }
@@ -206,7 +207,7 @@ impl CloudFs {
         // Released: whatever the file holds now was closed.
         st.unclosed = false;
         if let Err(e) = self.upload_locked(ino, &mut st).await {
-            self.keep_staged(ino, &mut st, &e.to_string());
+            self.keep_staged(ino, &mut st, &e.to_string()).await;
             return;
         }
         self.sessions.retire(ino, &w);
@@ -214,7 +215,7 @@ impl CloudFs {
 
     /// Keep `st` (not uploaded) past this run: journaled durably, as closed or unclosed
     /// content. Returns whether it was kept.
-    pub(super) fn keep_staged(&self, ino: u64, st: &mut Staged, why: &str) -> bool {
+    pub(super) async fn keep_staged(&self, ino: u64, st: &mut Staged, why: &str) -> bool {
         if !st.dirty || st.unlinked {
             return false;
         }
@@ -223,7 +224,10 @@ impl CloudFs {
             return false;
         }
         st.keep();
-        match st.journal(&self.meta_to_store(ino), record_state(st), true) {
+        match st
+            .journal(&self.meta_to_store(ino), record_state(st), true)
+            .await
+        {
             Ok(()) => {
                 tracing::error!(key = %st.key, staged = %st.path().display(), reason = why, "not uploaded; the data is kept in the staged file and journaled: the next close of the file, or the next mount, sends it")
             }
@@ -335,7 +339,7 @@ impl CloudFs {
             self.backend
                 .get_range(&st.key, 0..size, now.etag.as_deref())
                 .await,
-            st.read_at(0, size),
+            st.read_at(0, size).await,
         ) else {
             return false;
         };

@@ -95,7 +95,7 @@ impl CloudFs {
                 None => Expect::Any,
             };
             if truncate {
-                staged.truncate(0)?;
+                staged.start_empty();
                 staged.stream = Some(crate::write::Streamer::new(
                     self.part_plan(),
                     self.cfg.stream_staging_max,
@@ -131,7 +131,7 @@ impl CloudFs {
         if let Some(s) = st.stream.as_mut() {
             s.truncated(size);
         }
-        st.truncate(size)?;
+        st.truncate(size).await?;
         w.set_size(size);
         self.touch(ino, size);
         Ok(())
@@ -274,7 +274,7 @@ impl CloudFs {
         let size = {
             let mut st = w.staged.lock().await;
             st.check_change(offset).map_err(FsError::Unsupported)?;
-            st.write_at(offset, &data)?;
+            st.write_at(offset, data.clone()).await?;
             let mut stream = st.stream.take();
             if let Some(s) = stream.as_mut() {
                 let meta = self.meta_to_store(h.ino);
@@ -312,6 +312,7 @@ impl CloudFs {
         }
         Some(
             st.read_at(offset, size as u64)
+                .await
                 .map(bytes::Bytes::from)
                 .map_err(FsError::from),
         )

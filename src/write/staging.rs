@@ -26,6 +26,18 @@ use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Run file I/O `f` on the blocking pool, off the async workers (which serve every other
+/// file of the mount meanwhile).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(std::io::Error::other(format!("staging I/O task: {e}"))),
+    }
+}
 
 /// The directory staging files live in.
 #[derive(Debug)]
@@ -229,7 +241,7 @@ impl StagingArea {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)?;
-        Ok(Staged::new(key, file, path))
+        Ok(Staged::new(key, Arc::new(file), path))
     }
 
     /// The staged content of a pending upload, to finish it (dirty; removed with its record
@@ -241,7 +253,7 @@ impl StagingArea {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&p.data)?;
         let size = file.metadata()?.len();
-        let mut st = Staged::new(&p.record.key, file, p.data.clone());
+        let mut st = Staged::new(&p.record.key, Arc::new(file), p.data.clone());
         st.size = size;
         st.dirty = true;
         st.expect = p.record.expect.clone();
@@ -275,7 +287,8 @@ pub struct Pending {
 pub struct Staged {
     /// Object key the content belongs to (follows renames).
     pub key: String,
-    file: File,
+    /// Shared with the blocking tasks that read and write it (never on an async worker).
+    file: Arc<File>,
     path: PathBuf,
     size: u64,
     /// The content differs from the object on the server.
@@ -309,7 +322,7 @@ pub struct Staged {
 }
 
 impl Staged {
-    fn new(key: &str, file: File, path: PathBuf) -> Staged {
+    fn new(key: &str, file: Arc<File>, path: PathBuf) -> Staged {
         Staged {
             key: key.to_string(),
             file,
@@ -342,15 +355,19 @@ impl Staged {
 
     /// Remove bytes before `upto` (already sent in a streaming upload) from the file, so a
     /// large copy does not need its whole size in the staging area.
-    pub fn drop_below(&mut self, upto: u64) -> std::io::Result<()> {
+    pub async fn drop_below(&mut self, upto: u64) -> std::io::Result<()> {
         use nix::fcntl::{fallocate, FallocateFlags};
         let upto = upto.min(self.size);
         if upto <= self.dropped {
             return Ok(());
         }
         let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
-        let len = (upto - self.dropped) as libc::off_t;
-        fallocate(&self.file, flags, self.dropped as libc::off_t, len)?;
+        let (at, len) = (
+            self.dropped as libc::off_t,
+            (upto - self.dropped) as libc::off_t,
+        );
+        let file = self.file.clone();
+        blocking(move || Ok(fallocate(&*file, flags, at, len)?)).await?;
         self.dropped = upto;
         Ok(())
     }
@@ -375,8 +392,9 @@ impl Staged {
     }
 
     /// Write `data` at `offset`, growing the file as needed.
-    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.file.write_all_at(data, offset)?;
+    pub async fn write_at(&mut self, offset: u64, data: bytes::Bytes) -> std::io::Result<()> {
+        let (file, bytes) = (self.file.clone(), data.clone());
+        blocking(move || file.write_all_at(&bytes, offset)).await?;
         let end = offset + data.len() as u64;
         if offset > self.size {
             // The gap reads as zeros.
@@ -393,16 +411,17 @@ impl Staged {
 
     /// Bytes `offset .. offset + len` (fewer at the end of the file). What is
     /// [`Staged::missing`] there reads as zeros: fill it first.
-    pub fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    pub async fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
         let end = (offset.saturating_add(len)).min(self.size);
         let mut buf = vec![0u8; end.saturating_sub(offset) as usize];
-        self.file.read_exact_at(&mut buf, offset)?;
-        Ok(buf)
+        let file = self.file.clone();
+        blocking(move || file.read_exact_at(&mut buf, offset).map(|()| buf)).await
     }
 
     /// Cut or extend (with zeros) to `size`.
-    pub fn truncate(&mut self, size: u64) -> std::io::Result<()> {
-        self.file.set_len(size)?;
+    pub async fn truncate(&mut self, size: u64) -> std::io::Result<()> {
+        let file = self.file.clone();
+        blocking(move || file.set_len(size)).await?;
         if size < self.size {
             self.base_len = self.base_len.min(size);
             // Bytes past the cut are gone: a later growth reads zeros there, never the old
@@ -416,6 +435,14 @@ impl Staged {
         self.unclosed = true;
         self.reopened();
         Ok(())
+    }
+
+    /// Start empty for a new file or `O_TRUNC` (the staging file is new: nothing to cut).
+    pub fn start_empty(&mut self) {
+        self.size = 0;
+        self.base_len = 0;
+        self.dirty = true;
+        self.unclosed = true;
     }
 
     /// Start as the stored version of `size` bytes, none of them staged yet (they are
@@ -445,8 +472,9 @@ impl Staged {
     }
 
     /// Put fetched bytes of the stored version at `offset` (not a change).
-    pub fn fill(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.file.write_all_at(data, offset)?;
+    pub async fn fill(&mut self, offset: u64, data: bytes::Bytes) -> std::io::Result<()> {
+        let (file, bytes) = (self.file.clone(), data.clone());
+        blocking(move || file.write_all_at(&bytes, offset)).await?;
         self.local.add(offset..offset + data.len() as u64);
         Ok(())
     }
@@ -492,7 +520,7 @@ impl Staged {
     /// Record that this content must reach the store (with `meta`) even if the daemon dies,
     /// unless the server no longer holds [`Staged::expect`]. Content only partly staged
     /// records the version the rest comes from. `durable`: fsynced (see `Record::write`).
-    pub fn journal(
+    pub async fn journal(
         &mut self,
         meta: &PosixMeta,
         state: RecordState,
@@ -514,11 +542,15 @@ impl Staged {
             expect: self.expect.clone(),
             size: self.size,
         };
-        if durable {
-            // The record promises this data: it must be on disk before the record is.
-            self.file.sync_data()?;
-        }
-        record.write(&self.path, durable)?;
+        let (file, path, text) = (self.file.clone(), self.path.clone(), record.clone());
+        blocking(move || {
+            if durable {
+                // The record promises this data: it must be on disk before the record is.
+                file.sync_data()?;
+            }
+            text.write(&path, durable)
+        })
+        .await?;
         self.record = Some(record);
         Ok(())
     }
@@ -593,8 +625,16 @@ impl Drop for Staged {
         // the middle of an upload): its record, if any, lets the next mount finish it.
         let unsent = self.dirty && !self.unlinked;
         if !self.keep && !unsent {
-            let _ = std::fs::remove_file(record_path(&self.path));
-            let _ = std::fs::remove_file(&self.path);
+            let path = std::mem::take(&mut self.path);
+            let remove = move || {
+                let _ = std::fs::remove_file(record_path(&path));
+                let _ = std::fs::remove_file(&path);
+            };
+            // Removing a large file can take a while: not on an async worker.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(remove)),
+                Err(_) => remove(),
+            }
         }
     }
 }
@@ -603,8 +643,19 @@ impl Drop for Staged {
 mod tests {
     use super::*;
 
-    #[test]
-    fn writes_reads_truncates_and_cleans_up() {
+    /// Whether `path` is gone within 5 s (files are removed off the async workers).
+    async fn gone(path: &Path) -> bool {
+        for _ in 0..500 {
+            if !path.exists() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn writes_reads_truncates_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let area = StagingArea::open(&dir.path().join("staging")).unwrap();
         assert_eq!(
@@ -617,14 +668,16 @@ mod tests {
             0o600
         );
         assert!(!s.dirty);
-        s.write_at(5, b"hello").unwrap();
+        s.write_at(5, bytes::Bytes::from_static(b"hello"))
+            .await
+            .unwrap();
         assert!(s.dirty);
         assert_eq!(s.size(), 10);
-        assert_eq!(s.read_at(0, 100).unwrap(), b"\0\0\0\0\0hello");
-        assert_eq!(s.read_at(7, 2).unwrap(), b"ll");
-        assert!(s.read_at(20, 5).unwrap().is_empty());
-        s.truncate(6).unwrap();
-        assert_eq!(s.read_at(0, 100).unwrap(), b"\0\0\0\0\0h");
+        assert_eq!(s.read_at(0, 100).await.unwrap(), b"\0\0\0\0\0hello");
+        assert_eq!(s.read_at(7, 2).await.unwrap(), b"ll");
+        assert!(s.read_at(20, 5).await.unwrap().is_empty());
+        s.truncate(6).await.unwrap();
+        assert_eq!(s.read_at(0, 100).await.unwrap(), b"\0\0\0\0\0h");
         let path = s.path().to_path_buf();
         drop(s);
         assert!(
@@ -632,11 +685,13 @@ mod tests {
             "content not uploaded is never removed with its session"
         );
         let mut done = area.create("k").unwrap();
-        done.write_at(0, b"x").unwrap();
+        done.write_at(0, bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
         done.stored();
         let path = done.path().to_path_buf();
         drop(done);
-        assert!(!path.exists(), "removed once stored");
+        assert!(gone(&path).await, "removed once stored");
         let mut kept = area.create("k").unwrap();
         kept.keep();
         let path = kept.path().to_path_buf();
@@ -649,7 +704,10 @@ mod tests {
             mode: Some(0o100640),
             ..Default::default()
         };
-        journaled.journal(&meta, RecordState::Closed, true).unwrap();
+        journaled
+            .journal(&meta, RecordState::Closed, true)
+            .await
+            .unwrap();
         let jpath = journaled.path().to_path_buf();
         std::mem::forget(journaled); // as if the daemon died
         let area = StagingArea::open(area.dir()).unwrap();
@@ -675,13 +733,13 @@ mod tests {
         again.unjournal();
         drop(again);
         assert!(
-            area.pending().is_empty() && !jpath.exists(),
+            gone(&jpath).await && area.pending().is_empty(),
             "done: removed"
         );
     }
 
-    #[test]
-    fn only_what_is_needed_of_the_stored_version_is_staged() {
+    #[tokio::test]
+    async fn only_what_is_needed_of_the_stored_version_is_staged() {
         let dir = tempfile::tempdir().unwrap();
         let area = StagingArea::open(dir.path()).unwrap();
         let mut s = area.create("k").unwrap();
@@ -689,10 +747,14 @@ mod tests {
         s.adopt(100).unwrap();
         assert!(!s.dirty);
         assert_eq!(s.missing(0..100), vec![0..100], "nothing fetched at open");
-        s.write_at(10, b"abc").unwrap();
-        s.fill(50, &[7u8; 10]).unwrap();
+        s.write_at(10, bytes::Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        s.fill(50, bytes::Bytes::from(vec![7u8; 10])).await.unwrap();
         assert_eq!(s.missing(0..100), vec![0..10, 13..50, 60..100]);
-        s.write_at(100, b"tail").unwrap();
+        s.write_at(100, bytes::Bytes::from_static(b"tail"))
+            .await
+            .unwrap();
         assert_eq!(
             s.missing(90..104),
             vec![90..100],
@@ -700,6 +762,7 @@ mod tests {
         );
         // Closed while partly staged: the journal names the version the rest comes from.
         s.journal(&PosixMeta::default(), RecordState::Closed, false)
+            .await
             .unwrap();
         let p = area.pending().pop().unwrap();
         let (etag, local) = p.record.base.clone().unwrap();
@@ -714,8 +777,8 @@ mod tests {
         assert_eq!(s.missing(0..104), vec![0..10, 13..50, 60..100]);
     }
 
-    #[test]
-    fn a_reupload_copies_only_untouched_parts_of_the_stored_version() {
+    #[tokio::test]
+    async fn a_reupload_copies_only_untouched_parts_of_the_stored_version() {
         use crate::backend::PartSource::{Copy, Send};
         let dir = tempfile::tempdir().unwrap();
         let area = StagingArea::open(dir.path()).unwrap();
@@ -725,8 +788,12 @@ mod tests {
             s.reuse_plan(10),
             Some((0..10).map(|i| Copy(i * 10..i * 10 + 10)).collect())
         );
-        s.write_at(25, b"x").unwrap();
-        s.write_at(59, b"yz").unwrap();
+        s.write_at(25, bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        s.write_at(59, bytes::Bytes::from_static(b"yz"))
+            .await
+            .unwrap();
         let plan = s.reuse_plan(10).unwrap();
         assert_eq!(plan[2], Send(20..30));
         assert_eq!(
@@ -735,12 +802,14 @@ mod tests {
         );
         assert_eq!(plan.iter().filter(|p| matches!(p, Copy(_))).count(), 7);
         // Cut and grown again: the tail is zeros, not the stored bytes.
-        s.truncate(75).unwrap();
-        s.truncate(100).unwrap();
+        s.truncate(75).await.unwrap();
+        s.truncate(100).await.unwrap();
         let plan = s.reuse_plan(10).unwrap();
         assert_eq!(plan[7..], [Send(70..80), Send(80..90), Send(90..100)]);
         // Appended past the end (a gap of zeros): sent.
-        s.write_at(120, b"end").unwrap();
+        s.write_at(120, bytes::Bytes::from_static(b"end"))
+            .await
+            .unwrap();
         let plan = s.reuse_plan(10).unwrap();
         assert_eq!(plan.last(), Some(&Send(120..123)));
         // Uploaded: everything is the stored version again.

@@ -108,12 +108,15 @@ impl Streamer {
     }
 
     /// The next `len` bytes after `sent`: from the mirror, or read from the staging file.
-    fn next_bytes(&mut self, staged: &Staged, len: u64) -> std::io::Result<Vec<Bytes>> {
+    async fn next_bytes(&mut self, staged: &Staged, len: u64) -> std::io::Result<Vec<Bytes>> {
         if let Some(m) = self.mirror.as_mut().filter(|m| m.len >= len) {
             return Ok(m.take(len));
         }
         self.mirror = None;
-        staged.read_at(self.sent, len).map(|d| vec![Bytes::from(d)])
+        staged
+            .read_at(self.sent, len)
+            .await
+            .map(|d| vec![Bytes::from(d)])
     }
 
     /// Whether a write at `offset` continues the stream.
@@ -182,7 +185,7 @@ impl Streamer {
                     }
                 }
             }
-            let sent = match self.next_bytes(staged, part) {
+            let sent = match self.next_bytes(staged, part).await {
                 Ok(data) => self.put(data).await,
                 Err(e) => Err(BackendError::Other(e.to_string())),
             };
@@ -194,7 +197,7 @@ impl Streamer {
             self.sent += part;
             self.parts += 1;
             if self.keep > 0 && self.sent > self.keep {
-                if let Err(e) = staged.drop_below(self.sent - self.keep) {
+                if let Err(e) = staged.drop_below(self.sent - self.keep).await {
                     tracing::debug!(key = %staged.key, error = %e, "cannot drop sent data from staging; it stays");
                 }
             }
@@ -256,7 +259,7 @@ impl Streamer {
         }
         let rest = staged.size().saturating_sub(self.sent);
         if rest > 0 {
-            let sent = match self.next_bytes(staged, rest) {
+            let sent = match self.next_bytes(staged, rest).await {
                 Ok(data) => upload.put_part(data).await,
                 Err(e) => Err(BackendError::Other(e.to_string())),
             };
@@ -398,7 +401,7 @@ mod tests {
         let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
         let chunk = Bytes::from(vec![7u8; 1 << 20]);
         for i in 0..12u64 {
-            st.write_at(i << 20, &chunk).unwrap();
+            st.write_at(i << 20, chunk.clone()).await.unwrap();
             s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
                 .await;
         }
@@ -430,11 +433,13 @@ mod tests {
         let b = Recorder::default();
         let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
         let first = Bytes::from(vec![1u8; 6 << 20]);
-        st.write_at(0, &first).unwrap();
+        st.write_at(0, first.clone()).await.unwrap();
         s.after_write(&b, &mut st, 0, &first, &PosixMeta::default())
             .await;
         assert_eq!(s.sent(), 5 << 20);
-        st.write_at(100, b"rewrite").unwrap();
+        st.write_at(100, Bytes::from_static(b"rewrite"))
+            .await
+            .unwrap();
         s.after_write(
             &b,
             &mut st,
@@ -458,7 +463,7 @@ mod tests {
         let b = Recorder::default();
         let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
         let first = Bytes::from(vec![1u8; 5 << 20]);
-        st.write_at(0, &first).unwrap();
+        st.write_at(0, first.clone()).await.unwrap();
         s.after_write(&b, &mut st, 0, &first, &PosixMeta::default())
             .await;
         st.key = "new".into();
@@ -478,7 +483,7 @@ mod tests {
         let mut want = Vec::new();
         for i in 0..32u64 {
             let chunk = Bytes::from(vec![i as u8; 1 << 20]);
-            st.write_at(i << 20, &chunk).unwrap();
+            st.write_at(i << 20, chunk.clone()).await.unwrap();
             want.extend_from_slice(&chunk);
             s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
                 .await;
@@ -523,7 +528,7 @@ mod tests {
         for i in order {
             let chunk = Bytes::from(vec![i as u8 + 1; 1 << 20]);
             want[(i as usize) << 20..((i as usize) + 1) << 20].copy_from_slice(&chunk);
-            st.write_at(i << 20, &chunk).unwrap();
+            st.write_at(i << 20, chunk.clone()).await.unwrap();
             s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
                 .await;
         }
@@ -549,7 +554,7 @@ mod tests {
         assert!(s.finish(&b, &st, &PosixMeta::default()).await.is_none());
         let chunk = Bytes::from(vec![3u8; 1 << 20]);
         for i in 0..6u64 {
-            st.write_at(i << 20, &chunk).unwrap();
+            st.write_at(i << 20, chunk.clone()).await.unwrap();
             s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
                 .await;
         }
@@ -559,7 +564,7 @@ mod tests {
             .expect("streamed")
             .unwrap();
         // Appending after that close starts a new upload of the whole content.
-        st.write_at(6 << 20, &chunk).unwrap();
+        st.write_at(6 << 20, chunk.clone()).await.unwrap();
         s.after_write(&b, &mut st, 6 << 20, &chunk, &PosixMeta::default())
             .await;
         s.finish(&b, &st, &PosixMeta::default())

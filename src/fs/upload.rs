@@ -28,6 +28,11 @@ impl CloudFs {
                     .await
                 {
                     Ok(d) => d,
+                    // The version the rest comes from is gone (replaced, or deleted).
+                    Err(BackendError::NotFound(e)) if st.base_etag.is_some() => {
+                        tracing::warn!(key = %st.key, staged = %st.path().display(), "the object was deleted on the server while open for writing, and the bytes this file did not change cannot be fetched any more; what was written stays in the staged file");
+                        return Err(BackendError::Changed(e));
+                    }
                     Err(e @ BackendError::Changed(_)) => {
                         tracing::warn!(key = %st.key, staged = %st.path().display(), "the object was replaced on the server while open for writing, and the bytes this file did not change cannot be fetched any more; what was written stays in the staged file");
                         return Err(e);

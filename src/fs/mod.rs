@@ -90,6 +90,8 @@ pub struct Opened {
     /// The object's complete cache file, when passthrough is on and the whole version is
     /// cached: the kernel may read it directly. Keeps the version from eviction while held.
     pub whole: Option<WholeFile>,
+    /// The version (ETag) a read handle reads; `None` for write handles.
+    pub version: Option<String>,
 }
 
 /// A cached object version as one local file, pinned in the cache while this value lives.
@@ -447,6 +449,7 @@ impl CloudFs {
                 fh,
                 keep_cache: false,
                 whole: None,
+                version: None,
             });
         }
         let being_written = self.is_open_for_write(ino);
@@ -468,6 +471,7 @@ impl CloudFs {
             fh,
             keep_cache,
             whole,
+            version: node.stat.etag.clone(),
         })
     }
 

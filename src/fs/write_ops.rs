@@ -189,6 +189,7 @@ impl CloudFs {
                 fh,
                 keep_cache: false,
                 whole: None,
+                version: None,
             },
         ))
     }

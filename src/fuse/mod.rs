@@ -223,7 +223,10 @@ impl Filesystem for FuseAdapter {
                 match fs.open(ino.0, access).await {
                     Ok(o) => {
                         let fh = FileHandle(o.fh);
-                        match pt.open(ino.0, o.fh, write, o.whole, |f| reply.open_backing(f)) {
+                        let version = o.version.as_deref();
+                        match pt.open(ino.0, o.fh, write, version, o.whole, |f| {
+                            reply.open_backing(f)
+                        }) {
                             Served::Passthrough(id) => {
                                 fs.served_by_kernel(ino.0);
                                 reply.opened_passthrough(fh, FopenFlags::empty(), &id)
@@ -531,7 +534,7 @@ impl Filesystem for FuseAdapter {
                 match fs.create(parent.0, &name, meta).await {
                     Ok((e, o)) => {
                         // A new inode: no other open, so the daemon serves it.
-                        let _ = pt.open(e.attr.ino, o.fh, true, None, |_| {
+                        let _ = pt.open(e.attr.ino, o.fh, true, None, None, |_| {
                             Err(std::io::Error::from_raw_os_error(libc::EINVAL))
                         });
                         reply.created(

@@ -6,8 +6,10 @@
 //! none open, it uses passthrough when the core offers the complete cache file. All opens of an
 //! inode in passthrough share one backing id (the kernel refuses a second backing file for an
 //! inode); the id and the cache pin of that version live until the last of those handles is
-//! released. An open that joins passthrough reads the version its first handle opened, as
-//! every reader of an open file does.
+//! released. A read open joins passthrough only when it reads the same version (ETag) as the
+//! backing file; one of a newer version (the file was rewritten meanwhile) is served by the
+//! daemon with direct I/O, which the kernel allows next to passthrough opens, so it never
+//! reads the old version's cache file.
 //!
 //! When registering a backing file fails (no CAP_SYS_ADMIN, or the kernel refuses), passthrough
 //! is turned off for the mount with one log line, and files are served by the daemon.
@@ -32,6 +34,8 @@ pub enum Served<Id = BackingId> {
 #[derive(Debug)]
 struct Backed<Id> {
     id: Arc<Id>,
+    /// The version (ETag) of the backing file.
+    version: Option<String>,
     opens: u32,
     _whole: WholeFile,
 }
@@ -83,26 +87,32 @@ impl<Id> Passthrough<Id> {
         self.lock().enabled = false;
     }
 
-    /// Decide how open `fh` of `ino` (for writing when `write`) is served; `register` makes a
-    /// backing id of a file.
+    /// Decide how open `fh` of `ino` (for writing when `write`; reading `version` otherwise)
+    /// is served; `register` makes a backing id of a file.
     pub fn open(
         &self,
         ino: u64,
         fh: u64,
         write: bool,
+        version: Option<&str>,
         whole: Option<WholeFile>,
         register: impl FnOnce(&std::fs::File) -> std::io::Result<Id>,
     ) -> Served<Id> {
         let mut s = self.lock();
-        if write && s.backed.contains_key(&ino) {
-            s.direct.insert(fh);
-            return Served::DirectIo;
-        }
-        if let Some(b) = s.backed.get_mut(&ino).filter(|_| !write) {
-            b.opens += 1;
-            let id = b.id.clone();
-            s.handles.insert(fh, ino);
-            return Served::Passthrough(id);
+        let joins = |b: &Backed<Id>| !write && b.version.as_deref() == version;
+        match s.backed.get_mut(&ino) {
+            Some(b) if joins(b) => {
+                b.opens += 1;
+                let id = b.id.clone();
+                s.handles.insert(fh, ino);
+                return Served::Passthrough(id);
+            }
+            Some(_) => {
+                // A writer, or a reader of another version.
+                s.direct.insert(fh);
+                return Served::DirectIo;
+            }
+            None => {}
         }
         let whole = match whole {
             Some(w) if s.enabled && !s.by_daemon.contains_key(&ino) => w,
@@ -122,6 +132,7 @@ impl<Id> Passthrough<Id> {
                     ino,
                     Backed {
                         id: id.clone(),
+                        version: version.map(str::to_string),
                         opens: 1,
                         _whole: whole,
                     },

@@ -72,7 +72,9 @@ struct Part {
     first: u64,
     count: u64,
     data: PartData,
-    _res: Reservation,
+    /// Shared with the part's fetch task: the memory stays counted until both the part and
+    /// its task are gone (a part dropped by a seek keeps fetching into the cache).
+    _res: Arc<Reservation>,
 }
 
 impl Part {
@@ -216,7 +218,12 @@ impl Prefetcher {
                 }
             };
             let (src, obj) = (self.src.clone(), self.obj.clone());
-            let task = tokio::spawn(async move { src.blocks(&obj, next, count).await });
+            let res = Arc::new(res);
+            let held = res.clone();
+            let task = tokio::spawn(async move {
+                let _held = held;
+                src.blocks(&obj, next, count).await
+            });
             st.parts.push_back(Part {
                 first: next,
                 count,

@@ -22,11 +22,13 @@ fn id(n: u32) -> impl FnOnce(&std::fs::File) -> std::io::Result<u32> {
 fn opens_of_an_inode_share_one_backing_id_until_the_last_release() {
     let (_d, c) = cache();
     let p = Passthrough::<u32>::new(true);
-    let Served::Passthrough(a) = p.open(7, 1, false, Some(whole(&c, "k")), id(11)) else {
+    let Served::Passthrough(a) = p.open(7, 1, false, Some("e"), Some(whole(&c, "k")), id(11))
+    else {
         panic!("first open with a complete file uses passthrough");
     };
-    let Served::Passthrough(b) = p.open(7, 2, false, None, |_| panic!("no second registration"))
-    else {
+    let Served::Passthrough(b) = p.open(7, 2, false, Some("e"), None, |_| {
+        panic!("no second registration")
+    }) else {
         panic!("later opens join passthrough");
     };
     assert_eq!((*a, *b), (11, 11));
@@ -46,10 +48,13 @@ fn opens_of_an_inode_share_one_backing_id_until_the_last_release() {
 fn an_inode_read_by_the_daemon_stays_so_while_open() {
     let (_d, c) = cache();
     let p = Passthrough::<u32>::new(true);
-    assert!(matches!(p.open(7, 1, false, None, id(1)), Served::ByDaemon));
+    assert!(matches!(
+        p.open(7, 1, false, Some("e"), None, id(1)),
+        Served::ByDaemon
+    ));
     assert!(
         matches!(
-            p.open(7, 2, false, Some(whole(&c, "k")), id(1)),
+            p.open(7, 2, false, Some("e"), Some(whole(&c, "k")), id(1)),
             Served::ByDaemon
         ),
         "the kernel refuses to mix modes on one inode"
@@ -57,7 +62,7 @@ fn an_inode_read_by_the_daemon_stays_so_while_open() {
     p.release(7, 1);
     p.release(7, 2);
     assert!(matches!(
-        p.open(7, 3, false, Some(whole(&c, "k")), id(5)),
+        p.open(7, 3, false, Some("e"), Some(whole(&c, "k")), id(5)),
         Served::Passthrough(_)
     ));
 }
@@ -68,17 +73,17 @@ fn a_refused_registration_turns_passthrough_off() {
     let p = Passthrough::<u32>::new(true);
     let refused = |_: &std::fs::File| Err(std::io::Error::from_raw_os_error(libc::EPERM));
     assert!(matches!(
-        p.open(7, 1, false, Some(whole(&c, "k")), refused),
+        p.open(7, 1, false, Some("e"), Some(whole(&c, "k")), refused),
         Served::ByDaemon
     ));
     assert!(!p.enabled());
     assert!(matches!(
-        p.open(8, 2, false, Some(whole(&c, "j")), id(1)),
+        p.open(8, 2, false, Some("e"), Some(whole(&c, "j")), id(1)),
         Served::ByDaemon
     ));
     let off = Passthrough::<u32>::new(false);
     assert!(matches!(
-        off.open(9, 3, false, Some(whole(&c, "i")), id(1)),
+        off.open(9, 3, false, Some("e"), Some(whole(&c, "i")), id(1)),
         Served::ByDaemon
     ));
 }
@@ -88,11 +93,11 @@ fn write_opens_never_use_the_backing_file() {
     let (_d, c) = cache();
     let p = Passthrough::<u32>::new(true);
     assert!(matches!(
-        p.open(7, 1, false, Some(whole(&c, "k")), id(3)),
+        p.open(7, 1, false, Some("e"), Some(whole(&c, "k")), id(3)),
         Served::Passthrough(_)
     ));
     assert!(
-        matches!(p.open(7, 2, true, None, id(4)), Served::DirectIo),
+        matches!(p.open(7, 2, true, Some("e"), None, id(4)), Served::DirectIo),
         "a writer next to a passthrough reader goes to the daemon with direct I/O"
     );
     p.release(7, 2);
@@ -102,12 +107,41 @@ fn write_opens_never_use_the_backing_file() {
         "a direct-I/O release leaves passthrough alone"
     );
     p.release(7, 1);
-    assert!(matches!(p.open(8, 3, true, None, id(5)), Served::ByDaemon));
+    assert!(matches!(
+        p.open(8, 3, true, Some("e"), None, id(5)),
+        Served::ByDaemon
+    ));
     assert!(
         matches!(
-            p.open(8, 4, false, Some(whole(&c, "j")), id(6)),
+            p.open(8, 4, false, Some("e"), Some(whole(&c, "j")), id(6)),
             Served::ByDaemon
         ),
         "while a writer is open the inode stays with the daemon"
     );
+}
+
+/// Case 12 of issue 11: a read open of a newer version (the file was rewritten through the
+/// mount while a passthrough reader still had it open) never joins the old backing file.
+#[test]
+fn a_read_of_a_newer_version_is_not_served_from_the_old_backing_file() {
+    let (_d, c) = cache();
+    let p = Passthrough::<u32>::new(true);
+    let Served::Passthrough(_) = p.open(7, 1, false, Some("e"), Some(whole(&c, "k")), id(11))
+    else {
+        panic!("first open with a complete file uses passthrough");
+    };
+    assert!(matches!(
+        p.open(7, 2, false, Some("e2"), None, |_| panic!(
+            "no second backing file"
+        )),
+        Served::DirectIo
+    ));
+    assert!(matches!(
+        p.open(7, 3, false, Some("e"), None, id(12)),
+        Served::Passthrough(_)
+    ));
+    p.release(7, 2);
+    p.release(7, 3);
+    p.release(7, 1);
+    assert_eq!(p.backed_inodes(), 0);
 }

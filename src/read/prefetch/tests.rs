@@ -74,6 +74,13 @@ proptest! {
             let overdraw = (max_len / bs + 2 + 2 * part_blocks) * bs;
             prop_assert!(budget.peak() <= limit + overdraw, "peak {} limit {} overdraw {}", budget.peak(), limit, overdraw);
             drop(p);
+            // Parts still fetching hold their memory until their fetch ends.
+            for _ in 0..500 {
+                if budget.used() == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
             prop_assert_eq!(budget.used(), 0, "every reservation is released");
             Ok(())
         })?;
@@ -241,4 +248,33 @@ async fn cached_blocks_need_no_get_after_a_restart_and_new_etags_miss() {
         "a new ETag reads new bytes"
     );
     assert!(src.stats.gets.load(Relaxed) > 0);
+}
+
+/// Case 12 of issue 11: a part dropped while still fetching (a far seek, a closed file) kept
+/// running after its memory left the budget, so `max_memory` could be exceeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_still_fetching_stay_in_the_budget_until_they_finish() {
+    let (b, src, obj, _) = setup(32 << 20, None, 1 << 20).await;
+    b.slow_down_gets("obj", std::time::Duration::from_millis(300));
+    let budget = MemoryBudget::new(64 << 20);
+    let p = Prefetcher::new(src, budget.clone(), obj, PrefetchConfig::default());
+    // Sequential reads grow the window past the part being read: parts ahead are fetching.
+    for i in 0..6u64 {
+        p.read(i << 20, 1 << 20).await.unwrap();
+    }
+    drop(p);
+    assert!(budget.used() > 0, "parts still fetching are still counted");
+    let mut settled = false;
+    for _ in 0..500 {
+        if budget.used() == 0 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        settled,
+        "released once the fetches ended: {}",
+        budget.used()
+    );
 }

@@ -3,6 +3,9 @@
 //! server are applied both to a cloudmount mount over the S3 server (moto) and to a local
 //! directory; after every step both trees, and every file's bytes, must be equal.
 //!
+//! Now and then the daemon is killed (SIGKILL) after a step and the bucket mounted again with
+//! the same cache directory: every file was closed, so the trees must still be equal.
+//!
 //! A failing seed is printed with the step and the operations so far; add it to `SEEDS` to
 //! keep it. `MODEL_SEEDS=1,2,3` runs other seeds instead (for exploring).
 
@@ -201,14 +204,20 @@ fn random_operations_match_a_local_directory() {
         "negative_timeout=0",
         "dir_cache_timeout=0",
     ];
-    let m = MountCmd::s3(&s3, "model", &opts).mount();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_opt = format!("cache={}", cache.path().display());
+    let mut opts = opts.to_vec();
+    opts.push(&cache_opt);
+    let cmd = MountCmd::s3(&s3, "model", &opts);
+    let mut m = cmd.mount();
+    let mut crashes = 0;
     let seeds: Vec<u64> = match std::env::var("MODEL_SEEDS") {
         Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
         Err(_) => SEEDS.to_vec(),
     };
     for seed in seeds {
         let local = tempfile::tempdir().unwrap();
-        let work = m.p(&format!("seed{seed}"));
+        let mut work = m.p(&format!("seed{seed}"));
         std::fs::create_dir(&work).unwrap();
         std::fs::write(work.join("keep"), b"anchor").unwrap();
         std::fs::write(local.path().join("keep"), b"anchor").unwrap();
@@ -224,6 +233,21 @@ fn random_operations_match_a_local_directory() {
                 &format!("seed{seed}/"),
             );
             done.push(op);
+            if rng.below(25) == 0 {
+                // SIGKILL, then the same bucket and cache directory again.
+                let pids = harness::daemon_pids(&m.path);
+                assert_eq!(pids.len(), 1, "{pids:?}");
+                let pid = nix::unistd::Pid::from_raw(pids[0]);
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+                let gone = support::wait_until(std::time::Duration::from_secs(30), || {
+                    !Path::new(&format!("/proc/{}", pids[0])).exists()
+                });
+                assert!(gone, "the killed daemon did not exit");
+                m = cmd.mount();
+                work = m.p(&format!("seed{seed}"));
+                crashes += 1;
+                done.push("SIGKILL, mounted again".to_string());
+            }
             let (want, got) = (tree(local.path()), tree(&work));
             if want != got {
                 let diff: Vec<String> = want
@@ -251,4 +275,9 @@ fn random_operations_match_a_local_directory() {
             }
         }
     }
+    println!("model through the mount: {crashes} daemons killed and mounted again");
+    assert!(
+        crashes > 0,
+        "no seed killed the daemon: the crash step is never exercised"
+    );
 }

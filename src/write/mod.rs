@@ -2,12 +2,14 @@
 //! `flush`/`fsync` (see [`staging`]); a journal (see [`journal`]) lets the next mount finish
 //! what a killed daemon did not.
 
+pub mod area;
 pub mod journal;
 pub mod ranges;
 pub mod staging;
 pub mod stream;
 
+pub use area::{Pending, StagingArea};
 pub use journal::Record;
 pub use ranges::Ranges;
-pub use staging::{Pending, Staged, StagingArea};
+pub use staging::Staged;
 pub use stream::Streamer;

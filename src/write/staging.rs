@@ -12,20 +12,19 @@
 //! Journal: while the content of a closed (flushed or fsynced) file is on its way to the
 //! store, a record next to it (see `journal.rs`) names the object and the version it
 //! replaces. If the daemon dies first (kill, power loss) or the upload fails for good, the
-//! next mount finds it ([`StagingArea::pending`]) and finishes the upload, unless the server
-//! holds something newer by then: such content, and records that cannot be read, are set
-//! aside in `lost+found` next to the staging directory ([`StagingArea::set_aside`]). Content
+//! next mount finds it (`StagingArea::pending`, in `area.rs`) and finishes the upload, unless
+//! the server holds something newer by then: such content, and records that cannot be read,
+//! are set aside in `lost+found` next to the staging directory. Content
 //! no program closed is journaled only at a stop, as `unclosed`, and never uploaded unless
 //! `-o upload_unclosed` asks.
 
 use super::journal::{record_path, Expect, Record, RecordState};
 use super::Ranges;
 use crate::backend::{PartSource, PosixMeta};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Run file I/O `f` on the blocking pool, off the async workers (which serve every other
@@ -37,249 +36,6 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => r,
         Err(e) => Err(std::io::Error::other(format!("staging I/O task: {e}"))),
     }
-}
-
-/// The directory staging files live in.
-#[derive(Debug)]
-pub struct StagingArea {
-    dir: PathBuf,
-    /// Where content that must not be uploaded but must not be lost either goes.
-    lost_found: PathBuf,
-    seq: AtomicU64,
-    /// A private temporary directory, removed with the area.
-    temporary: bool,
-}
-
-/// Temporary staging areas made by this process so far.
-static TEMPORARY_AREAS: AtomicU64 = AtomicU64::new(0);
-
-impl Drop for StagingArea {
-    fn drop(&mut self) {
-        if self.temporary {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-impl StagingArea {
-    /// Use (creating it 0700) `dir` for staging files. Of what an earlier run left there, the
-    /// journaled files are kept (see [`StagingArea::pending`]); the rest (content no program
-    /// closed) is removed.
-    pub fn open(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
-            .map_err(|e| {
-                format!(
-                    "cannot create the staging directory {} for written data: {e}; \
-                     choose another cache directory with -o cache=DIR",
-                    dir.display()
-                )
-            })?;
-        let lost_found = dir.parent().unwrap_or(dir).join("lost+found");
-        let area = StagingArea {
-            dir: dir.to_path_buf(),
-            lost_found,
-            seq: AtomicU64::new(0),
-            temporary: false,
-        };
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
-            let name = name.unwrap_or_default();
-            if name.ends_with(".key.tmp") {
-                // A record a killed daemon did not finish renaming: the old one (or none)
-                // stands.
-                let _ = std::fs::remove_file(&p);
-            } else if let Some(data) = name.strip_suffix(".key") {
-                if !dir.join(data).is_file() {
-                    area.quarantine(&p, None, "its data file is missing");
-                }
-            } else if !record_path(&p).exists() {
-                // Never journaled: content already stored, or that no program closed, from a
-                // run that was killed (a clean stop journals unclosed content). Not uploaded.
-                let _ = std::fs::remove_file(&p);
-            }
-        }
-        Ok(area)
-    }
-
-    /// A private staging directory under the system's temporary directory, removed when the
-    /// area is dropped (for mounts without a cache directory; nothing survives a crash).
-    pub fn temporary() -> Result<Self, String> {
-        let n = TEMPORARY_AREAS.fetch_add(1, Ordering::Relaxed);
-        let template = std::env::temp_dir().join(format!(
-            "cloudmount-staging-{}-{n}-XXXXXX",
-            std::process::id()
-        ));
-        // mkdtemp: a new directory of ours, 0700, never one someone else made first.
-        let dir = nix::unistd::mkdtemp(&template).map_err(|e| {
-            format!(
-                "cannot create a private staging directory in {}: {e}; set TMPDIR to a \
-                 writable directory or mount with -o cache=DIR",
-                std::env::temp_dir().display()
-            )
-        })?;
-        let mut area = Self::open(&dir.join("staging"))?;
-        area.dir = dir.join("staging");
-        area.lost_found = dir.join("lost+found");
-        area.temporary = true;
-        Ok(area)
-    }
-
-    /// Where set-aside content goes (see [`StagingArea::set_aside`]).
-    pub fn lost_found(&self) -> &Path {
-        &self.lost_found
-    }
-
-    /// How many files were set aside in `lost+found` (this run or earlier ones).
-    pub fn lost_found_count(&self) -> usize {
-        std::fs::read_dir(&self.lost_found)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().ends_with(".record"))
-            .count()
-    }
-
-    /// Move journaled content that must not be uploaded (the server holds a newer version,
-    /// or nobody closed it) into `lost+found`, with its record beside it as
-    /// `<name>.record`. Returns where the data went.
-    pub fn set_aside(&self, p: &Pending, why: &str) -> Option<PathBuf> {
-        let name = format!("{}-{}", stamp(), safe_name(&p.record.key));
-        let to = self.move_to_lost_found(&p.data, &name)?;
-        let _ = self.move_to_lost_found(&record_path(&p.data), &format!("{name}.record"));
-        tracing::warn!(key = %p.record.key, kept = %to.display(), reason = why, "journaled content set aside in lost+found instead of being uploaded");
-        Some(to)
-    }
-
-    /// Move a record that cannot be read (and its data, if any) into `lost+found`.
-    fn quarantine(&self, record: &Path, data: Option<&Path>, why: &str) {
-        let base = record
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let name = format!("{}-unreadable-{base}", stamp());
-        let rec = self.move_to_lost_found(record, &format!("{name}.record"));
-        let data = data.and_then(|d| self.move_to_lost_found(d, &name));
-        tracing::warn!(record = ?rec, data = ?data, reason = why, "a journal record cannot be read; it and its data are set aside in lost+found, not uploaded");
-    }
-
-    fn move_to_lost_found(&self, from: &Path, name: &str) -> Option<PathBuf> {
-        let made = std::fs::create_dir_all(&self.lost_found).and_then(|_| {
-            std::fs::set_permissions(&self.lost_found, std::fs::Permissions::from_mode(0o700))
-        });
-        if let Err(e) = made {
-            tracing::error!(dir = %self.lost_found.display(), error = %e, "cannot create lost+found; the content stays in the staging directory");
-            return None;
-        }
-        let to = self.lost_found.join(name);
-        match std::fs::rename(from, &to) {
-            Ok(()) => Some(to),
-            Err(e) => {
-                tracing::error!(from = %from.display(), error = %e, "cannot move into lost+found");
-                None
-            }
-        }
-    }
-
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Closed content an earlier run did not get to upload, oldest first.
-    pub fn pending(&self) -> Vec<Pending> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut found: Vec<(std::time::SystemTime, Pending)> = entries
-            .flatten()
-            .filter_map(|e| {
-                let record = e.path();
-                let data = record.to_str()?.strip_suffix(".key").map(PathBuf::from)?;
-                let text = std::fs::read_to_string(&record).ok()?;
-                let size = std::fs::symlink_metadata(&data).ok()?.len();
-                let parsed = Record::parse(&text).and_then(|r| {
-                    if r.size == size || r.state == RecordState::Unclosed {
-                        Ok(r)
-                    } else {
-                        Err(format!(
-                            "it names {} bytes, its data file has {size}",
-                            r.size
-                        ))
-                    }
-                });
-                let record_path = record.clone();
-                let record = match parsed {
-                    Ok(r) => r,
-                    Err(why) => {
-                        self.quarantine(&record_path, Some(&data), &why);
-                        return None;
-                    }
-                };
-                let age = e.metadata().and_then(|m| m.modified()).ok()?;
-                data.is_file().then_some((age, Pending { data, record }))
-            })
-            .collect();
-        found.sort_by_key(|f| f.0);
-        found.into_iter().map(|(_, p)| p).collect()
-    }
-
-    /// A new, empty staging file for `key`.
-    pub fn create(&self, key: &str) -> std::io::Result<Staged> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = self.dir.join(format!(
-            "{}.{nanos}.{}",
-            std::process::id(),
-            self.seq.fetch_add(1, Ordering::Relaxed)
-        ));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)?;
-        Ok(Staged::new(key, Arc::new(file), path))
-    }
-
-    /// The staged content of a pending upload, to finish it (dirty; removed with its record
-    /// once dropped, unless kept).
-    pub fn reopen(&self, p: &Pending) -> std::io::Result<Staged> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&p.data)?;
-        let size = file.metadata()?.len();
-        let mut st = Staged::new(&p.record.key, Arc::new(file), p.data.clone());
-        st.size = size;
-        st.dirty = true;
-        st.expect = p.record.expect.clone();
-        st.record = Some(p.record.clone());
-        match &p.record.base {
-            // Only `local` is here; the rest is the stored version's (and everything local
-            // counts as changed: what was written is not recorded).
-            Some((etag, local)) => {
-                st.base_etag = Some(etag.clone());
-                st.base_len = size;
-                st.local = local.clone();
-                st.changed = local.clone();
-            }
-            None => st.changed = Ranges::from_range(0..size),
-        }
-        Ok(st)
-    }
-}
-
-/// Closed content a run did not get to upload (see [`StagingArea::pending`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    /// The staged data file.
-    pub data: PathBuf,
-    /// What its journal record says.
-    pub record: Record,
 }
 
 /// The staged content of one file open for writing.
@@ -322,7 +78,7 @@ pub struct Staged {
 }
 
 impl Staged {
-    fn new(key: &str, file: Arc<File>, path: PathBuf) -> Staged {
+    pub(super) fn new(key: &str, file: Arc<File>, path: PathBuf) -> Staged {
         Staged {
             key: key.to_string(),
             file,
@@ -341,6 +97,28 @@ impl Staged {
             dropped: 0,
             keep: false,
         }
+    }
+
+    /// The content of pending upload `record`, `size` bytes in `file` at `path`, to finish it
+    /// (dirty; removed with its record once stored, unless kept).
+    pub(super) fn resumed(record: &Record, file: Arc<File>, path: PathBuf, size: u64) -> Staged {
+        let mut st = Staged::new(&record.key, file, path);
+        st.size = size;
+        st.dirty = true;
+        st.expect = record.expect.clone();
+        st.record = Some(record.clone());
+        match &record.base {
+            // Only `local` is here; the rest is the stored version's (and everything local
+            // counts as changed: what was written is not recorded).
+            Some((etag, local)) => {
+                st.base_etag = Some(etag.clone());
+                st.base_len = size;
+                st.local = local.clone();
+                st.changed = local.clone();
+            }
+            None => st.changed = Ranges::from_range(0..size),
+        }
+        st
     }
 
     /// Current size.
@@ -595,30 +373,6 @@ impl Staged {
     }
 }
 
-/// Now, as a sortable name part.
-fn stamp() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
-}
-
-/// An object key as one file name: `/` and control characters become `_`, at most 150 bytes.
-fn safe_name(key: &str) -> String {
-    let mut out: String = key
-        .chars()
-        .map(|c| if c == '/' || c.is_control() { '_' } else { c })
-        .collect();
-    if out.len() > 150 {
-        let mut cut = 150;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
-    out
-}
-
 impl Drop for Staged {
     fn drop(&mut self) {
         // Content not uploaded yet is never removed with its session (a runtime dropped in
@@ -640,188 +394,4 @@ impl Drop for Staged {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Whether `path` is gone within 5 s (files are removed off the async workers).
-    async fn gone(path: &Path) -> bool {
-        for _ in 0..500 {
-            if !path.exists() {
-                return true;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        false
-    }
-
-    #[tokio::test]
-    async fn writes_reads_truncates_and_cleans_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let area = StagingArea::open(&dir.path().join("staging")).unwrap();
-        assert_eq!(
-            std::fs::metadata(area.dir()).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        let mut s = area.create("k").unwrap();
-        assert_eq!(
-            std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert!(!s.dirty);
-        s.write_at(5, bytes::Bytes::from_static(b"hello"))
-            .await
-            .unwrap();
-        assert!(s.dirty);
-        assert_eq!(s.size(), 10);
-        assert_eq!(s.read_at(0, 100).await.unwrap(), b"\0\0\0\0\0hello");
-        assert_eq!(s.read_at(7, 2).await.unwrap(), b"ll");
-        assert!(s.read_at(20, 5).await.unwrap().is_empty());
-        s.truncate(6).await.unwrap();
-        assert_eq!(s.read_at(0, 100).await.unwrap(), b"\0\0\0\0\0h");
-        let path = s.path().to_path_buf();
-        drop(s);
-        assert!(
-            path.exists(),
-            "content not uploaded is never removed with its session"
-        );
-        let mut done = area.create("k").unwrap();
-        done.write_at(0, bytes::Bytes::from_static(b"x"))
-            .await
-            .unwrap();
-        done.stored();
-        let path = done.path().to_path_buf();
-        drop(done);
-        assert!(gone(&path).await, "removed once stored");
-        let mut kept = area.create("k").unwrap();
-        kept.keep();
-        let path = kept.path().to_path_buf();
-        drop(kept);
-        assert!(path.exists(), "a failed upload's data stays on disk");
-
-        // Journaled content survives a restart and is offered for upload; the rest goes.
-        let mut journaled = area.create("dir/key\nkey=odd").unwrap();
-        let meta = PosixMeta {
-            mode: Some(0o100640),
-            ..Default::default()
-        };
-        journaled
-            .journal(&meta, RecordState::Closed, true)
-            .await
-            .unwrap();
-        let jpath = journaled.path().to_path_buf();
-        std::mem::forget(journaled); // as if the daemon died
-        let area = StagingArea::open(area.dir()).unwrap();
-        assert!(!path.exists(), "unjournaled leftovers are removed");
-        assert_eq!(area.lost_found_count(), 0);
-        let want = Pending {
-            data: jpath.clone(),
-            record: Record {
-                key: "dir/key\nkey=odd".to_string(),
-                meta,
-                base: None,
-                state: RecordState::Closed,
-                expect: Expect::Any,
-                size: 0,
-            },
-        };
-        let pending = area.pending();
-        assert_eq!(pending, vec![want]);
-        let again = area.reopen(&pending[0]).unwrap();
-        assert!(again.dirty && again.missing(0..again.size()).is_empty());
-        let mut again = again;
-        again.stored();
-        again.unjournal();
-        drop(again);
-        assert!(
-            gone(&jpath).await && area.pending().is_empty(),
-            "done: removed"
-        );
-    }
-
-    #[tokio::test]
-    async fn only_what_is_needed_of_the_stored_version_is_staged() {
-        let dir = tempfile::tempdir().unwrap();
-        let area = StagingArea::open(dir.path()).unwrap();
-        let mut s = area.create("k").unwrap();
-        s.base_etag = Some("e1".into());
-        s.adopt(100).unwrap();
-        assert!(!s.dirty);
-        assert_eq!(s.missing(0..100), vec![0..100], "nothing fetched at open");
-        s.write_at(10, bytes::Bytes::from_static(b"abc"))
-            .await
-            .unwrap();
-        s.fill(50, bytes::Bytes::from(vec![7u8; 10])).await.unwrap();
-        assert_eq!(s.missing(0..100), vec![0..10, 13..50, 60..100]);
-        s.write_at(100, bytes::Bytes::from_static(b"tail"))
-            .await
-            .unwrap();
-        assert_eq!(
-            s.missing(90..104),
-            vec![90..100],
-            "appended bytes are local"
-        );
-        // Closed while partly staged: the journal names the version the rest comes from.
-        s.journal(&PosixMeta::default(), RecordState::Closed, false)
-            .await
-            .unwrap();
-        let p = area.pending().pop().unwrap();
-        let (etag, local) = p.record.base.clone().unwrap();
-        assert_eq!(etag, "e1");
-        assert_eq!(local.gaps(0..104), vec![0..10, 13..50, 60..100]);
-        let r = area.reopen(&p).unwrap();
-        assert_eq!(r.missing(0..104), vec![0..10, 13..50, 60..100]);
-        assert_eq!(r.base_etag.as_deref(), Some("e1"));
-        std::mem::forget(r);
-        // Uploaded: what the file holds is the new version's; the rest is fetched from it.
-        s.stored();
-        assert_eq!(s.missing(0..104), vec![0..10, 13..50, 60..100]);
-    }
-
-    #[tokio::test]
-    async fn a_reupload_copies_only_untouched_parts_of_the_stored_version() {
-        use crate::backend::PartSource::{Copy, Send};
-        let dir = tempfile::tempdir().unwrap();
-        let area = StagingArea::open(dir.path()).unwrap();
-        let mut s = area.create("k").unwrap();
-        s.adopt(100).unwrap();
-        assert_eq!(
-            s.reuse_plan(10),
-            Some((0..10).map(|i| Copy(i * 10..i * 10 + 10)).collect())
-        );
-        s.write_at(25, bytes::Bytes::from_static(b"x"))
-            .await
-            .unwrap();
-        s.write_at(59, bytes::Bytes::from_static(b"yz"))
-            .await
-            .unwrap();
-        let plan = s.reuse_plan(10).unwrap();
-        assert_eq!(plan[2], Send(20..30));
-        assert_eq!(
-            (plan[5].clone(), plan[6].clone()),
-            (Send(50..60), Send(60..70))
-        );
-        assert_eq!(plan.iter().filter(|p| matches!(p, Copy(_))).count(), 7);
-        // Cut and grown again: the tail is zeros, not the stored bytes.
-        s.truncate(75).await.unwrap();
-        s.truncate(100).await.unwrap();
-        let plan = s.reuse_plan(10).unwrap();
-        assert_eq!(plan[7..], [Send(70..80), Send(80..90), Send(90..100)]);
-        // Appended past the end (a gap of zeros): sent.
-        s.write_at(120, bytes::Bytes::from_static(b"end"))
-            .await
-            .unwrap();
-        let plan = s.reuse_plan(10).unwrap();
-        assert_eq!(plan.last(), Some(&Send(120..123)));
-        // Uploaded: everything is the stored version again.
-        s.stored();
-        assert!(s
-            .reuse_plan(10)
-            .unwrap()
-            .iter()
-            .all(|p| matches!(p, Copy(_))));
-        // Small files and new files are sent whole.
-        assert_eq!(s.reuse_plan(200), None);
-        let fresh = area.create("n").unwrap();
-        assert_eq!(fresh.reuse_plan(10), None);
-    }
-}
+mod tests;

@@ -9,6 +9,12 @@
 //! of objects, and multipart uploads (initiate, upload part, complete, abort; parts are kept
 //! under DATA/.uploads/ and joined at completion). Object bodies stream from the file in 1 MiB chunks read on blocking threads, so
 //! one GET runs at memory speed and a 1 GiB object needs no 1 GiB buffer.
+//!
+//! Multipart uploads follow S3's limits: part numbers 1 to 10,000, every part but the last at
+//! least 5 MiB, at most 5 GiB each (`EntityTooSmall` / `EntityTooLarge` / `InvalidArgument`
+//! otherwise). A part of only zeros is stored as a sparse file and stays sparse in the joined
+//! object, so a stream of tens of GiB of zeros (the part-limit benchmark) needs no disk; each
+//! completion is logged with its part count and sizes.
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
@@ -23,6 +29,10 @@ use std::time::SystemTime;
 type Body = BoxBody<Bytes, std::io::Error>;
 
 const CHUNK: usize = 1 << 20;
+/// S3's multipart limits.
+const MAX_PARTS: u32 = 10_000;
+const MIN_PART: u64 = 5 << 20;
+const MAX_PART: u64 = 5 << 30;
 
 fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(
@@ -410,11 +420,23 @@ async fn multipart(
     match method {
         Method::PUT => {
             let n: u32 = param(q, "partNumber")?.parse().ok()?;
+            if !(1..=MAX_PARTS).contains(&n) {
+                return Some(error(StatusCode::BAD_REQUEST, "InvalidArgument"));
+            }
             let body = match req.into_body().collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => return Some(error(StatusCode::BAD_REQUEST, "IncompleteBody")),
             };
-            if std::fs::write(dir.join(format!("{n:05}")), &body).is_err() {
+            if body.len() as u64 > MAX_PART {
+                return Some(error(StatusCode::BAD_REQUEST, "EntityTooLarge"));
+            }
+            let part = dir.join(format!("{n:05}"));
+            let stored = if body.iter().all(|b| *b == 0) {
+                std::fs::File::create(&part).and_then(|f| f.set_len(body.len() as u64))
+            } else {
+                std::fs::write(&part, &body)
+            };
+            if stored.is_err() {
                 return Some(error(StatusCode::NOT_FOUND, "NoSuchUpload"));
             }
             let mut r = full(StatusCode::OK, Bytes::new());
@@ -428,20 +450,47 @@ async fn multipart(
                 Err(_) => return Some(error(StatusCode::NOT_FOUND, "NoSuchUpload")),
             };
             parts.sort();
+            let sizes: Vec<u64> = parts
+                .iter()
+                .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+                .collect();
+            let small = sizes[..sizes.len().saturating_sub(1)]
+                .iter()
+                .any(|s| *s < MIN_PART);
+            if small {
+                return Some(error(StatusCode::BAD_REQUEST, "EntityTooSmall"));
+            }
             let path = root.join(bucket).join(key);
-            let joined = (|| -> std::io::Result<()> {
+            let joined = (|| -> std::io::Result<u64> {
+                use std::io::{Seek, SeekFrom};
+                use std::os::unix::fs::MetadataExt;
                 if let Some(p) = path.parent() {
                     std::fs::create_dir_all(p)?;
                 }
                 let mut out = std::fs::File::create(&path)?;
+                let mut total = 0;
                 for p in &parts {
-                    std::io::copy(&mut std::fs::File::open(p)?, &mut out)?;
+                    let m = std::fs::metadata(p)?;
+                    if m.blocks() == 0 {
+                        // A sparse part of zeros stays a hole.
+                        out.seek(SeekFrom::Current(m.len() as i64))?;
+                    } else {
+                        std::io::copy(&mut std::fs::File::open(p)?, &mut out)?;
+                    }
+                    total += m.len();
                 }
-                std::fs::remove_dir_all(&dir)
+                out.set_len(total)?;
+                std::fs::remove_dir_all(&dir)?;
+                Ok(total)
             })();
-            if joined.is_err() {
+            let Ok(total) = joined else {
                 return Some(error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError"));
-            }
+            };
+            let largest = sizes.iter().max().copied().unwrap_or(0);
+            eprintln!(
+                "bench_s3_server: completed {bucket}/{key}: {} parts, {total} bytes, largest part {largest} bytes",
+                parts.len()
+            );
             Some(xml(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>{}</Bucket><Key>{}</Key><ETag>\"{id}-{}\"</ETag></CompleteMultipartUploadResult>", xml_escape(bucket), xml_escape(key), parts.len())))
         }
         Method::DELETE => {

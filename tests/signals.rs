@@ -146,25 +146,6 @@ fn sighup_drops_cached_listings_and_a_bad_reload_keeps_the_mount() {
     assert!(harness::is_mounted(&m.path));
 }
 
-/// Files below `dir` (any depth) inside a directory named `lost+found`, with their bytes.
-fn lost_found_files(dir: &Path) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    for _ in 0..10_000 {
-        let Some(d) = stack.pop() else { break };
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let in_lf = d.file_name().is_some_and(|n| n == "lost+found");
-            if p.is_dir() {
-                stack.push(p);
-            } else if in_lf && p.extension().is_none_or(|x| x != "record") {
-                out.push(std::fs::read(&p).unwrap_or_default());
-            }
-        }
-    }
-    out
-}
-
 /// Case 9 of issue 11 (SIGTERM while writing): an `O_TRUNC` rewrite still open at the stop
 /// never replaces the good object; its content is kept for lost+found at the next mount.
 /// `upload_unclosed` uploads it instead.
@@ -251,7 +232,7 @@ fn sigterm_keeps_a_file_no_program_closed_and_uploads_it_only_when_asked() {
         let again = cmd.mount();
         assert_eq!(stored().as_deref(), Some(&b"good\n"[..]));
         assert_eq!(
-            lost_found_files(cache.path()),
+            support::lost_found_files(cache.path()),
             vec![b"half\n".to_vec()],
             "log:\n{}",
             again.log_text()

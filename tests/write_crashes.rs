@@ -35,25 +35,6 @@ fn put(s3: &S3Server, bucket: &str, key: &str, data: &[u8]) {
     block_on(async move { store.put(&ObjPath::from(key), body).await }).expect("server put");
 }
 
-/// Files set aside in lost+found below `cache`, with their bytes.
-fn lost_found(cache: &Path) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut stack = vec![cache.to_path_buf()];
-    for _ in 0..10_000 {
-        let Some(d) = stack.pop() else { break };
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let in_lf = d.file_name().is_some_and(|n| n == "lost+found");
-            if p.is_dir() {
-                stack.push(p);
-            } else if in_lf && p.extension().is_none_or(|x| x != "record") {
-                out.push(std::fs::read(&p).unwrap_or_default());
-            }
-        }
-    }
-    out
-}
-
 /// The parent of process `pid`.
 fn ppid(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -219,7 +200,7 @@ fn a_failed_close_then_a_newer_save_keeps_the_newer_version_and_sets_the_old_asi
         m.log_text()
     );
     assert_eq!(
-        lost_found(rig.cache.path()),
+        support::lost_found_files(rig.cache.path()),
         vec![b"v2, whose close failed\n".to_vec()],
         "log:\n{}",
         m.log_text()
@@ -268,7 +249,7 @@ fn sigkill_while_writing_between_parts_leaves_the_old_version() {
         "log:\n{}",
         m.log_text()
     );
-    assert!(lost_found(rig.cache.path()).is_empty());
+    assert!(support::lost_found_files(rig.cache.path()).is_empty());
 }
 
 /// SIGKILL while a closed file's multipart upload is being completed: the next mount sends

@@ -54,6 +54,26 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local_addr").port()
 }
 
+/// Files set aside in a `lost+found` directory below `dir` (any depth), with their bytes
+/// (their `.record` journal records left out).
+pub fn lost_found_files(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    for _ in 0..10_000 {
+        let Some(d) = stack.pop() else { break };
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let in_lf = d.file_name().is_some_and(|n| n == "lost+found");
+            if p.is_dir() {
+                stack.push(p);
+            } else if in_lf && p.extension().is_none_or(|x| x != "record") {
+                out.push(std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
 /// Poll `f` every 50 ms until it returns true or `timeout` passes. Returns the last result.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

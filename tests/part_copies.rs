@@ -48,7 +48,7 @@ fn check(backend: &ObjectStoreBackend) {
         let etag = backend.head("obj").await.unwrap().etag.expect("an etag");
         assert!(backend.copies_parts());
         let done = backend
-            .put_file_reusing("obj", file.path(), 12 * MIB, &plan, &etag, &meta)
+            .put_file_reusing("obj", file.as_file(), 12 * MIB, &plan, &etag, &meta)
             .await
             .expect("copy parts");
         assert_eq!(done.size, 12 * MIB);
@@ -120,7 +120,7 @@ fn azure_put_block_from_url_honours_the_source_version() {
         let err = backend
             .put_file_reusing(
                 "obj",
-                file.path(),
+                file.as_file(),
                 12 * MIB,
                 &plan,
                 "\"0x8DEADBEEF000000\"",

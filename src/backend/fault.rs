@@ -237,7 +237,7 @@ impl Backend for Faulty {
     async fn put_file(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         part_size: u64,
         meta: &PosixMeta,
@@ -245,13 +245,13 @@ impl Backend for Faulty {
         self.0.gate(Op::Put, key).await?;
         self.0
             .inner
-            .put_file(key, path, size, part_size, meta)
+            .put_file(key, file, size, part_size, meta)
             .await
     }
     async fn put_file_if(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         part_size: u64,
         meta: &PosixMeta,
@@ -260,7 +260,7 @@ impl Backend for Faulty {
         self.0.gate(Op::Put, key).await?;
         self.0
             .inner
-            .put_file_if(key, path, size, part_size, meta, cond)
+            .put_file_if(key, file, size, part_size, meta, cond)
             .await
     }
     fn max_parts(&self) -> u64 {
@@ -275,7 +275,7 @@ impl Backend for Faulty {
     async fn put_file_reusing(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         parts: &[PartSource],
         etag: &str,
@@ -284,7 +284,7 @@ impl Backend for Faulty {
         self.0.gate(Op::Put, key).await?;
         self.0
             .inner
-            .put_file_reusing(key, path, size, parts, etag, meta)
+            .put_file_reusing(key, file, size, parts, etag, meta)
             .await
     }
     async fn put_marker(&self, dir: &str, meta: &PosixMeta) -> Result<(), BackendError> {

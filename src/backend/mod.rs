@@ -185,13 +185,13 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn put_file(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         part_size: u64,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
         let _ = part_size;
-        let data = store::read_exactly(path, size).await?;
+        let data = store::read_exactly(file, size).await?;
         self.put(key, data, meta).await
     }
 
@@ -202,14 +202,14 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn put_file_if(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         part_size: u64,
         meta: &PosixMeta,
         cond: &Precondition,
     ) -> Result<ObjectInfo, BackendError> {
         check_precondition(self, key, cond).await?;
-        self.put_file(key, path, size, part_size, meta).await
+        self.put_file(key, file, size, part_size, meta).await
     }
 
     /// Most parts one multipart upload may have (see [`PartPlan`]).
@@ -236,13 +236,13 @@ pub trait Backend: Send + Sync + Debug + 'static {
     async fn put_file_reusing(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         parts: &[PartSource],
         etag: &str,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        let _ = (path, size, parts, etag, meta);
+        let _ = (file, size, parts, etag, meta);
         Err(BackendError::Unsupported(format!(
             "server-side part copies of {key} by {}",
             self.describe()

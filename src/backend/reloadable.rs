@@ -5,7 +5,6 @@ use super::{Backend, BackendError, ListPage, ObjectInfo, PartSource, PosixMeta, 
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::ops::Range;
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 /// Delegates every call to the backend it holds now.
@@ -80,12 +79,12 @@ impl Backend for Reloadable {
     async fn put_file(
         &self,
         key: &str,
-        path: &Path,
+        file: &std::fs::File,
         size: u64,
         part_size: u64,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        self.now().put_file(key, path, size, part_size, meta).await
+        self.now().put_file(key, file, size, part_size, meta).await
     }
 
     fn stores_metadata(&self) -> bool {
@@ -99,14 +98,14 @@ impl Backend for Reloadable {
     async fn put_file_reusing(
         &self,
         key: &str,
-        path: &Path,
+        file: &std::fs::File,
         size: u64,
         parts: &[PartSource],
         etag: &str,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
         self.now()
-            .put_file_reusing(key, path, size, parts, etag, meta)
+            .put_file_reusing(key, file, size, parts, etag, meta)
             .await
     }
 

@@ -321,7 +321,7 @@ impl Backend for ObjectStoreBackend {
     async fn put_file_if(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         part_size: u64,
         meta: &PosixMeta,
@@ -330,9 +330,9 @@ impl Backend for ObjectStoreBackend {
         if size > part_size || self.local_dir.is_some() {
             // Multipart completions carry no condition through object_store: a HEAD checks.
             super::check_precondition(self, key, cond).await?;
-            return self.put_file(key, path, size, part_size, meta).await;
+            return self.put_file(key, file, size, part_size, meta).await;
         }
-        let data = read_exactly(path, size).await?;
+        let data = read_exactly(file, size).await?;
         let mode = match cond {
             super::Precondition::Absent => object_store::PutMode::Create,
             super::Precondition::Matches(e) => {
@@ -371,16 +371,13 @@ impl Backend for ObjectStoreBackend {
     async fn put_file(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         part_size: u64,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        use tokio::io::AsyncReadExt;
-        let local =
-            |e: std::io::Error| BackendError::Other(format!("cannot read {}: {e}", path.display()));
         if size <= part_size {
-            let data = read_exactly(path, size).await?;
+            let data = read_exactly(file, size).await?;
             return self.put(key, data, meta).await;
         }
         // Within the part limit whatever the caller asked (PartPlan::whole is idempotent).
@@ -388,21 +385,21 @@ impl Backend for ObjectStoreBackend {
         let upload = self.begin_multipart(key, meta).await?;
         let mut writer =
             object_store::WriteMultipart::new_with_chunk_size(upload, part_size as usize);
-        let mut file = tokio::fs::File::open(path).await.map_err(local)?;
-        let mut left = size;
-        while left > 0 {
+        let mut at = 0;
+        while at < size {
             // Parts in flight are bounded, so memory is too (UPLOAD_CONCURRENCY parts).
             if let Err(e) = writer.wait_for_capacity(UPLOAD_CONCURRENCY).await {
                 return Err(e.into());
             }
-            let n = left.min(part_size) as usize;
-            let mut buf = vec![0u8; n];
-            if let Err(e) = file.read_exact(&mut buf).await {
-                let _ = writer.abort().await;
-                return Err(local(e));
+            let end = (at + part_size).min(size);
+            match super::raw::read_range(file, at..end).await {
+                Ok(data) => writer.put(data),
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
             }
-            writer.put(Bytes::from(buf));
-            left -= n as u64;
+            at = end;
         }
         let res = writer.finish().await?;
         Ok(written(key, size, res, meta))
@@ -462,7 +459,7 @@ impl Backend for ObjectStoreBackend {
     async fn put_file_reusing(
         &self,
         key: &str,
-        path: &std::path::Path,
+        file: &std::fs::File,
         size: u64,
         parts: &[super::PartSource],
         etag: &str,
@@ -475,7 +472,7 @@ impl Backend for ObjectStoreBackend {
             )));
         };
         let full = self.path(key)?;
-        let new_etag = match copier.upload(&full, path, parts, etag, meta).await {
+        let new_etag = match copier.upload(&full, file, parts, etag, meta).await {
             Ok(e) => e,
             Err(e @ (BackendError::Other(_) | BackendError::Unsupported(_))) => {
                 use std::sync::atomic::Ordering;
@@ -518,26 +515,11 @@ fn written(key: &str, size: u64, res: object_store::PutResult, meta: &PosixMeta)
     }
 }
 
-/// The first `size` bytes of local file `path` (a file that grew past `size`, as after a
-/// write that failed half way, sends only what `size` says; a shorter one is an error).
-pub(super) async fn read_exactly(path: &std::path::Path, size: u64) -> Result<Bytes, BackendError> {
-    use tokio::io::AsyncReadExt;
-    let local =
-        |e: std::io::Error| BackendError::Other(format!("cannot read {}: {e}", path.display()));
-    let file = tokio::fs::File::open(path).await.map_err(local)?;
-    let mut data = Vec::with_capacity(size as usize);
-    file.take(size)
-        .read_to_end(&mut data)
-        .await
-        .map_err(local)?;
-    if (data.len() as u64) < size {
-        return Err(BackendError::Other(format!(
-            "{} holds {} bytes, {size} expected",
-            path.display(),
-            data.len()
-        )));
-    }
-    Ok(Bytes::from(data))
+/// The first `size` bytes of the open local file `file` (a file that grew past `size`, as
+/// after a write that failed half way, sends only what `size` says; a shorter one is an
+/// error).
+pub(super) async fn read_exactly(file: &std::fs::File, size: u64) -> Result<Bytes, BackendError> {
+    super::raw::read_range(file, 0..size).await
 }
 
 /// A streaming multipart upload through object_store: every `put_part` is one part, as the

@@ -77,12 +77,12 @@ impl CloudFs {
         match cond {
             Some(c) => {
                 self.backend
-                    .put_file_if(&st.key, st.path(), size, part, meta, c)
+                    .put_file_if(&st.key, st.file(), size, part, meta, c)
                     .await
             }
             None => {
                 self.backend
-                    .put_file(&st.key, st.path(), size, part, meta)
+                    .put_file(&st.key, st.file(), size, part, meta)
                     .await
             }
         }
@@ -105,7 +105,7 @@ impl CloudFs {
         let size = st.size();
         let info = self
             .backend
-            .put_file_reusing(&st.key, st.path(), size, plan, etag, meta)
+            .put_file_reusing(&st.key, st.file(), size, plan, etag, meta)
             .await?;
         tracing::info!(key = %st.key, size, sent, copied = size - sent, "uploaded the changed parts; the rest was copied on the server");
         Ok(info)

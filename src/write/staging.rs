@@ -164,7 +164,12 @@ impl Staged {
         ))
     }
 
-    /// The local file (for uploads).
+    /// The open staging file: uploads read through this descriptor, never by path.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The local file's path (for log lines).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -13,7 +13,6 @@ use object_store::azure::MicrosoftAzure;
 use object_store::client::{HttpClient, HttpConnector, ReqwestConnector};
 use object_store::signer::Signer;
 use object_store::ClientOptions;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -196,7 +195,7 @@ impl RawStore for AzureRaw {
     async fn upload(
         &self,
         path: &object_store::path::Path,
-        file: &Path,
+        file: &std::fs::File,
         parts: &[PartSource],
         etag: &str,
         meta: &PosixMeta,

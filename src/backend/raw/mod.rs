@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
 use std::ops::Range;
-use std::path::Path;
 
 /// Parts sent or copied at once.
 pub const PARTS_IN_FLIGHT: usize = 4;
@@ -39,13 +38,13 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// Store local file `file` as object `path` from `parts` (in order, covering the file),
+    /// Store open local file `file` as object `path` from `parts` (in order, covering it),
     /// the `Copy` ones taken from `path`'s current version, which must still be `etag`.
     /// Returns the new object's entity tag.
     async fn upload(
         &self,
         path: &object_store::path::Path,
-        file: &Path,
+        file: &std::fs::File,
         parts: &[PartSource],
         etag: &str,
         meta: &PosixMeta,
@@ -158,18 +157,20 @@ where
     attempt().await
 }
 
-/// Bytes `range` of local file `path`.
-pub async fn read_range(path: &Path, range: Range<u64>) -> Result<Bytes, BackendError> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+/// Bytes `range` of the open local file `file` (read on the blocking pool, through the
+/// caller's descriptor: the file is never opened again by path).
+pub async fn read_range(file: &std::fs::File, range: Range<u64>) -> Result<Bytes, BackendError> {
+    use std::os::unix::fs::FileExt;
     let local =
-        |e: std::io::Error| BackendError::Other(format!("cannot read {}: {e}", path.display()));
-    let mut f = tokio::fs::File::open(path).await.map_err(local)?;
-    f.seek(std::io::SeekFrom::Start(range.start))
-        .await
-        .map_err(local)?;
+        |e: std::io::Error| BackendError::Other(format!("cannot read the staged file: {e}"));
+    let file = file.try_clone().map_err(local)?;
     let mut buf = vec![0u8; (range.end - range.start) as usize];
-    f.read_exact(&mut buf).await.map_err(local)?;
-    Ok(Bytes::from(buf))
+    let read = tokio::task::spawn_blocking(move || {
+        file.read_exact_at(&mut buf, range.start).map(|()| buf)
+    })
+    .await
+    .map_err(|e| local(std::io::Error::other(e.to_string())))?;
+    Ok(Bytes::from(read.map_err(local)?))
 }
 
 /// The entity tag in the headers of an answer.

@@ -13,7 +13,6 @@ use object_store::aws::{AmazonS3, AwsAuthorizer};
 use object_store::client::{HttpClient, HttpConnector, ReqwestConnector};
 use object_store::ClientOptions;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use std::path::Path;
 use std::sync::Arc;
 
 /// What S3 keeps unencoded in a path (RFC 3986 unreserved characters and `/`).
@@ -104,7 +103,7 @@ impl S3Raw {
     async fn parts(
         &self,
         key: &str,
-        file: &Path,
+        file: &std::fs::File,
         parts: &[PartSource],
         etag: &str,
         upload_id: &str,
@@ -226,7 +225,7 @@ impl RawStore for S3Raw {
     async fn upload(
         &self,
         path: &object_store::path::Path,
-        file: &Path,
+        file: &std::fs::File,
         parts: &[PartSource],
         etag: &str,
         meta: &PosixMeta,

@@ -327,8 +327,10 @@ impl Backend for ObjectStoreBackend {
         meta: &PosixMeta,
         cond: &super::Precondition,
     ) -> Result<ObjectInfo, BackendError> {
-        if size > part_size || self.local_dir.is_some() {
-            // Multipart completions carry no condition through object_store: a HEAD checks.
+        // Conditional PUTs by ETag on S3 and Azure (the stores with raw requests); object_store
+        // wants a generation for GCS and has none for a local directory, and multipart
+        // completions carry no condition: a HEAD checks there.
+        if size > part_size || self.raw.is_none() || self.local_dir.is_some() {
             super::check_precondition(self, key, cond).await?;
             return self.put_file(key, file, size, part_size, meta).await;
         }

@@ -27,7 +27,8 @@ cleanup() {
   if mountpoint -q "$WORK/mnt" 2>/dev/null; then "$CM" unmount --lazy "$WORK/mnt" || true; fi
   [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
   kill "$SERVER_PID" 2>/dev/null || true
-  rm -rf "$WORK"
+  # Never descend into a mount that is still there.
+  mountpoint -q "$WORK/mnt" 2>/dev/null || rm -rf "$WORK"
 }
 trap cleanup EXIT
 for _ in $(seq 100); do curl -s -o /dev/null "$EP/bench?list-type=2&max-keys=1" && break; sleep 0.1; done

@@ -160,7 +160,7 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     tracing::info!(%reason, pending = stats.open_for_writing + stats.uploads_in_flight, "stopping");
     let left = rt.block_on(fs.drain(req.config.stop_timeout));
     if left > 0 {
-        tracing::warn!(left, stop_timeout = ?req.config.stop_timeout, "uploads still pending at the stop timeout; their data is kept and sent at the next mount (-o stop_timeout= waits longer)");
+        tracing::warn!(left, stop_timeout = ?req.config.stop_timeout, "files not uploaded at the stop are kept in the staging directory: closed ones are sent by the next mount (an upload cut short by the stop timeout: -o stop_timeout= waits longer), unclosed ones go to lost+found (see the lines above for each file)");
     }
     tracing::info!(%reason, "unmounting");
     let unmounted = handle.unmount();

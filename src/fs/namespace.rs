@@ -66,7 +66,7 @@ impl CloudFs {
     /// again, and nothing of it stays journaled.
     async fn unlinked(st: &mut Staged) {
         st.unlinked = true;
-        st.discard();
+        st.unjournal();
         if let Some(s) = st.stream.as_mut() {
             s.stop().await;
         }
@@ -402,12 +402,16 @@ impl CloudFs {
     /// had no object, so the move left the name as it was).
     async fn follow_rename(&self, ino: u64, st: &mut Staged, new_key: &str, local: bool) {
         st.key = new_key.to_string();
-        st.expect = match (local, self.backend.head(new_key).await) {
-            (_, Ok(info)) => info.etag.map_or(Expect::Any, Expect::Etag),
-            (_, Err(BackendError::NotFound(_))) => Expect::Absent,
-            (false, Err(_)) => Expect::Any,
-            (true, Err(_)) => st.expect.clone(),
-        };
+        // An upload of content with a base version asks the server itself (HEAD); only a
+        // record, or content without a base, relies on what is known now.
+        if st.journaled() || st.base_etag.is_none() {
+            st.expect = match (local, self.backend.head(new_key).await) {
+                (_, Ok(info)) => info.etag.map_or(Expect::Any, Expect::Etag),
+                (_, Err(BackendError::NotFound(_))) => Expect::Absent,
+                (false, Err(_)) => Expect::Any,
+                (true, Err(_)) => st.expect.clone(),
+            };
+        }
         if st.journaled() {
             let state = super::upload::record_state(st);
             if let Err(e) = st.journal(&self.meta_to_store(ino), state, true).await {

@@ -212,32 +212,40 @@ impl CloudFs {
         // Released: whatever the file holds now was closed.
         st.unclosed = false;
         if let Err(e) = self.upload_locked(ino, &mut st).await {
-            self.keep_staged(ino, &mut st, &e.to_string()).await;
-            return;
+            if self.keep_staged(ino, &mut st, &e.to_string()).await {
+                return;
+            }
+            // Nothing can be kept (a stream whose start left staging): the log said so.
         }
         self.sessions.retire(ino, &w);
     }
 
     /// Keep `st` (not uploaded) past this run: journaled durably, as closed or unclosed
-    /// content. Returns whether it was kept.
+    /// content (once: a record already fsynced for this state is not written again). Returns
+    /// whether it was kept.
     pub(super) async fn keep_staged(&self, ino: u64, st: &mut Staged, why: &str) -> bool {
         if !st.dirty || st.unlinked {
             return false;
         }
         if st.dropped() > 0 {
-            tracing::error!(key = %st.key, "a streamed upload could not be finished, and its start is no longer staged (-o stream_staging_max=); this change is lost");
+            tracing::error!(key = %st.key, reason = why, "a streamed upload could not be finished, and its start is no longer staged (-o stream_staging_max=); this change is lost");
             return false;
         }
-        st.keep();
-        match st
-            .journal(&self.meta_to_store(ino), record_state(st), true)
-            .await
-        {
-            Ok(()) => {
-                tracing::error!(key = %st.key, staged = %st.path().display(), reason = why, "not uploaded; the data is kept in the staged file and journaled: the next close of the file, or the next mount, sends it")
+        let state = record_state(st);
+        if st.journaled_durably(state) {
+            return true;
+        }
+        let journaled = st.journal(&self.meta_to_store(ino), state, true).await;
+        let (key, staged) = (&st.key, st.path().display());
+        match (journaled, state) {
+            (Ok(()), RecordState::Closed) => {
+                tracing::error!(%key, %staged, reason = why, "not uploaded; the data is kept in the staged file and journaled: the next close of the file, the stop, or the next mount sends it")
             }
-            Err(e) => {
-                tracing::error!(key = %st.key, staged = %st.path().display(), error = %e, reason = why, "not uploaded, and the journal record cannot be written; the staged file is kept but not resumed automatically")
+            (Ok(()), RecordState::Unclosed) => {
+                tracing::warn!(%key, %staged, reason = why, "not uploaded: no program closed this content; it is kept and set aside in lost+found at the next mount (-o upload_unclosed uploads it instead)")
+            }
+            (Err(e), _) => {
+                tracing::error!(%key, %staged, error = %e, reason = why, "not uploaded, and the journal record cannot be written (is the cache directory's disk full?); the staged file is kept but not resumed automatically")
             }
         }
         true
@@ -251,33 +259,46 @@ impl CloudFs {
         let Some(area) = &self.staging else {
             return;
         };
-        for p in area.pending() {
+        let pending = area.pending();
+        for (n, p) in pending.iter().enumerate() {
             if p.record.state == RecordState::Unclosed && !self.cfg.upload_unclosed {
-                area.set_aside(&p, "no program closed this content (the daemon stopped while it was open for writing); mount with -o upload_unclosed to upload such content instead");
+                area.set_aside(p, "no program closed this content (the daemon stopped while it was open for writing); mount with -o upload_unclosed to upload such content instead");
                 continue;
             }
-            self.resume_one(area, &p).await;
+            if let Err(e) = self.resume_one(area, p).await {
+                // The server does not answer: the mount must not wait on it record by record.
+                // What is left stays, and its replay stays conditional, so serving first
+                // never lets it replace a newer save.
+                tracing::warn!(error = %e, left = pending.len() - n, "the server does not answer; the pending uploads left are tried again at the next mount");
+                return;
+            }
         }
     }
 
-    async fn resume_one(&self, area: &crate::write::StagingArea, p: &Pending) {
+    /// Replay one journal record; `Err` only when the server could not be reached (the
+    /// record stays).
+    async fn resume_one(
+        &self,
+        area: &crate::write::StagingArea,
+        p: &Pending,
+    ) -> Result<(), BackendError> {
+        // Dropped without an upload (still dirty), its files stay for the next mount.
         let mut st = match area.reopen(p) {
             Ok(st) => st,
             Err(e) => {
                 tracing::warn!(staged = %p.data.display(), error = %e, "cannot read a pending upload; it is tried again at the next mount");
-                return;
+                return Ok(());
             }
         };
-        // Dropped without an upload: the files stay for the next mount unless done below.
-        st.keep();
         let key = st.key.clone();
         let _counted = self.activity.uploading();
         let now = match self.backend.head(&key).await {
             Ok(info) => Some(info),
             Err(BackendError::NotFound(_)) => None,
+            Err(e @ BackendError::Unreachable(_)) => return Err(e),
             Err(e) => {
                 tracing::warn!(%key, error = %e, staged = %p.data.display(), "cannot ask the server whether a pending upload is still current; it is tried again at the next mount");
-                return;
+                return Ok(());
             }
         };
         let current = match (&p.record.expect, &now) {
@@ -286,14 +307,14 @@ impl CloudFs {
             _ => false,
         };
         if !current {
-            if self.holds_already(&mut st, now.as_ref()).await {
+            if self.holds_already(&st, now.as_ref()).await {
                 tracing::info!(%key, "a pending upload had reached the server before the daemon stopped");
                 st.stored();
                 st.unjournal();
-                return;
+                return Ok(());
             }
             area.set_aside(p, "the server holds a newer version (or none) than the one this content was to replace; it was not uploaded");
-            return;
+            return Ok(());
         }
         tracing::info!(%key, size = st.size(), staged = %p.data.display(), "resuming an upload left by an earlier run");
         // The rest of partly staged content comes from the version it started as.
@@ -320,15 +341,17 @@ impl CloudFs {
             Err(BackendError::Changed(_)) => {
                 area.set_aside(p, "the server changed meanwhile: it holds a newer version than the one this content replaces (or the version its unchanged bytes come from is gone)");
             }
+            Err(e @ BackendError::Unreachable(_)) => return Err(e),
             Err(e) => {
                 tracing::warn!(%key, error = %e, staged = %p.data.display(), "resumed upload failed; it is tried again at the next mount");
             }
         }
+        Ok(())
     }
 
     /// Whether the server's object `now` already is exactly the staged content (an upload
     /// that completed just before the daemon died); compared only for small objects.
-    async fn holds_already(&self, st: &mut Staged, now: Option<&ObjectInfo>) -> bool {
+    async fn holds_already(&self, st: &Staged, now: Option<&ObjectInfo>) -> bool {
         const MAX: u64 = 8 << 20;
         let Some(now) = now else {
             return false;

@@ -167,18 +167,10 @@ impl CloudFs {
         let key = format!("{}{name}", dir.key);
         let ino = self.add_local(parent, name, &key, Kind::File, meta);
         let node = self.node(ino)?;
-        let w = match self.stage(&node, true).await {
-            Ok(w) => w,
-            Err(e) => {
-                self.inodes.unlink(parent, name);
-                return Err(e);
-            }
-        };
-        {
-            let mut st = w.staged.lock().await;
-            st.dirty = true;
-            st.unclosed = true;
-            st.expect = Expect::Absent;
+        // A new session: empty, dirty, unclosed, replacing no object (a local inode).
+        if let Err(e) = self.stage(&node, true).await {
+            self.inodes.unlink(parent, name);
+            return Err(e);
         }
         self.inodes.remember(ino);
         let fh = self.add_handle(&node, true);

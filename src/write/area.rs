@@ -17,8 +17,9 @@ pub struct StagingArea {
     /// Where content that must not be uploaded but must not be lost either goes.
     lost_found: PathBuf,
     seq: AtomicU64,
-    /// A private temporary directory, removed with the area.
-    temporary: bool,
+    /// The private temporary directory this area made (with `mkdtemp`) and removes with
+    /// itself; `None` for a cache directory's area.
+    temporary: Option<PathBuf>,
 }
 
 /// Temporary staging areas made by this process so far.
@@ -26,8 +27,8 @@ static TEMPORARY_AREAS: AtomicU64 = AtomicU64::new(0);
 
 impl Drop for StagingArea {
     fn drop(&mut self) {
-        if self.temporary {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(root) = &self.temporary {
+            let _ = std::fs::remove_dir_all(root);
         }
     }
 }
@@ -51,7 +52,7 @@ impl StagingArea {
             dir: dir.to_path_buf(),
             lost_found,
             seq: AtomicU64::new(0),
-            temporary: false,
+            temporary: None,
         };
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();
@@ -90,10 +91,9 @@ impl StagingArea {
                 std::env::temp_dir().display()
             )
         })?;
+        // Its staging/ and lost+found/ both live inside, and go with it.
         let mut area = Self::open(&dir.join("staging"))?;
-        area.dir = dir.join("staging");
-        area.lost_found = dir.join("lost+found");
-        area.temporary = true;
+        area.temporary = Some(dir);
         Ok(area)
     }
 

@@ -6,8 +6,9 @@
 //! needs them ([`Staged::missing`], [`Staged::fill`]); `changed` remembers what was written,
 //! so a re-upload can copy the untouched parts on the server ([`Staged::reuse_plan`]).
 //! `dirty` says whether the content differs from the object on the server; the core uploads
-//! it on `flush`/`fsync` and clears it. The file is removed when the value is dropped,
-//! unless an upload failed and the data would otherwise be lost ([`Staged::keep`]).
+//! it on `flush`/`fsync` and clears it. The file is removed when the value is dropped, unless
+//! it still holds content not uploaded (`dirty`, and its name not unlinked): that is never
+//! removed with its session.
 //!
 //! Journal: while the content of a closed (flushed or fsynced) file is on its way to the
 //! store, a record next to it (see `journal.rs`) names the object and the version it
@@ -74,7 +75,8 @@ pub struct Staged {
     /// Bytes `0..dropped` went out in a streaming upload and were removed from the file to
     /// bound its size (`stream_staging_max`); they can no longer be read, changed or re-sent.
     dropped: u64,
-    keep: bool,
+    /// The record is fsynced (with its data and directory) and says what the file holds.
+    record_durable: bool,
 }
 
 impl Staged {
@@ -95,7 +97,7 @@ impl Staged {
             local: Ranges::default(),
             changed: Ranges::default(),
             dropped: 0,
-            keep: false,
+            record_durable: false,
         }
     }
 
@@ -188,7 +190,7 @@ impl Staged {
         self.size = self.size.max(end);
         self.dirty = true;
         self.unclosed = true;
-        self.reopened();
+        self.reopened().await;
         Ok(())
     }
 
@@ -216,7 +218,7 @@ impl Staged {
         self.size = size;
         self.dirty = true;
         self.unclosed = true;
-        self.reopened();
+        self.reopened().await;
         Ok(())
     }
 
@@ -268,7 +270,6 @@ impl Staged {
         self.local.add(self.base_len..self.size);
         self.base_len = if self.dropped == 0 { self.size } else { 0 };
         self.changed = Ranges::default();
-        self.keep = false;
     }
 
     /// How to re-upload in parts of `part` bytes: which parts are unchanged bytes of the
@@ -293,11 +294,6 @@ impl Staged {
         plan.iter()
             .any(|p| matches!(p, PartSource::Copy(_)))
             .then_some(plan)
-    }
-
-    /// Keep the file on disk when dropped (its upload failed; the log names it).
-    pub fn keep(&mut self) {
-        self.keep = true;
     }
 
     /// Record that this content must reach the store (with `meta`) even if the daemon dies,
@@ -335,11 +331,13 @@ impl Staged {
         })
         .await?;
         self.record = Some(record);
+        self.record_durable = durable;
         Ok(())
     }
 
     /// The journaled content reached the store.
     pub fn unjournal(&mut self) {
+        self.record_durable = false;
         if self.record.take().is_some() {
             let _ = std::fs::remove_file(record_path(&self.path));
         }
@@ -350,10 +348,15 @@ impl Staged {
         self.record.is_some()
     }
 
+    /// Whether a fsynced record already names this content as `state` (nothing to write).
+    pub fn journaled_durably(&self, state: RecordState) -> bool {
+        self.record_durable && self.record.as_ref().is_some_and(|r| r.state == state)
+    }
+
     /// The content changed after it was journaled as closed: what the file holds now is no
     /// longer what a program closed, so the record says `unclosed` from now on (never
     /// uploaded unless asked; its size is no longer checked).
-    fn reopened(&mut self) {
+    async fn reopened(&mut self) {
         let Some(r) = self
             .record
             .as_mut()
@@ -362,19 +365,13 @@ impl Staged {
             return;
         };
         r.state = RecordState::Unclosed;
-        if let Err(e) = r.write(&self.path, false) {
+        self.record_durable = false;
+        let (text, path) = (r.clone(), self.path.clone());
+        if let Err(e) = blocking(move || text.write(&path, false)).await {
             // Left as closed, the record would upload content nobody closed: remove it.
             tracing::warn!(key = %self.key, error = %e, "cannot mark a journal record unclosed; removing it");
-            let _ = std::fs::remove_file(record_path(&self.path));
-            self.record = None;
+            self.unjournal();
         }
-    }
-
-    /// The content must never be uploaded (its name is gone on the server): no record, and
-    /// the file goes when dropped.
-    pub fn discard(&mut self) {
-        self.unjournal();
-        self.keep = false;
     }
 }
 
@@ -382,8 +379,7 @@ impl Drop for Staged {
     fn drop(&mut self) {
         // Content not uploaded yet is never removed with its session (a runtime dropped in
         // the middle of an upload): its record, if any, lets the next mount finish it.
-        let unsent = self.dirty && !self.unlinked;
-        if !self.keep && !unsent {
+        if !self.dirty || self.unlinked {
             let path = std::mem::take(&mut self.path);
             let remove = move || {
                 let _ = std::fs::remove_file(record_path(&path));

@@ -280,3 +280,46 @@ async fn a_stream_stays_within_the_store_part_limit() {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(streamed, 1, "sent as one stream, not whole at close");
 }
+
+/// A mount whose server does not answer asks it once, not once per journal record (each ask
+/// costs the request timeout and its retries before the mount serves); the records stay and
+/// the next mount sends them.
+#[tokio::test]
+async fn a_replay_against_a_silent_server_gives_up_at_once_and_keeps_every_record() {
+    use crate::read::DiskBlockCache;
+    let dir = tempfile::tempdir().unwrap();
+    let b = Arc::new(MemoryBackend::new());
+    let f = FaultBackend::new(b.clone());
+    let mount = || {
+        let cache = DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap();
+        let backend = Arc::new(Faulty(f.clone()));
+        CloudFs::with_cache(backend, &MountConfig::default(), Some(Arc::new(cache)))
+    };
+    let fs = mount();
+    for name in ["a", "b", "c"] {
+        let (_, o) = fs
+            .create(ROOT_INO, name, PosixMeta::default())
+            .await
+            .unwrap();
+        fs.write(o.fh, 0, Bytes::from(name.repeat(10)))
+            .await
+            .unwrap();
+        f.fail(Op::Put, name, 2);
+        assert!(fs.flush(o.fh).await.is_err());
+        fs.release(o.fh).await;
+    }
+    drop(fs);
+    f.fail(Op::Head, "", 100);
+    let before = f.injected();
+    mount().resume_uploads().await;
+    assert_eq!(
+        f.injected() - before,
+        1,
+        "one unanswered HEAD, not one per record"
+    );
+    f.clear();
+    mount().resume_uploads().await;
+    for name in ["a", "b", "c"] {
+        assert_eq!(object(&b, name).await, Some(name.repeat(10).into_bytes()));
+    }
+}

@@ -53,7 +53,9 @@ async fn writes_reads_truncates_and_cleans_up() {
     drop(done);
     assert!(gone(&path).await, "removed once stored");
     let mut kept = area.create("k").unwrap();
-    kept.keep();
+    kept.write_at(0, bytes::Bytes::from_static(b"not uploaded"))
+        .await
+        .unwrap();
     let path = kept.path().to_path_buf();
     drop(kept);
     assert!(path.exists(), "a failed upload's data stays on disk");
@@ -183,4 +185,18 @@ async fn a_reupload_copies_only_untouched_parts_of_the_stored_version() {
     assert_eq!(s.reuse_plan(200), None);
     let fresh = area.create("n").unwrap();
     assert_eq!(fresh.reuse_plan(10), None);
+}
+
+#[test]
+fn a_temporary_area_is_private_and_goes_whole() {
+    let area = StagingArea::temporary().unwrap();
+    let root = area.dir().parent().unwrap().to_path_buf();
+    let mode = std::fs::metadata(&root).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "made by mkdtemp");
+    assert_eq!(area.lost_found().parent(), Some(root.as_path()));
+    drop(area);
+    assert!(
+        !root.exists(),
+        "the directory it made goes with it, lost+found included"
+    );
 }

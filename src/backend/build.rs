@@ -220,6 +220,15 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 credentials,
             )
         }
+        Source::Gdrive { label, path } => {
+            let creds = crate::credentials::gdrive::resolve(cfg, label)?;
+            let settings = drive_settings(cfg, label, path);
+            let credentials = format!("{}", creds.file.display());
+            tracing::info!(label = %label, file = %credentials, "Google Drive credentials");
+            let backend =
+                super::gdrive::DriveBackend::new(settings, creds.auth, cfg.connect_timeout)?;
+            (Arc::new(backend), credentials)
+        }
         Source::Local { dir } => {
             if !dir.is_dir() {
                 return Err(format!(
@@ -242,6 +251,44 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
         backend,
         credentials,
     })
+}
+
+/// The Drive backend's settings from the mount options.
+fn drive_settings(cfg: &MountConfig, label: &str, path: &str) -> super::gdrive::DriveSettings {
+    use crate::config::drive::GDocs;
+    let d = &cfg.drive;
+    super::gdrive::DriveSettings {
+        endpoint: cfg
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| super::gdrive::GOOGLE_API.to_string()),
+        label: label.to_string(),
+        path: path.to_string(),
+        root_folder: d.root_folder.clone(),
+        drive_id: d.drive_id.clone(),
+        exports: (d.gdocs == GDocs::Export).then(|| super::gdrive::Exports {
+            document: d.export_document.clone(),
+            spreadsheet: d.export_spreadsheet.clone(),
+            presentation: d.export_presentation.clone(),
+            drawing: d.export_drawing.clone(),
+        }),
+        delete: if d.delete_permanently {
+            super::gdrive::DeleteMode::Permanent
+        } else {
+            super::gdrive::DeleteMode::Trash
+        },
+        chunk_size: cfg.upload_part_size,
+        poll_interval: Some(d.poll_interval).filter(|p| !p.is_zero()),
+        // With a changes feed, a listing is right until the feed says otherwise (and at
+        // most one interval old); without one, it lives as long as attributes do.
+        listing_ttl: if d.poll_interval.is_zero() {
+            cfg.attr_timeout
+        } else {
+            d.poll_interval.max(cfg.attr_timeout)
+        }
+        .max(Duration::from_secs(1)),
+        limits: super::gdrive::limits(cfg.request_timeout, cfg.retries, d.rate, d.burst),
+    }
 }
 
 fn auth_kind(a: &AzureAuth) -> &'static str {

@@ -25,6 +25,9 @@ pub enum BackendError {
         /// Why it was refused.
         reason: String,
     },
+    /// The store's space quota is used up.
+    #[error("out of space: {0}")]
+    NoSpace(String),
     /// The store does not support this operation.
     #[error("not supported by this store: {0}")]
     Unsupported(String),

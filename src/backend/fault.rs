@@ -307,4 +307,11 @@ impl Backend for Faulty {
         self.0.gate(Op::Delete, key).await?;
         self.0.inner.delete(key).await
     }
+    fn renames(&self) -> bool {
+        self.0.inner.renames()
+    }
+    async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        self.0.gate(Op::Copy, from).await?;
+        self.0.inner.rename(from, to).await
+    }
 }

@@ -47,6 +47,10 @@ pub struct MemoryBackend {
     slow_get: Mutex<Option<(String, Duration)>>,
     /// Every `put` fails while set (a server that is down).
     failing_puts: std::sync::atomic::AtomicBool,
+    /// Moves files and whole directories in one step ([`Backend::rename`]), as Drive does.
+    native_renames: bool,
+    /// `copy` calls served.
+    pub copies: AtomicU64,
 }
 
 impl MemoryBackend {
@@ -65,6 +69,14 @@ impl MemoryBackend {
     pub fn with_streaming(max_parts: u64) -> Self {
         MemoryBackend {
             max_parts,
+            ..Self::default()
+        }
+    }
+
+    /// An empty bucket that renames files and directories in one step, as Drive does.
+    pub fn with_native_renames() -> Self {
+        MemoryBackend {
+            native_renames: true,
             ..Self::default()
         }
     }
@@ -336,6 +348,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        self.copies.fetch_add(1, Ordering::Relaxed);
         let (data, meta) = {
             let map = self.lock();
             map.get(from)
@@ -348,6 +361,28 @@ impl Backend for MemoryBackend {
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.remove(key);
+        Ok(())
+    }
+
+    fn renames(&self) -> bool {
+        self.native_renames
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        let mut map = self.lock();
+        let moving: Vec<String> = map
+            .keys()
+            .filter(|k| *k == from || (from.ends_with('/') && k.starts_with(from)))
+            .cloned()
+            .collect();
+        if moving.is_empty() && !from.ends_with('/') {
+            return Err(BackendError::NotFound(from.into()));
+        }
+        for k in moving {
+            if let Some(o) = map.remove(&k) {
+                map.insert(format!("{to}{}", &k[from.len()..]), o);
+            }
+        }
         Ok(())
     }
 }

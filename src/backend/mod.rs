@@ -10,9 +10,11 @@
 //! [`BackendError`] so that the core can turn it into one errno.
 
 mod build;
-mod error;
+pub(crate) mod error;
 #[cfg(test)]
 pub mod fault;
+pub mod gdrive;
+mod local;
 pub mod memory;
 pub mod meta;
 pub mod part_size;
@@ -277,6 +279,35 @@ pub trait Backend: Send + Sync + Debug + 'static {
 
     /// Server-side copy of `from` to `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError>;
+
+    /// How often [`Backend::changes`] should be asked, for stores with a feed of changes made
+    /// elsewhere (Drive); `None` for stores without one.
+    fn change_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// What changed on the server since the last call, made by anyone: keys of files, and
+    /// keys of directories whose listing changed (`""` for the root, else ending in `/`). The
+    /// first call starts the feed and returns nothing.
+    async fn changes(&self) -> Result<Vec<String>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// Whether [`Backend::rename`] moves a file or a whole directory on the server in one
+    /// step (Drive, a local directory); otherwise the core copies and deletes every object.
+    fn renames(&self) -> bool {
+        false
+    }
+
+    /// Move `from` to `to` in one step, replacing what `to` names. Directory keys end in `/`
+    /// and move with everything below them; the parent of `to` exists. Only called when
+    /// [`Backend::renames`] says so.
+    async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported(format!(
+            "renaming {from} to {to} in one step on {}",
+            self.describe()
+        )))
+    }
 
     /// Delete `key`; deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<(), BackendError>;

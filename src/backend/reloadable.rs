@@ -128,6 +128,22 @@ impl Backend for Reloadable {
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.now().delete(key).await
     }
+
+    fn renames(&self) -> bool {
+        self.now().renames()
+    }
+
+    fn change_interval(&self) -> Option<std::time::Duration> {
+        self.now().change_interval()
+    }
+
+    async fn changes(&self) -> Result<Vec<String>, BackendError> {
+        self.now().changes().await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        self.now().rename(from, to).await
+    }
 }
 
 #[cfg(test)]

@@ -504,6 +504,20 @@ impl Backend for ObjectStoreBackend {
             Err(e) => Err(e.into()),
         }
     }
+
+    fn renames(&self) -> bool {
+        self.local_dir.is_some()
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        match &self.local_dir {
+            Some(dir) => super::local::rename(dir, from, to).await,
+            None => Err(BackendError::Unsupported(format!(
+                "one-step rename on {}",
+                self.name
+            ))),
+        }
+    }
 }
 
 /// What a finished PUT or multipart upload of `size` bytes to `key` left on the server.

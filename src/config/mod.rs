@@ -4,6 +4,7 @@
 //! [`options::OPTIONS`] is the single source of truth for option names, values and docs; the
 //! TOML file uses the same names as keys.
 
+pub mod drive;
 mod file;
 pub mod options;
 mod source;
@@ -138,6 +139,8 @@ pub struct MountConfig {
     /// S3: hash request bodies into the signature (`None`: only over plain http to a host
     /// that is not loopback, where nothing else protects them).
     pub sign_payload: Option<bool>,
+    /// Google Drive settings (`gdrive://` sources only).
+    pub drive: drive::DriveOptions,
 }
 
 impl MountConfig {
@@ -220,6 +223,7 @@ impl Default for MountConfig {
             stream_staging_max: 1 << 30,
             upload_unclosed: false,
             max_open_writes: 256,
+            drive: drive::DriveOptions::default(),
         }
     }
 }

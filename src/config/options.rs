@@ -105,7 +105,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| c.config_file = Some(path(v)?)),
     opt!("account", ["account_name"], Takes::Value("NAME"), "Azure storage account (else from config_file or AZURE_STORAGE_ACCOUNT).",
         |c, v| c.account = Some(need(v)?.to_string())),
-    opt!("service_account", [], Takes::Value("FILE"), "GCS service-account JSON key (else GOOGLE_APPLICATION_CREDENTIALS).",
+    opt!("service_account", [], Takes::Value("FILE"), "GCS or Google Drive service-account JSON key (GCS: else GOOGLE_APPLICATION_CREDENTIALS); must not be readable by group or others.",
         |c, v| c.service_account = Some(path(v)?)),
     opt!("attr_timeout", ["stat_cache_expire"], Takes::Value("DURATION"), "How long file attributes are trusted by the kernel and by cloudmount (default 10s).",
         |c, v| c.attr_timeout = duration(need(v)?)?),
@@ -219,7 +219,72 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| c.sign_payload = Some(flag(v)?)),
     opt!("passthrough", [], Takes::Flag, "Files fully in the disk cache are read by the kernel straight from their cache file, without the daemon (FUSE passthrough; Linux 6.9 or later, daemon running as root; on by default, passthrough=false turns it off). Falls back to normal reads where unavailable.",
         |c, v| c.passthrough = flag(v)?),
+    opt!("token_file", [], Takes::Value("FILE"), "Google Drive: the token file (Google's authorized_user JSON as `cloudmount auth gdrive` writes it, a gcloud application-default credentials file, or a file holding only an access_token); default ~/.config/cloudmount/gdrive/LABEL.json. Must not be readable by group or others.",
+        |c, v| c.drive.token_file = Some(path(v)?)),
+    opt!("token_uri", [], Takes::Value("URL"), "Google Drive: the OAuth token endpoint, overriding the credential file's token_uri (default https://oauth2.googleapis.com/token).",
+        |c, v| c.drive.token_uri = Some(need(v)?.to_string())),
+    opt!("subject", [], Takes::Value("EMAIL"), "Google Drive: the user a service_account acts as (domain-wide delegation).",
+        |c, v| c.drive.subject = Some(need(v)?.to_string())),
+    opt!("root_folder", [], Takes::Value("ID"), "Google Drive: start at this folder id instead of My Drive's root (the source's PATH is then below it).",
+        |c, v| c.drive.root_folder = Some(drive_id(need(v)?)?)),
+    opt!("drive_id", ["team_drive"], Takes::Value("ID"), "Google Drive: mount the shared drive with this id (the source's PATH is below its root).",
+        |c, v| c.drive.drive_id = Some(drive_id(need(v)?)?)),
+    opt!("poll_interval", [], Takes::Value("DURATION"), "Google Drive: how often the changes feed is read, so that changes made elsewhere show within one interval whatever the cache timeouts (default 60s; 0 disables).",
+        |c, v| c.drive.poll_interval = duration(need(v)?)?),
+    opt!("gdocs", [], Takes::Value("export|hide"), "Google Drive: show Google Docs, Sheets, Slides and Drawings as read-only exported files (export, the default) or not at all (hide).",
+        |c, v| c.drive.gdocs = match need(v)? {
+            "export" => super::drive::GDocs::Export,
+            "hide" => super::drive::GDocs::Hide,
+            other => return Err(format!("must be export or hide, got {other:?}")),
+        }),
+    opt!("export_document", [], Takes::Value("EXT"), "Google Drive: export format of Google Docs (docx, the default; odt, rtf, txt, md, epub, pdf).",
+        |c, v| c.drive.export_document = export(v, &["docx", "odt", "rtf", "txt", "md", "epub", "pdf"])?),
+    opt!("export_spreadsheet", [], Takes::Value("EXT"), "Google Drive: export format of Google Sheets (xlsx, the default; ods, csv, tsv, pdf).",
+        |c, v| c.drive.export_spreadsheet = export(v, &["xlsx", "ods", "csv", "tsv", "pdf"])?),
+    opt!("export_presentation", [], Takes::Value("EXT"), "Google Drive: export format of Google Slides (pptx, the default; odp, pdf, txt).",
+        |c, v| c.drive.export_presentation = export(v, &["pptx", "odp", "pdf", "txt"])?),
+    opt!("export_drawing", [], Takes::Value("EXT"), "Google Drive: export format of Google Drawings (png, the default; jpg, svg, pdf).",
+        |c, v| c.drive.export_drawing = export(v, &["png", "jpg", "svg", "pdf"])?),
+    opt!("trash", [], Takes::Value("hide|show"), "Google Drive: trashed files are hidden (hide, the default) or shown under .Trash in the mount's root (show).",
+        |c, v| c.drive.show_trash = match need(v)? {
+            "hide" => false,
+            "show" => true,
+            other => return Err(format!("must be hide or show, got {other:?}")),
+        }),
+    opt!("delete", [], Takes::Value("trash|permanent"), "Google Drive: rm and rmdir move to the trash (trash, the default, as google-drive-ocamlfuse does) or delete for good (permanent).",
+        |c, v| c.drive.delete_permanently = match need(v)? {
+            "trash" => false,
+            "permanent" => true,
+            other => return Err(format!("must be trash or permanent, got {other:?}")),
+        }),
+    opt!("drive_rate", [], Takes::Value("N"), "Google Drive: most API requests per second on average (default 10, after a burst of 100; 0: no limit). Drive answers more with rate-limit errors, which are retried with back-off.",
+        |c, v| {
+            let r: f64 = need(v)?.parse().map_err(|_| "must be a number".to_string())?;
+            if !(0.0..=100_000.0).contains(&r) { return Err("must be 0 to 100000".to_string()); }
+            c.drive.rate = r
+        }),
 ];
+
+fn drive_id(v: &str) -> Result<String, String> {
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "{v:?} is not a Drive id (letters, digits, - and _ only)"
+        ))
+    }
+}
+
+fn export(v: Option<&str>, allowed: &[&str]) -> Result<String, String> {
+    let e = need(v)?.trim_start_matches('.').to_ascii_lowercase();
+    if allowed.contains(&e.as_str()) {
+        Ok(e)
+    } else {
+        Err(format!("must be one of {}, got {e:?}", allowed.join(", ")))
+    }
+}
 
 /// A bad option, with enough context for the user to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

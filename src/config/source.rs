@@ -27,6 +27,14 @@ pub enum Source {
         /// Key prefix of the mounted root (may be empty).
         prefix: String,
     },
+    /// `gdrive://LABEL/PATH`: folder PATH of the Google Drive account authorized under LABEL
+    /// (`gdrive:///PATH`: the label `default`).
+    Gdrive {
+        /// The stored authorization's label.
+        label: String,
+        /// Folder path below My Drive's root (or `root_folder`, or the shared drive's root).
+        path: String,
+    },
     /// `file:///abs/dir`: a local directory (the embedded demo backend).
     Local {
         /// Absolute path of the directory.
@@ -35,12 +43,12 @@ pub enum Source {
 }
 
 impl Source {
-    /// Parse `s3://`, `az://`, `gs://` or `file://` URLs.
+    /// Parse `s3://`, `az://`, `gs://`, `gdrive://` or `file://` URLs.
     pub fn parse(s: &str) -> Result<Source, String> {
         let Some((scheme, rest)) = s.split_once("://") else {
             return Err(format!(
                 "source {s:?} is not a URL: use s3://BUCKET[/PREFIX], az://CONTAINER[/PREFIX], \
-                 gs://BUCKET[/PREFIX] or file:///ABSOLUTE/DIR"
+                 gs://BUCKET[/PREFIX], gdrive://[LABEL]/[PATH] or file:///ABSOLUTE/DIR"
             ));
         };
         let split = |what: &str| -> Result<(String, String), String> {
@@ -58,6 +66,20 @@ impl Source {
                 split("CONTAINER").map(|(container, prefix)| Source::Azure { container, prefix })
             }
             "gs" | "gcs" => split("BUCKET").map(|(bucket, prefix)| Source::Gcs { bucket, prefix }),
+            "gdrive" | "drive" => {
+                let (label, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let label = if label.is_empty() { "default" } else { label };
+                let ok = |c: char| c.is_ascii_alphanumeric() || "-_.@".contains(c);
+                if !label.chars().all(ok) || label.starts_with('.') {
+                    return Err(format!(
+                        "source {s:?}: the label {label:?} may hold letters, digits, '-', '_',                          '.' and '@' only: write gdrive://LABEL/PATH"
+                    ));
+                }
+                Ok(Source::Gdrive {
+                    label: label.to_string(),
+                    path: path.trim_matches('/').to_string(),
+                })
+            }
             "file" => {
                 if !rest.starts_with('/') {
                     return Err(format!(
@@ -67,8 +89,8 @@ impl Source {
                 Ok(Source::Local { dir: PathBuf::from(rest) })
             }
             other => Err(format!(
-                "unknown URL scheme {other:?} in source {s:?}: cloudmount mounts s3://, az://, gs:// \
-                 and file:// sources"
+                "unknown URL scheme {other:?} in source {s:?}: cloudmount mounts s3://, az://, gs://, \
+                 gdrive:// and file:// sources"
             )),
         }
     }
@@ -87,6 +109,10 @@ impl fmt::Display for Source {
             Source::S3 { bucket, prefix } => f.write_str(&join("s3", bucket, prefix)),
             Source::Azure { container, prefix } => f.write_str(&join("az", container, prefix)),
             Source::Gcs { bucket, prefix } => f.write_str(&join("gs", bucket, prefix)),
+            Source::Gdrive { label, path } => {
+                let label = if label == "default" { "" } else { label };
+                write!(f, "gdrive://{label}/{path}")
+            }
             Source::Local { dir } => write!(f, "file://{}", dir.display()),
         }
     }
@@ -123,6 +149,22 @@ mod tests {
             }
         );
         assert_eq!(Source::parse("s3://b/p").unwrap().to_string(), "s3://b/p");
+        assert_eq!(
+            Source::parse("gdrive:///Datasets/cvat/").unwrap(),
+            Source::Gdrive {
+                label: "default".into(),
+                path: "Datasets/cvat".into()
+            }
+        );
+        let work = Source::parse("gdrive://work/a b").unwrap();
+        assert_eq!(work.to_string(), "gdrive://work/a b");
+        assert_eq!(
+            Source::parse("gdrive://").unwrap().to_string(),
+            "gdrive:///"
+        );
+        assert!(Source::parse("gdrive://../x")
+            .unwrap_err()
+            .contains("label"));
     }
 
     #[test]

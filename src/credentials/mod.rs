@@ -7,6 +7,9 @@
 //! - Azure ([`azure::resolve`]): `config_file=` (blobfuse `connection.cfg`), then
 //!   `AZURE_STORAGE_ACCOUNT` + `AZURE_STORAGE_ACCESS_KEY` or `AZURE_STORAGE_SAS_TOKEN`.
 //!
+//! - Google Drive ([`gdrive::resolve`]): `service_account=`, `token_file=`, or the token
+//!   `cloudmount auth gdrive` stored for the source's label.
+//!
 //! Under systemd, files passed with `LoadCredential=` stand in for unset file options
 //! ([`with_systemd_credentials`]).
 //!
@@ -14,6 +17,7 @@
 
 pub mod azure;
 mod files;
+pub mod gdrive;
 pub mod s3;
 mod secret;
 mod systemd;

@@ -38,6 +38,9 @@ impl CredentialWatch {
                 .cloned()
                 .chain(std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from))
                 .collect(),
+            Source::Gdrive { label, .. } => super::gdrive::credential_file(&cfg, label)
+                .into_iter()
+                .collect(),
             Source::Local { .. } => Vec::new(),
         };
         if files.is_empty() {

@@ -1,6 +1,7 @@
 //! Process life of a mount: checks before mounting, daemonizing with a readiness report to the
 //! parent, logging, signals, and unmounting on exit.
 
+mod changes;
 mod checks;
 mod control;
 mod daemonize;

@@ -143,6 +143,13 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         kernel: handle.kernel_cache(),
         turn: tokio::sync::Mutex::new(()),
     });
+    if let Some(every) = fs.backend().change_interval() {
+        rt.spawn(super::changes::poll(
+            fs.clone(),
+            handle.kernel_cache(),
+            every,
+        ));
+    }
     let reason = loop {
         match rt.block_on(events.next(&handle, &notify)) {
             Event::Stop(reason) => break reason,
@@ -274,8 +281,18 @@ pub(super) async fn check_backend(
         .endpoint
         .as_deref()
         .unwrap_or("the default endpoint");
+    let drive = matches!(req.source, crate::config::Source::Gdrive { .. });
     match listed {
         Ok(_) => Ok(()),
+        Err(BackendError::NotFound(m)) if drive => Err(format!(
+            "{}: the folder does not exist (create it first, check the path, root_folder= or \
+             drive_id=): {m}",
+            req.source
+        )),
+        Err(BackendError::Denied(m)) if drive => Err(format!(
+            "{}: Google Drive refused the credentials of {credentials}: {m}",
+            req.source
+        )),
         Err(BackendError::NotFound(m)) => Err(format!(
             "{}: the bucket or container does not exist (create it first, or check the name): {m}",
             req.source

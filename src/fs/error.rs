@@ -93,6 +93,7 @@ impl FsError {
                 BackendError::Unreachable(_) => libc::EIO,
                 BackendError::InvalidKey { .. } => libc::EINVAL,
                 BackendError::Unsupported(_) => libc::ENOTSUP,
+                BackendError::NoSpace(_) => libc::ENOSPC,
                 BackendError::Other(_) => libc::EIO,
             },
         }

@@ -11,6 +11,7 @@
 //! stays reachable as `name` + `conflict_suffix`).
 
 pub mod attr;
+mod changes;
 pub mod dir_cache;
 mod dir_handle;
 mod error;

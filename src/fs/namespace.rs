@@ -4,7 +4,8 @@
 //! (S3, Azure, and a real directory on the local backend); on stores without markers (GCS) it
 //! exists only in the mount until a file is uploaded below it, listed by its parent meanwhile.
 //! Renames copy then delete on the server (a directory: every object and marker below it, up
-//! to `rename_dir_limit`). Open files follow their new names.
+//! to `rename_dir_limit`), or move in one step where the store can (Drive, a local
+//! directory: [`crate::backend::Backend::renames`]). Open files follow their new names.
 
 use super::sessions::OpenWrite;
 use super::Stat;
@@ -381,20 +382,31 @@ impl CloudFs {
         }
         let Some(st) = session else {
             if !local {
-                self.backend.copy(&src.key, new_key).await?;
-                self.backend.delete(&src.key).await?;
+                self.move_object(&src.key, new_key).await?;
             }
             return Ok(());
         };
-        // What is not staged yet must be fetched before the object moves away.
-        let size = st.size();
-        self.fetch_missing(st, 0..size).await?;
+        // What is not staged yet must be fetched before the object moves away (a one-step
+        // move keeps the object, so nothing needs fetching).
+        if !self.backend.renames() {
+            let size = st.size();
+            self.fetch_missing(st, 0..size).await?;
+        }
         if !local {
-            self.backend.copy(&src.key, new_key).await?;
-            self.backend.delete(&src.key).await?;
+            self.move_object(&src.key, new_key).await?;
         }
         self.follow_rename(src.ino, st, new_key, local).await;
         Ok(())
+    }
+
+    /// Move object `from` to `to` on the server: one step where the store can, else a copy
+    /// and a delete.
+    async fn move_object(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        if self.backend.renames() {
+            return self.backend.rename(from, to).await;
+        }
+        self.backend.copy(from, to).await?;
+        self.backend.delete(from).await
     }
 
     /// A session's file moved to `new_key` (the server confirmed it): later uploads go there,
@@ -423,7 +435,12 @@ impl CloudFs {
     /// Move every object below directory `src` to `new_key`. The sessions of open files below
     /// it are held for the whole move (in inode order); others are not waited for.
     async fn move_prefix(&self, src: &Node, new_key: &str) -> FsResult<()> {
-        let (keys, markers) = self.objects_below(&src.key).await?;
+        let native = self.backend.renames();
+        let (keys, markers) = if native {
+            (Vec::new(), Vec::new())
+        } else {
+            self.objects_below(&src.key).await?
+        };
         let below: Vec<(u64, Arc<OpenWrite>)> = self
             .sessions
             .all()
@@ -439,11 +456,14 @@ impl CloudFs {
             held.push((ino, w.locked().await));
         }
         // Open files below: fetch what is not staged yet before their objects move away.
-        for (_, st) in held.iter_mut() {
+        for (_, st) in held.iter_mut().filter(|_| !native) {
             if st.key.starts_with(&src.key) {
                 let size = st.size();
                 self.fetch_missing(st, 0..size).await?;
             }
+        }
+        if native {
+            self.backend.rename(&src.key, new_key).await?;
         }
         for key in &keys {
             let to = format!("{new_key}{}", &key[src.key.len()..]);

@@ -489,4 +489,6 @@ mod faults;
 #[cfg(test)]
 mod model;
 #[cfg(test)]
+mod renames;
+#[cfg(test)]
 mod tests;

@@ -110,6 +110,7 @@ impl MemoryBackend {
 
     fn info(key: &str, o: &Object) -> ObjectInfo {
         ObjectInfo {
+            size_unknown: false,
             key: key.to_string(),
             size: o.data.len() as u64,
             mtime: o.mtime,
@@ -238,6 +239,7 @@ impl Backend for MemoryBackend {
         let map = self.lock();
         map.get(key)
             .map(|o| ObjectInfo {
+                size_unknown: false,
                 meta: o.meta.clone(),
                 ..Self::info(key, o)
             })

@@ -49,6 +49,10 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
     /// POSIX attributes stored with the object (only a HEAD reads them; listings do not).
     pub meta: PosixMeta,
+    /// The size is not known before the content is read (a Google document, whose export is
+    /// made at read time): `size` is 0, and reads go straight to the backend until it answers
+    /// fewer bytes than asked.
+    pub size_unknown: bool,
 }
 
 /// One page of a delimited listing (`/` is the delimiter).

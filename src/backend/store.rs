@@ -106,6 +106,7 @@ impl ObjectStoreBackend {
     fn info(&self, meta: ObjectMeta) -> Option<ObjectInfo> {
         let key = self.relative(meta.location.as_ref())?.to_string();
         Some(ObjectInfo {
+            size_unknown: false,
             key,
             size: meta.size,
             mtime: meta.last_modified.into(),
@@ -486,6 +487,7 @@ impl Backend for ObjectStoreBackend {
             Err(e) => return Err(e),
         };
         Ok(ObjectInfo {
+            size_unknown: false,
             key: key.to_string(),
             size,
             mtime: std::time::SystemTime::now(),
@@ -523,6 +525,7 @@ impl Backend for ObjectStoreBackend {
 /// What a finished PUT or multipart upload of `size` bytes to `key` left on the server.
 fn written(key: &str, size: u64, res: object_store::PutResult, meta: &PosixMeta) -> ObjectInfo {
     ObjectInfo {
+        size_unknown: false,
         key: key.to_string(),
         size,
         mtime: std::time::SystemTime::now(),

@@ -47,11 +47,14 @@ pub struct Stat {
     pub etag: Option<String>,
     /// POSIX attributes stored with the object, or set through the mount.
     pub meta: PosixMeta,
+    /// The size is unknown until read (see [`crate::backend::ObjectInfo::size_unknown`]).
+    pub size_unknown: bool,
 }
 
 impl From<crate::backend::ObjectInfo> for Stat {
     fn from(o: crate::backend::ObjectInfo) -> Self {
         Stat {
+            size_unknown: o.size_unknown,
             size: o.size,
             mtime: o.mtime,
             etag: o.etag,

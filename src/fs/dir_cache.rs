@@ -122,6 +122,7 @@ mod tests {
                 key: format!("f{i}"),
                 kind: Kind::File,
                 stat: Stat {
+                    size_unknown: false,
                     size: 1,
                     mtime: SystemTime::UNIX_EPOCH,
                     etag: None,

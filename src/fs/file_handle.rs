@@ -11,4 +11,6 @@ pub struct FileHandle {
     pub reader: Prefetcher,
     /// Opened for writing.
     pub write: bool,
+    /// The size is unknown until read: reads go straight to the backend.
+    pub size_unknown: bool,
 }

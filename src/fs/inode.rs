@@ -350,6 +350,7 @@ mod tests {
 
     fn stat(size: u64) -> Stat {
         Stat {
+            size_unknown: false,
             size,
             mtime: SystemTime::UNIX_EPOCH,
             etag: None,

@@ -142,6 +142,7 @@ impl DirStream {
             key: key.to_string(),
             kind: Kind::Dir,
             stat: Stat {
+                size_unknown: false,
                 size: 0,
                 mtime: self.dir_mtime,
                 etag: None,

@@ -93,6 +93,9 @@ pub struct Opened {
     pub whole: Option<WholeFile>,
     /// The version (ETag) a read handle reads; `None` for write handles.
     pub version: Option<String>,
+    /// The kernel must send every read to the daemon, past the size it knows too (a file
+    /// whose size is unknown until read).
+    pub direct_io: bool,
 }
 
 /// A cached object version as one local file, pinned in the cache while this value lives.
@@ -216,6 +219,7 @@ impl CloudFs {
             cfg: CoreConfig::from(mount),
             policy: AttrPolicy::new(mount),
             inodes: InodeTable::new(Stat {
+                size_unknown: false,
                 size: 0,
                 mtime: now,
                 etag: None,
@@ -334,6 +338,7 @@ impl CloudFs {
         };
         if is_dir {
             let stat = Stat {
+                size_unknown: false,
                 size: 0,
                 mtime: self.mounted_at,
                 etag: None,
@@ -444,6 +449,12 @@ impl CloudFs {
         }
         if let Access::Write { truncate } = access {
             self.writable()?;
+            if node.stat.size_unknown {
+                return Err(FsError::Backend(BackendError::Denied(format!(
+                    "{} is read-only (an exported document)",
+                    node.key
+                ))));
+            }
             self.stage(&node, truncate).await?;
             let fh = self.add_handle(&node, true);
             return Ok(Opened {
@@ -451,6 +462,7 @@ impl CloudFs {
                 keep_cache: false,
                 whole: None,
                 version: None,
+                direct_io: false,
             });
         }
         let being_written = self.is_open_for_write(ino);
@@ -462,7 +474,7 @@ impl CloudFs {
         };
         // Pages the kernel kept from the last open are the fastest source of all; otherwise the
         // complete cache file (passthrough) is.
-        let whole = if keep_cache || being_written {
+        let whole = if keep_cache || being_written || node.stat.size_unknown {
             None
         } else {
             self.whole_file(&obj).await
@@ -470,9 +482,10 @@ impl CloudFs {
         let fh = self.add_handle(&node, false);
         Ok(Opened {
             fh,
-            keep_cache,
+            keep_cache: keep_cache && !node.stat.size_unknown,
             whole,
             version: node.stat.etag.clone(),
+            direct_io: node.stat.size_unknown,
         })
     }
 
@@ -504,6 +517,12 @@ impl CloudFs {
             .ok_or(FsError::BadHandle(fh))?;
         if let Some(staged) = self.read_staged(handle.ino, offset, size).await {
             return staged;
+        }
+        if handle.size_unknown {
+            // Straight from the backend, which answers fewer bytes at the end.
+            let key = &handle.reader.object().key;
+            let end = offset.saturating_add(u64::from(size));
+            return Ok(self.backend.get_range(key, offset..end, None).await?);
         }
         match handle.reader.read(offset, size as u64).await {
             Ok(b) => Ok(b),

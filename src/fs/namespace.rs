@@ -178,6 +178,7 @@ impl CloudFs {
             .put(&key, Bytes::copy_from_slice(target), &meta)
             .await?;
         let stat = Stat {
+            size_unknown: false,
             meta,
             ..Stat::from(info)
         };

@@ -170,6 +170,7 @@ impl CloudFs {
         st.expect = info.etag.clone().map_or(Expect::Any, Expect::Etag);
         st.unjournal();
         let stat = Stat {
+            size_unknown: false,
             size: info.size,
             mtime: info.mtime,
             etag: info.etag,

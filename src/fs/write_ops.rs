@@ -141,6 +141,7 @@ impl CloudFs {
     fn touch(&self, ino: u64, size: u64) {
         if let Some(node) = self.inodes.get(ino) {
             let stat = Stat {
+                size_unknown: false,
                 size,
                 mtime: SystemTime::now(),
                 etag: node.stat.etag,
@@ -182,6 +183,7 @@ impl CloudFs {
                 keep_cache: false,
                 whole: None,
                 version: None,
+                direct_io: false,
             },
         ))
     }
@@ -210,6 +212,7 @@ impl CloudFs {
         meta: PosixMeta,
     ) -> u64 {
         let stat = Stat {
+            size_unknown: false,
             size: 0,
             mtime: SystemTime::now(),
             etag: None,
@@ -243,6 +246,7 @@ impl CloudFs {
                 ino: node.ino,
                 reader,
                 write,
+                size_unknown: node.stat.size_unknown,
             }),
         );
         fh

@@ -223,6 +223,9 @@ impl Filesystem for FuseAdapter {
                 match fs.open(ino.0, access).await {
                     Ok(o) => {
                         let fh = FileHandle(o.fh);
+                        if o.direct_io {
+                            return reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO);
+                        }
                         let version = o.version.as_deref();
                         match pt.open(ino.0, o.fh, write, version, o.whole, |f| {
                             reply.open_backing(f)

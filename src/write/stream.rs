@@ -331,6 +331,7 @@ mod tests {
             assert_eq!(self.got.len() as u64, size);
             self.completed.lock().unwrap().push(self.got.clone());
             Ok(ObjectInfo {
+                size_unknown: false,
                 key: "k".into(),
                 size,
                 mtime: std::time::SystemTime::now(),

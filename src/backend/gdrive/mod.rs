@@ -356,6 +356,7 @@ impl DriveBackend {
 
     fn info(&self, key: &str, e: &Entry) -> ObjectInfo {
         ObjectInfo {
+            size_unknown: matches!(e.kind, EntryKind::Doc { .. }),
             key: key.to_string(),
             size: match e.kind {
                 EntryKind::Doc { .. } => 0,
@@ -363,7 +364,14 @@ impl DriveBackend {
             },
             mtime: e.file.mtime(),
             etag: e.file.etag(),
-            meta: e.file.meta(),
+            meta: match e.kind {
+                // Read-only, whatever the mount's modes say.
+                EntryKind::Doc { .. } => PosixMeta {
+                    mode: Some(libc::S_IFREG | 0o444),
+                    ..e.file.meta()
+                },
+                _ => e.file.meta(),
+            },
         }
     }
 }

@@ -46,6 +46,7 @@ impl DriveBackend {
             match kind {
                 EntryKind::Folder => page.prefixes.push(format!("{prefix}{name}/")),
                 _ => page.objects.push(ObjectInfo {
+                    size_unknown: f.is_google_doc(),
                     key: format!("{prefix}{name}"),
                     size: f.size(),
                     mtime: f.mtime(),

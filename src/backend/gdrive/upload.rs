@@ -97,6 +97,7 @@ impl DriveBackend {
             )));
         }
         let info = ObjectInfo {
+            size_unknown: false,
             key: key.to_string(),
             size,
             mtime: f.mtime(),

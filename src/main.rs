@@ -18,6 +18,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mount(a) => cli::mount::run(a),
+        Command::Auth(a) => cli::auth::run(a),
         Command::Unmount(a) => cli::unmount::run(a),
         Command::Fstab(a) => cli::fstab::run(a),
         Command::SystemdUnit(a) => cli::systemd_unit::run(a),

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand.
 
+pub mod auth;
 pub mod fstab;
 pub mod generator;
 pub mod helper;
@@ -11,7 +12,7 @@ pub mod unmount;
 
 use clap::{Parser, Subcommand};
 
-/// Mount S3, Azure Blob, GCS or a local directory as a FUSE filesystem.
+/// Mount S3, Azure Blob, Google Drive, GCS or a local directory as a FUSE filesystem.
 #[derive(Debug, Parser)]
 #[command(name = "cloudmount", version, about, long_about = None)]
 pub struct Cli {
@@ -23,9 +24,11 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Mount SOURCE (s3://BUCKET[/PREFIX], az://CONTAINER[/PREFIX], gs://BUCKET[/PREFIX],
-    /// file:///DIR) at MOUNTPOINT.
+    /// Mount SOURCE (s3://BUCKET[/PREFIX], az://CONTAINER[/PREFIX], gdrive://[LABEL]/[PATH],
+    /// gs://BUCKET[/PREFIX], file:///DIR) at MOUNTPOINT.
     Mount(mount::MountArgs),
+    /// Authorize an account once (Google Drive: `cloudmount auth gdrive --label L`).
+    Auth(auth::AuthArgs),
     /// Unmount a cloudmount mount.
     Unmount(unmount::UnmountArgs),
     /// Print the fstab line for SOURCE on MOUNTPOINT, or check an fstab (--check [FILE]).

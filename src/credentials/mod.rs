@@ -18,6 +18,7 @@
 pub mod azure;
 mod files;
 pub mod gdrive;
+pub mod oauth;
 pub mod s3;
 mod secret;
 mod systemd;

@@ -17,7 +17,7 @@ mod ops;
 mod tree;
 mod upload;
 
-pub use auth::revoked_message;
+pub use auth::{form, revoked_message};
 pub use docs::{export_mime, Exports, EXPORT_FORMATS};
 
 use super::{Backend, BackendError, ListPage, ObjectInfo, PosixMeta};
@@ -90,6 +90,18 @@ pub fn limits(deadline: Duration, retries: usize, rate: f64, burst: u32) -> Limi
         rate,
         burst,
     }
+}
+
+/// Get one access token with `auth` (a check that an authorization works).
+pub async fn check_token(
+    auth: crate::credentials::gdrive::DriveAuth,
+    http: reqwest::Client,
+    label: &str,
+) -> Result<(), BackendError> {
+    auth::TokenSource::new(auth, http, label)
+        .token()
+        .await
+        .map(|_| ())
 }
 
 impl DriveBackend {

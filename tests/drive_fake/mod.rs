@@ -90,6 +90,9 @@ pub struct Options {
     pub client_secret: Option<String>,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The address clients reach it at, when that is not its own (a proxy in front of it):
+    /// resumable upload sessions point there.
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -102,6 +105,7 @@ impl Default for Options {
             client_id: None,
             client_secret: None,
             port: 0,
+            public_url: None,
         }
     }
 }
@@ -177,7 +181,10 @@ impl FakeDrive {
             .expect("fake drive: local address")
             .port();
         let shared = Arc::new(Shared {
-            base: format!("http://127.0.0.1:{port}"),
+            base: opts
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://127.0.0.1:{port}")),
             store: Mutex::new(Store::new(opts.quota_limit)),
             auth: Mutex::new(AuthState::default()),
             faults: faults::Faults::default(),

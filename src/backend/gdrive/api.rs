@@ -202,7 +202,20 @@ impl Api {
                 )));
             }
             self.pacer.wait().await;
-            let (token, generation) = self.tokens.token().await?;
+            let (token, generation) = match self.tokens.token().await {
+                Ok(t) => t,
+                // The token endpoint is busy or down: as for any other request.
+                Err(e @ BackendError::Unreachable(_)) => {
+                    failures += 1;
+                    let pause = backoff(failures);
+                    if failures > self.limits.retries.max(8) || pause >= left {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut req = self
                 .http
                 .request(call.method.clone(), &url)

@@ -180,7 +180,8 @@ impl TokenSource {
             }
             return Err(BackendError::Denied(msg));
         }
-        if status.is_server_error() || status.as_u16() == 429 {
+        let rate_limited = String::from_utf8_lossy(&body).contains("ateLimitExceeded");
+        if status.is_server_error() || status.as_u16() == 429 || rate_limited {
             return Err(BackendError::Unreachable(format!(
                 "token endpoint {uri} answered {status}"
             )));

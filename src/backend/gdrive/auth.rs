@@ -202,9 +202,16 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// Everything but RFC 3986's unreserved characters is encoded.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encode a query or form value.
 pub fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 fn b64url(data: &[u8]) -> String {
@@ -271,7 +278,10 @@ mod tests {
 
     #[test]
     fn forms_are_encoded() {
-        assert_eq!(form(&[("a", "x y/z"), ("b", "1")]), "a=x%20y%2Fz&b=1");
+        assert_eq!(
+            form(&[("a", "x y/z"), ("b_c", "1.~")]),
+            "a=x%20y%2Fz&b_c=1.~"
+        );
     }
 
     #[test]

@@ -243,3 +243,136 @@ fn a_folder_of_ten_thousand_files_lists_completely_in_bounded_memory() {
         .unwrap();
     assert!(hwm_kb < 256 << 10, "daemon peak RSS {hwm_kb} KiB");
 }
+
+#[test]
+fn trash_show_lists_what_was_trashed_under_dot_trash() {
+    let fake = FakeDrive::start(Options::default());
+    let root = fake.root_id();
+    let keep = fake.create_folder(&root, "keep");
+    let old = fake.create_file(&keep, "old.txt", b"old\n");
+    let dir = fake.create_folder(&root, "olddir");
+    fake.create_file(&dir, "inner.txt", b"inner\n");
+    fake.trash(&old);
+    fake.trash(&dir);
+    let m = drive_mount(&fake, "", &["trash=show"]).mount();
+    let mnt = m.path.display().to_string();
+    assert_eq!(lines(&ok(&format!("ls -A {mnt}"))), [".Trash", "keep"]);
+    assert_eq!(
+        lines(&ok(&format!("ls {mnt}/.Trash"))),
+        ["old.txt", "olddir"]
+    );
+    assert_eq!(ok(&format!("cat {mnt}/.Trash/olddir/inner.txt")), "inner\n");
+    assert_eq!(ok(&format!("ls {mnt}/keep")), "");
+    drop(m);
+    let hidden = drive_mount(&fake, "", &[]).mount();
+    assert_eq!(
+        lines(&ok(&format!("ls -A {}", hidden.path.display()))),
+        ["keep"]
+    );
+}
+
+#[test]
+fn a_shared_drive_mounts_by_id() {
+    let fake = FakeDrive::start(Options::default());
+    let drive = fake.create_shared_drive("Team");
+    let d = fake.create_folder(&drive, "datasets");
+    fake.create_file(&d, "labels.csv", b"a,b\n");
+    fake.create_file(&fake.root_id(), "mine.txt", b"not in the shared drive");
+    let opt = format!("drive_id={drive}");
+    let m = drive_mount(&fake, "datasets", &[&opt]).mount();
+    assert_eq!(ok(&format!("cat {}/labels.csv", m.path.display())), "a,b\n");
+    ok(&format!("echo new > {}/new.csv", m.path.display()));
+    let made = fake.find(&d, "new.csv");
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].drive_id.as_deref(), Some(drive.as_str()));
+}
+
+#[test]
+fn a_service_account_acts_as_its_subject() {
+    let fake = FakeDrive::start(Options::default());
+    fake.create_file(&fake.root_id(), "sa.txt", b"service\n");
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("key.pem");
+    ok(&format!(
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out {} 2>/dev/null",
+        pem.display()
+    ));
+    let key = serde_json::json!({
+        "type": "service_account", "client_email": "robot@project.iam.gserviceaccount.com",
+        "private_key": std::fs::read_to_string(&pem).unwrap(),
+        "token_uri": format!("{}/token", fake.url()),
+    });
+    let endpoint = format!("endpoint={}", fake.url());
+    let sa = dir.path().join("sa.json");
+    std::fs::write(&sa, key.to_string()).unwrap();
+    std::fs::set_permissions(&sa, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let opt = format!("service_account={}", sa.display());
+    let m = MountCmd::new("gdrive:///", &[&endpoint, &opt, "subject=ann@example.com"]).mount();
+    assert_eq!(ok(&format!("cat {}/sa.txt", m.path.display())), "service\n");
+    let claims = fake.last_jwt_claims().expect("a JWT-bearer grant");
+    assert_eq!(claims.iss, "robot@project.iam.gserviceaccount.com");
+    assert_eq!(claims.sub.as_deref(), Some("ann@example.com"));
+    assert!(claims.scope.contains("auth/drive"));
+}
+
+#[test]
+fn a_revoked_authorization_while_mounted_serves_the_cache_and_says_what_to_run() {
+    let fake = FakeDrive::start(Options::default());
+    let root = fake.root_id();
+    fake.create_file(&root, "warm.txt", b"cached\n");
+    fake.create_file(&root, "cold.txt", b"never read\n");
+    let opts = [
+        "attr_timeout=1h",
+        "entry_timeout=1h",
+        "dir_cache_timeout=1h",
+        "credential_check=1s",
+    ];
+    let m = drive_mount(&fake, "", &opts).mount();
+    let mnt = m.path.display().to_string();
+    assert_eq!(ok(&format!("cat {mnt}/warm.txt")), "cached\n");
+    ok(&format!("ls -l {mnt}"));
+    fake.revoke_refresh_tokens();
+    fake.expire_access_tokens();
+    assert_eq!(
+        ok(&format!("cat {mnt}/warm.txt")),
+        "cached\n",
+        "the cache still serves"
+    );
+    let (success, _, err) = sh(&format!("cat {mnt}/cold.txt"));
+    assert!(!success && err.contains("Permission denied"), "{err}");
+    let log = m.log_text();
+    assert!(
+        log.contains("cloudmount auth gdrive --label default"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("publish the app").count(),
+        1,
+        "explained once: {log}"
+    );
+    let (_, status, _) = sh(&format!("{} status", harness::bin()));
+    let ours = status
+        .split("\n\n")
+        .flat_map(|s| s.split("gdrive:///"))
+        .find(|s| s.contains(&mnt))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ours.contains("cloudmount auth gdrive --label default"),
+        "{status}"
+    );
+    // Authorized again: the rewritten token file is picked up without a remount.
+    let token = serde_json::json!({
+        "type": "authorized_user", "client_id": "test-client", "client_secret": "s",
+        "refresh_token": fake.issue_refresh_token(), "token_uri": format!("{}/token", fake.url()),
+    });
+    let file = m
+        .dir
+        .path()
+        .join("home/.config/cloudmount/gdrive/default.json");
+    std::fs::write(&file, token.to_string()).unwrap();
+    let back = support::wait_until(Duration::from_secs(20), || {
+        sh(&format!("cat {mnt}/cold.txt")).1 == "never read\n"
+    });
+    assert!(back, "not picked up; log:\n{}", m.log_text());
+}

@@ -272,6 +272,7 @@ fn drive_settings(cfg: &MountConfig, label: &str, path: &str) -> super::gdrive::
             presentation: d.export_presentation.clone(),
             drawing: d.export_drawing.clone(),
         }),
+        show_trash: d.show_trash,
         delete: if d.delete_permanently {
             super::gdrive::DeleteMode::Permanent
         } else {

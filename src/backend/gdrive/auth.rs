@@ -45,8 +45,9 @@ pub struct TokenSource {
     /// The authorization's label (for the command that fixes a revoked one).
     label: String,
     current: Mutex<Option<Token>>,
-    /// `invalid_grant` was logged already.
-    revoked_logged: AtomicBool,
+    /// The server answered `invalid_grant`: no more refreshes until the token file is
+    /// rewritten (a reload builds a new source).
+    revoked: AtomicBool,
 }
 
 /// The message for a refresh token Google no longer accepts.
@@ -67,12 +68,15 @@ impl TokenSource {
             http,
             label: label.to_string(),
             current: Mutex::new(None),
-            revoked_logged: AtomicBool::new(false),
+            revoked: AtomicBool::new(false),
         }
     }
 
     /// A valid access token and its generation.
     pub async fn token(&self) -> Result<(Secret, u64), BackendError> {
+        if self.revoked.load(Ordering::Relaxed) {
+            return Err(self.revoked_error());
+        }
         let mut cur = self.current.lock().await;
         if let Some(t) = cur.as_ref() {
             let fresh = t.expires.is_none_or(|e| Instant::now() + EARLY < e);
@@ -109,6 +113,16 @@ impl TokenSource {
             }
         }
         Ok(())
+    }
+
+    /// The short error of every request once the authorization was revoked (the log has the
+    /// whole story once).
+    fn revoked_error(&self) -> BackendError {
+        BackendError::Denied(format!(
+            "the Google Drive authorization {:?} was revoked (invalid_grant): run \
+             `cloudmount auth gdrive --label {}`",
+            self.label, self.label
+        ))
     }
 
     async fn fetch(&self) -> Result<(Secret, Option<Instant>), BackendError> {
@@ -175,10 +189,12 @@ impl TokenSource {
                 &self.label,
                 &format!("invalid_grant: {}", err.error_description),
             );
-            if !self.revoked_logged.swap(true, Ordering::Relaxed) {
-                tracing::error!("{msg}");
+            // The first error tells the whole story (the log shows it once, with the
+            // operation that met it); later ones are short.
+            if !self.revoked.swap(true, Ordering::Relaxed) {
+                return Err(BackendError::Denied(msg));
             }
-            return Err(BackendError::Denied(msg));
+            return Err(self.revoked_error());
         }
         let rate_limited = String::from_utf8_lossy(&body).contains("ateLimitExceeded");
         if status.is_server_error() || status.as_u16() == 429 || rate_limited {

@@ -15,7 +15,7 @@ pub const GOOGLE_APPS: &str = "application/vnd.google-apps.";
 
 /// The fields every listing and metadata request asks for (int64 values arrive as strings).
 pub const FIELDS: &str = "id,name,mimeType,parents,size,md5Checksum,modifiedTime,createdTime,\
-version,headRevisionId,trashed,appProperties,shortcutDetails,driveId";
+version,headRevisionId,trashed,explicitlyTrashed,appProperties,shortcutDetails,driveId";
 
 /// A file's shortcut target.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -65,6 +65,9 @@ pub struct DriveFile {
     /// In the trash.
     #[serde(default)]
     pub trashed: bool,
+    /// Put in the trash itself (not with a folder above it).
+    #[serde(default)]
+    pub explicitly_trashed: bool,
     /// Properties private to this application: the POSIX attributes.
     #[serde(default)]
     pub app_properties: BTreeMap<String, String>,

@@ -14,6 +14,7 @@ mod docs;
 mod file;
 pub mod names;
 mod ops;
+mod trash;
 mod tree;
 mod upload;
 
@@ -28,6 +29,7 @@ use file::DriveFile;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
+use trash::{TRASH, TRASH_DIR};
 use tree::{Entry, EntryKind, Folder, Tree};
 
 /// Google's API root.
@@ -60,6 +62,8 @@ pub struct DriveSettings {
     pub exports: Option<docs::Exports>,
     /// What deleting does.
     pub delete: DeleteMode,
+    /// Trashed files are shown under `.Trash` in the mount's root.
+    pub show_trash: bool,
     /// Files up to this size go up in one request; larger ones in resumable chunks of it.
     pub chunk_size: u64,
     /// How long a folder listing is trusted for resolving paths.
@@ -80,6 +84,8 @@ pub struct DriveBackend {
     exports: docs::ExportCache,
     /// The changes feed's page token (`None` until the feed starts).
     change_token: tokio::sync::Mutex<Option<String>>,
+    /// Folders seen through `.Trash`, whose trashed children are listed.
+    trash: trash::TrashView,
 }
 
 /// Pacing and retries from the mount options.
@@ -125,6 +131,7 @@ impl DriveBackend {
             root: tokio::sync::OnceCell::new(),
             exports: docs::ExportCache::default(),
             change_token: tokio::sync::Mutex::new(None),
+            trash: trash::TrashView::default(),
         })
     }
 
@@ -228,7 +235,7 @@ impl DriveBackend {
                     self.api_url("files"),
                     format!("list folder {id}"),
                 )
-                .q("q", format!("'{id}' in parents and trashed = false"))
+                .q("q", self.query_for(id))
                 .q("fields", format!("nextPageToken,files({})", file::FIELDS))
                 .q("pageSize", size.to_string())
                 .q("includeItemsFromAllDrives", "true");
@@ -239,7 +246,12 @@ impl DriveBackend {
                 call = call.q("pageToken", t.clone());
             }
             let page: file::FileList = self.api.json(&call).await?;
-            out.extend(page.files);
+            let in_trash_view = id == TRASH;
+            out.extend(
+                page.files
+                    .into_iter()
+                    .filter(|f| !in_trash_view || f.explicitly_trashed),
+            );
             token = page.next_page_token;
             if token.is_none() || limit.is_some() {
                 return Ok((out, token.is_some()));
@@ -323,6 +335,11 @@ impl DriveBackend {
             } else {
                 format!("{walked}/{part}")
             };
+            if walked == TRASH_DIR && self.settings.show_trash {
+                id = TRASH.to_string();
+                above.push(id.clone());
+                continue;
+            }
             if let Some(known) = self.tree.dir_id(&walked) {
                 if self.tree.folder(&id, true).is_some()
                     || self.tree.folder(&known, false).is_some()
@@ -345,6 +362,9 @@ impl DriveBackend {
                 }
             }
             self.tree.learn_dir(&walked, &id);
+            if walked.starts_with(TRASH_DIR) && self.settings.show_trash {
+                self.trash.mark(&id);
+            }
             above.push(id.clone());
         }
         above.pop();
@@ -447,6 +467,9 @@ impl Backend for DriveBackend {
                     .objects
                     .push(self.info(&format!("{prefix}{}", e.name), e)),
             }
+        }
+        if prefix.is_empty() && start == 0 && self.settings.show_trash {
+            page.prefixes.insert(0, format!("{TRASH_DIR}/"));
         }
         if end < folder.entries.len() {
             page.next_token = folder

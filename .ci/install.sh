@@ -87,6 +87,20 @@ else
   npm install -g --no-fund --no-audit --loglevel=error "azurite@$azv" >/dev/null
 fi
 
+# ---------------------------------------------------------------- Node: google-drive-mock
+# A third-party Drive v3 mock for the smoke test of tests/gdrive_mock.rs (the real Drive tests
+# use the in-repo fake). `cors` is required by its dist/index.js but only a devDependency.
+GDRIVE_MOCK_DIR=${GDRIVE_MOCK_DIR:-/opt/cloudmount-test/gdrive-mock}
+if [ -f "$GDRIVE_MOCK_DIR/node_modules/google-drive-mock/package.json" ] &&
+  [ -f "$GDRIVE_MOCK_DIR/node_modules/cors/package.json" ]; then
+  log "google-drive-mock: already installed in $GDRIVE_MOCK_DIR"
+else
+  log "google-drive-mock: installing 1.2.0 into $GDRIVE_MOCK_DIR"
+  mkdir -p "$GDRIVE_MOCK_DIR"
+  npm install --prefix "$GDRIVE_MOCK_DIR" --no-fund --no-audit --loglevel=error \
+    google-drive-mock@1.2.0 express@5.2.1 cors@2.8.6 >/dev/null
+fi
+
 # ---------------------------------------------------------------- pjdfstest (POSIX suite)
 export PATH="$HOME/.cargo/bin:$PATH"
 PJD_VERSION=0.2.2

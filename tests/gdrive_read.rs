@@ -109,6 +109,13 @@ fn a_tree_with_duplicates_slashes_shortcuts_documents_and_trash_reads_right() {
         std::fs::write(m.p("Plan.docx"), b"x").is_err(),
         "documents are read-only"
     );
+    // df shows the account's quota (the fake's is 15 GiB).
+    let (blocks, bsize) = {
+        let out = ok(&format!("stat -f -c '%b %S' {mnt}"));
+        let v: Vec<u64> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
+        (v[0], v[1])
+    };
+    assert_eq!(blocks * bsize, 15 << 30);
     let found = lines(&ok(&format!("cd {mnt} && find . -type f")));
     assert_eq!(found.len(), 7, "{found:?}");
     assert!(

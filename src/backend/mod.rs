@@ -97,6 +97,15 @@ pub enum Precondition {
     Matches(String),
 }
 
+/// Space on the store, for `statfs` (`df`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes the account may store; `None` when unlimited.
+    pub total: Option<u64>,
+    /// Bytes stored.
+    pub used: u64,
+}
+
 /// A multipart upload in progress (see [`Backend::start_upload`]).
 #[async_trait]
 pub trait Upload: Send + Sync + Debug {
@@ -283,6 +292,11 @@ pub trait Backend: Send + Sync + Debug + 'static {
 
     /// Server-side copy of `from` to `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError>;
+
+    /// The store's quota as last seen (Drive's `about`); `None` for stores without one.
+    fn space(&self) -> Option<Space> {
+        None
+    }
 
     /// How often [`Backend::changes`] should be asked, for stores with a feed of changes made
     /// elsewhere (Drive); `None` for stores without one.

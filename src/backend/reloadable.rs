@@ -137,6 +137,10 @@ impl Backend for Reloadable {
         self.now().change_interval()
     }
 
+    fn space(&self) -> Option<super::Space> {
+        self.now().space()
+    }
+
     async fn changes(&self) -> Result<Vec<String>, BackendError> {
         self.now().changes().await
     }

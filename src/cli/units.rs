@@ -15,7 +15,12 @@ const AUTOMOUNT: &str = include_str!("../../systemd/cloudmount.automount.in");
 /// Options naming a file with secrets: checked to be private. Units keep the path (not a
 /// secret) in `ExecStart=`/`Options=`, so SIGHUP re-reads a rotated file; systemd's
 /// `LoadCredential=` copies would stay as they were at start.
-const CREDENTIAL_OPTIONS: [&str; 3] = ["passwd_file", "config_file", "service_account"];
+const CREDENTIAL_OPTIONS: [&str; 4] = [
+    "passwd_file",
+    "config_file",
+    "service_account",
+    "token_file",
+];
 
 /// One mount as an operator declares it.
 #[derive(Debug, Clone, Default, PartialEq)]

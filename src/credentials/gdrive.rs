@@ -81,12 +81,19 @@ struct FileJson {
     private_key: Option<String>,
 }
 
-/// The directory of stored Drive authorizations (`~/.config/cloudmount/gdrive`).
+/// The directory of stored Drive authorizations (`~/.config/cloudmount/gdrive`; without
+/// `$HOME`, as in a system service, the user's home directory from the password database).
 pub fn token_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| home().map(|h| h.join(".config")))?;
+        .or_else(|| home().map(|h| h.join(".config")))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir.join(".config"))
+        })?;
     Some(base.join("cloudmount").join("gdrive"))
 }
 

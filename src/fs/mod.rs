@@ -629,12 +629,19 @@ impl CloudFs {
 
     /// Filesystem statistics.
     pub fn statfs(&self) -> StatFs {
-        // 1 PiB in 4 KiB blocks, like other object-store mounts, so `df` and space checks pass.
-        let blocks = (1u64 << 50) / 4096;
+        // The store's quota where it has one (Drive); else 1 PiB in 4 KiB blocks, like other
+        // object-store mounts, so `df` and space checks pass.
+        let unlimited = 1u64 << 50;
+        let (total, used) = match self.backend.space() {
+            Some(s) => (s.total.unwrap_or(unlimited), s.used),
+            None => (unlimited, 0),
+        };
+        let blocks = total / 4096;
+        let free = total.saturating_sub(used) / 4096;
         StatFs {
             blocks,
-            bfree: blocks,
-            bavail: blocks,
+            bfree: free,
+            bavail: free,
             files: 1 << 32,
             ffree: 1 << 32,
             bsize: 4096,

@@ -53,7 +53,41 @@ fn listing(dir: &str) -> String {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct About {
+    #[serde(default)]
+    storage_quota: Quota,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Quota {
+    #[serde(default)]
+    limit: Option<String>,
+    #[serde(default)]
+    usage: Option<String>,
+}
+
 impl DriveBackend {
+    /// Read the quota (`about`) for `statfs`; a failure keeps what was known.
+    pub(super) async fn read_quota(&self) {
+        let call = self
+            .call(Method::GET, self.api_url("about"), "read the quota".into())
+            .q("fields", "storageQuota");
+        match self.api.json::<About>(&call).await {
+            Ok(a) => {
+                let num = |v: &Option<String>| v.as_deref().and_then(|n| n.parse::<u64>().ok());
+                let space = crate::backend::Space {
+                    total: num(&a.storage_quota.limit),
+                    used: num(&a.storage_quota.usage).unwrap_or(0),
+                };
+                *self.quota.lock().unwrap_or_else(|p| p.into_inner()) = Some(space);
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the Drive quota"),
+        }
+    }
+
     fn shared(&self, call: super::api::Call) -> super::api::Call {
         let call = call.q("includeItemsFromAllDrives", "true");
         match &self.settings.drive_id {
@@ -77,6 +111,7 @@ impl DriveBackend {
             *token = Some(start.start_page_token);
             return Ok(Vec::new());
         };
+        self.read_quota().await;
         let mut keys = Vec::new();
         // Bounded: a feed that pages forever is cut after 1,000 pages (a million changes),
         // after which everything is forgotten.

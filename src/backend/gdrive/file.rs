@@ -45,7 +45,7 @@ pub struct DriveFile {
     #[serde(default)]
     pub parents: Vec<String>,
     /// Size in bytes (a string in JSON); absent for folders and Google documents.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64")]
     pub size: Option<String>,
     /// MD5 of the content, for binary files.
     #[serde(default)]
@@ -57,7 +57,7 @@ pub struct DriveFile {
     #[serde(default)]
     pub created_time: Option<String>,
     /// A number that grows with every change (a string in JSON).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "int64")]
     pub version: Option<String>,
     /// The id of the current content revision.
     #[serde(default)]
@@ -77,6 +77,15 @@ pub struct DriveFile {
     /// The shared drive holding the file.
     #[serde(default)]
     pub drive_id: Option<String>,
+}
+
+/// An int64 field: Drive sends strings; some servers send numbers.
+fn int64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
 }
 
 impl DriveFile {
@@ -185,6 +194,12 @@ mod tests {
         )
         .unwrap();
         assert!(doc.is_google_doc());
+        let numbers: DriveFile =
+            serde_json::from_str(r#"{"id":"n","size":12,"version":3}"#).unwrap();
+        assert_eq!(
+            (numbers.size(), numbers.version.as_deref()),
+            (12, Some("3"))
+        );
         assert_eq!(doc.etag().as_deref(), Some("v:3"));
     }
 }

@@ -86,6 +86,8 @@ pub struct DriveBackend {
     change_token: tokio::sync::Mutex<Option<String>>,
     /// Folders seen through `.Trash`, whose trashed children are listed.
     trash: trash::TrashView,
+    /// The quota, read at the first request and with every read of the changes feed.
+    quota: std::sync::Mutex<Option<super::Space>>,
 }
 
 /// Pacing and retries from the mount options.
@@ -132,6 +134,7 @@ impl DriveBackend {
             exports: docs::ExportCache::default(),
             change_token: tokio::sync::Mutex::new(None),
             trash: trash::TrashView::default(),
+            quota: std::sync::Mutex::new(None),
         })
     }
 
@@ -198,6 +201,7 @@ impl DriveBackend {
                     }
                     walked = format!("{walked}/{part}");
                 }
+                self.read_quota().await;
                 // Keys are relative to the mounted folder.
                 self.tree.forget_all();
                 self.tree.learn_dir("", &id);
@@ -549,6 +553,10 @@ impl Backend for DriveBackend {
 
     fn renames(&self) -> bool {
         true
+    }
+
+    fn space(&self) -> Option<super::Space> {
+        *self.quota.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn change_interval(&self) -> Option<Duration> {

@@ -177,8 +177,8 @@ fn sigkill_during_a_resumable_upload_is_completed_by_the_next_mount() {
         ..Options::default()
     });
     let upstream = format!("127.0.0.1:{}", fake.port());
-    // Chunks of resumable uploads are held.
-    let proxy = DelayProxy::start_on(port, &upstream, "upload_id=", Duration::from_secs(600));
+    // The second chunk of the resumable upload is held (the first is on the server).
+    let proxy = DelayProxy::start_on(port, &upstream, "bytes 8388608-", Duration::from_secs(600));
     let cache = tempfile::tempdir().unwrap();
     let cmd = drive_cmd(&fake, &endpoint, cache.path(), &[]);
     let m = cmd.mount();

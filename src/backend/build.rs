@@ -273,6 +273,10 @@ fn drive_settings(cfg: &MountConfig, label: &str, path: &str) -> super::gdrive::
             drawing: d.export_drawing.clone(),
         }),
         show_trash: d.show_trash,
+        // Beside the staging area, per authorization.
+        session_dir: cfg
+            .cache_root()
+            .map(|c| c.join("gdrive-uploads").join(label)),
         delete: if d.delete_permanently {
             super::gdrive::DeleteMode::Permanent
         } else {

@@ -14,6 +14,7 @@ mod docs;
 mod file;
 pub mod names;
 mod ops;
+mod sessions;
 mod trash;
 mod tree;
 mod upload;
@@ -72,6 +73,8 @@ pub struct DriveSettings {
     pub poll_interval: Option<Duration>,
     /// Pacing and retries.
     pub limits: api::Limits,
+    /// Where resumable upload sessions are kept across restarts (`None`: not kept).
+    pub session_dir: Option<std::path::PathBuf>,
 }
 
 /// The Drive backend.
@@ -88,6 +91,8 @@ pub struct DriveBackend {
     trash: trash::TrashView,
     /// The quota, read at the first request and with every read of the changes feed.
     quota: std::sync::Mutex<Option<super::Space>>,
+    /// Resumable upload sessions kept across restarts.
+    sessions: sessions::SessionStore,
 }
 
 /// Pacing and retries from the mount options.
@@ -126,6 +131,7 @@ impl DriveBackend {
             .build()
             .map_err(|e| format!("cannot set up the HTTP client for Google Drive: {e}"))?;
         let tokens = auth::TokenSource::new(auth, http.clone(), &settings.label);
+        let settings_session_dir = settings.session_dir.clone();
         Ok(DriveBackend {
             api: Api::new(http, tokens, settings.limits.clone()),
             tree: Tree::new("", settings.listing_ttl),
@@ -135,6 +141,7 @@ impl DriveBackend {
             change_token: tokio::sync::Mutex::new(None),
             trash: trash::TrashView::default(),
             quota: std::sync::Mutex::new(None),
+            sessions: sessions::SessionStore::new(settings_session_dir),
         })
     }
 

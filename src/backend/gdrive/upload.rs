@@ -163,6 +163,58 @@ impl DriveBackend {
         }
     }
 
+    /// MD5 of the `size` bytes of `file`, read in chunks.
+    async fn md5_of(&self, file: &std::fs::File, size: u64) -> Result<String, BackendError> {
+        let mut hasher = Md5::new();
+        let mut at = 0;
+        while at < size {
+            let end = (at + self.settings.chunk_size).min(size);
+            hasher.update(&crate::backend::raw::read_range(file, at..end).await?);
+            at = end;
+        }
+        Ok(hex(&hasher.finalize()))
+    }
+
+    /// A new resumable session for `t`.
+    async fn start_session(
+        &self,
+        key: &str,
+        t: &Target,
+        size: u64,
+        meta: &PosixMeta,
+    ) -> Result<String, BackendError> {
+        let start = self
+            .upload_call(t, "resumable", key)
+            .h("x-upload-content-type", "application/octet-stream")
+            .h("x-upload-content-length", size.to_string())
+            .json(&Self::metadata(t, meta));
+        let r = self.api.send(&start).await?;
+        r.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                BackendError::Other(format!("upload {key}: Google Drive gave no upload session"))
+            })
+    }
+
+    /// Ask session `uri` how much it holds: 308 (with `Range`) or the finished file.
+    async fn session_status(
+        &self,
+        key: &str,
+        uri: &str,
+        size: u64,
+    ) -> Result<reqwest::Response, BackendError> {
+        let mut status = Call::new(
+            Method::PUT,
+            uri.to_string(),
+            format!("upload {key}: status"),
+        )
+        .h("content-range", format!("bytes */{size}"));
+        status.body = Some(Bytes::new());
+        self.api.send(&status).await
+    }
+
     async fn resumable(
         &self,
         key: &str,
@@ -171,35 +223,85 @@ impl DriveBackend {
         size: u64,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        let start = self
-            .upload_call(t, "resumable", key)
-            .h("x-upload-content-type", "application/octet-stream")
-            .h("x-upload-content-length", size.to_string())
-            .json(&Self::metadata(t, meta));
-        let r = self.api.send(&start).await?;
-        let session = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                BackendError::Other(format!("upload {key}: Google Drive gave no upload session"))
-            })?;
-        let chunk = self.settings.chunk_size;
-        let mut offset = 0u64;
-        let mut hasher = Md5::new();
-        let mut hashed = 0u64;
-        let mut failures = 0usize;
-        loop {
-            let end = (offset + chunk).min(size);
-            let data = crate::backend::raw::read_range(file, offset..end).await?;
-            if offset <= hashed && hashed < end {
-                hasher.update(&data[(hashed - offset) as usize..]);
-                hashed = end;
+        let md5 = self.md5_of(file, size).await?;
+        // A session an earlier run left for this very content goes on where it stopped.
+        let skey = format!("{}\n{key}", crate::backend::Backend::describe(self));
+        let kept = self.sessions.find(&skey, size, &md5);
+        let (session, first) = match kept {
+            Some(uri) => match self.session_status(key, &uri, size).await {
+                Ok(r) => {
+                    tracing::info!(key, "resuming the upload an earlier run started");
+                    (uri, Some(r))
+                }
+                Err(e) => {
+                    tracing::info!(key, error = %e, "the upload session an earlier run started is gone; starting again");
+                    self.sessions.forget(&skey, size, &md5);
+                    (self.start_session(key, t, size, meta).await?, None)
+                }
+            },
+            None => (self.start_session(key, t, size, meta).await?, None),
+        };
+        self.sessions.keep(&skey, size, &md5, &session);
+        let result = self
+            .send_chunks(key, t, file, size, &session, first, &md5)
+            .await;
+        match &result {
+            Ok(_) | Err(BackendError::NotFound(_)) | Err(BackendError::Changed(_)) => {
+                self.sessions.forget(&skey, size, &md5)
             }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Send what session `uri` does not hold yet (`first`: its answer to a status query; none
+    /// for a new session, which holds nothing).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_chunks(
+        &self,
+        key: &str,
+        t: &Target,
+        file: &std::fs::File,
+        size: u64,
+        uri: &str,
+        first: Option<reqwest::Response>,
+        md5: &str,
+    ) -> Result<ObjectInfo, BackendError> {
+        let most_failures = self.settings.limits.retries * 2 + 2;
+        let mut failures = 0usize;
+        let mut offset = 0u64;
+        let mut pending = first;
+        loop {
+            if let Some(r) = pending.take() {
+                if r.status().as_u16() != 308 {
+                    let body = r.bytes().await.map_err(|e| {
+                        BackendError::Unreachable(format!("upload {key}: {}", super::api::why(&e)))
+                    })?;
+                    let f: DriveFile = serde_json::from_slice(&body).map_err(|e| {
+                        BackendError::Other(format!(
+                            "upload {key}: Google Drive answered something unexpected: {e}"
+                        ))
+                    })?;
+                    return self.finish(key, t, f, md5, size);
+                }
+                offset = stored(&r);
+            }
+            if offset >= size {
+                // Everything is there but the server did not say the file is done: ask again.
+                failures += 1;
+                if failures > most_failures {
+                    return Err(BackendError::Other(format!(
+                        "upload {key}: Google Drive holds every byte but never finished the file"
+                    )));
+                }
+                pending = Some(self.session_status(key, uri, size).await?);
+                continue;
+            }
+            let end = (offset + self.settings.chunk_size).min(size);
+            let data = crate::backend::raw::read_range(file, offset..end).await?;
             let mut put = Call::new(
                 Method::PUT,
-                session.clone(),
+                uri.to_string(),
                 format!("upload {key} at {offset}"),
             )
             .h(
@@ -208,43 +310,18 @@ impl DriveBackend {
             );
             put.body = Some(data);
             put.once = true;
-            let answer = match self.api.send(&put).await {
-                Ok(r) => Ok(r),
+            pending = Some(match self.api.send(&put).await {
+                Ok(r) => r,
                 Err(BackendError::NotFound(e)) => return Err(BackendError::NotFound(e)),
                 Err(e) => {
                     failures += 1;
-                    if failures > self.settings.limits.retries * 2 + 2 {
+                    if failures > most_failures {
                         return Err(e);
                     }
                     tracing::info!(key, offset, error = %e, "a chunk of a resumable upload failed; asking the server how much it has");
-                    let mut status = Call::new(
-                        Method::PUT,
-                        session.clone(),
-                        format!("upload {key}: status"),
-                    )
-                    .h("content-range", format!("bytes */{size}"));
-                    status.body = Some(Bytes::new());
-                    self.api.send(&status).await
+                    self.session_status(key, uri, size).await?
                 }
-            }?;
-            if answer.status().as_u16() == 308 {
-                offset = stored(&answer);
-                continue;
-            }
-            let body = answer.bytes().await.map_err(|e| {
-                BackendError::Unreachable(format!("upload {key}: {}", super::api::why(&e)))
-            })?;
-            let f: DriveFile = serde_json::from_slice(&body).map_err(|e| {
-                BackendError::Other(format!(
-                    "upload {key}: Google Drive answered something unexpected: {e}"
-                ))
-            })?;
-            if hashed < size {
-                // The server finished from a status answer before the rest was hashed here.
-                let rest = crate::backend::raw::read_range(file, hashed..size).await?;
-                hasher.update(&rest);
-            }
-            return self.finish(key, t, f, &hex(&hasher.finalize()), size);
+            });
         }
     }
 }

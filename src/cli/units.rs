@@ -342,6 +342,36 @@ mod tests {
     }
 
     #[test]
+    fn a_drive_mount_takes_its_options_and_its_token_file_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("gdrive-work.json");
+        std::fs::write(&token, "{}").unwrap();
+        let opts = format!(
+            "allow_other,uid=1000,token_file={},drive_id=0AbC,poll_interval=30s,gdocs=hide,trash=show,delete=permanent,export_document=pdf",
+            token.display()
+        );
+        let s = spec(
+            "gdrive://work/Datasets/cvat",
+            "/srv/cvat-share/gd",
+            &[&opts],
+        );
+        assert!(s.problems(false).is_empty(), "{:?}", s.problems(false));
+        let units = s.units(Path::new("/usr/bin/cloudmount"), "test");
+        assert!(units[0].text.contains("mount --foreground gdrive://work/Datasets/cvat /srv/cvat-share/gd -o allow_other,uid=1000,token_file="), "{}", units[0].text);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let p = s.problems(true).join("\n");
+        assert!(p.contains("token_file") && p.contains("chmod 600"), "{p}");
+        for (opt, says) in [
+            ("gdocs=maybe", "export or hide"),
+            ("drive_id=a/b", "not a Drive id"),
+        ] {
+            let bad = spec("gdrive:///x", "/m", &[opt]).problems(false).join("\n");
+            assert!(bad.contains(says), "{bad}");
+        }
+    }
+
+    #[test]
     fn problems_name_the_option_or_the_path() {
         assert!(spec("s3://b", "/m", &["ro"]).problems(false).is_empty());
         let p = spec("bucket", "rel/m", &["bogus,uid=x"])

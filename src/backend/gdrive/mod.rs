@@ -352,8 +352,7 @@ impl DriveBackend {
                 continue;
             }
             if let Some(known) = self.tree.dir_id(&walked) {
-                if self.tree.folder(&id, true).is_some()
-                    || self.tree.folder(&known, false).is_some()
+                if self.tree.folder(&id, true).is_some() || self.tree.folder(&known, true).is_some()
                 {
                     id = known;
                     above.push(id.clone());

@@ -54,7 +54,7 @@ export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
 ./target/release/examples/bench_s3_server "$WORK/data" "$S3_PORT" 2>"$WORK/s3.log" &
 S3_PID=$!
 log "seeding the fake Drive server (about 1.2 GB in memory)"
-./target/release/examples/fake_drive_server "$GD_PORT" --static-token bench-token --seed "$DATA" >"$WORK/gd.log" 2>&1 &
+./target/release/examples/fake_drive_server "$GD_PORT" --static-token bench-token --seed "$WORK/data" >"$WORK/gd.log" 2>&1 &
 GD_PID=$!
 MNT=$WORK/mnt
 TOOL_PID=

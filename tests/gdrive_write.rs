@@ -218,3 +218,38 @@ fn sigkill_during_a_resumable_upload_is_completed_by_the_next_mount() {
         Some(md5_of_bytes(&data).as_str())
     );
 }
+
+#[test]
+fn modes_owners_and_times_live_in_app_properties_and_delete_permanent_deletes() {
+    let fake = FakeDrive::start(Options::default());
+    let root = fake.root_id();
+    let cache = tempfile::tempdir().unwrap();
+    let m = drive_cmd(&fake, &fake.url(), cache.path(), &["delete=permanent"]).mount();
+    let mnt = m.path.display().to_string();
+    ok(&format!(
+        "echo x > {mnt}/f && chmod 640 {mnt}/f && touch -m -d @1700000000 {mnt}/f"
+    ));
+    let f = fake.find(&root, "f").remove(0);
+    assert_eq!(
+        f.app_properties.get("mode").map(String::as_str),
+        Some("33184"),
+        "{:?}",
+        f.app_properties
+    );
+    assert_eq!(
+        f.modified_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        1_700_000_000
+    );
+    drop(m);
+    let m = drive_cmd(&fake, &fake.url(), cache.path(), &["delete=permanent"]).mount();
+    let mnt = m.path.display().to_string();
+    assert_eq!(
+        ok(&format!("stat -c '%a %Y' {mnt}/f")).trim(),
+        "640 1700000000"
+    );
+    ok(&format!("rm {mnt}/f"));
+    assert!(fake.file(&f.id).is_none(), "deleted for good, not trashed");
+}

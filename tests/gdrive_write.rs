@@ -15,17 +15,14 @@ use std::time::Duration;
 use support::{md5_of_bytes, wait_until, DelayProxy};
 
 fn drive_cmd(fake: &FakeDrive, endpoint: &str, cache: &Path, opts: &[&str]) -> MountCmd {
-    let token = serde_json::json!({
-        "type": "authorized_user", "client_id": "test-client", "client_secret": "s",
-        "refresh_token": fake.issue_refresh_token(), "token_uri": format!("{}/token", fake.url()),
-    });
+    let token = fake.token_file_json();
     let endpoint = format!("endpoint={endpoint}");
     let cache = format!("cache={}", cache.display());
     let mut all = vec![endpoint.as_str(), cache.as_str(), "drive_rate=0"];
     all.extend_from_slice(opts);
     MountCmd::new("gdrive:///", &all)
         .env("XDG_CONFIG_HOME", "")
-        .home_file(".config/cloudmount/gdrive/default.json", &token.to_string())
+        .home_file(".config/cloudmount/gdrive/default.json", &token)
 }
 
 fn ok(cmd: &str) -> String {

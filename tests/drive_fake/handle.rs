@@ -19,6 +19,17 @@ impl FakeDrive {
         self.shared.auth().mint_refresh(DRIVE_SCOPE)
     }
 
+    /// A token file for this server: Google's `authorized_user` JSON with a fresh refresh
+    /// token and this server's token endpoint.
+    pub fn token_file_json(&self) -> String {
+        serde_json::json!({
+            "type": "authorized_user", "client_id": "test-client", "client_secret": "s",
+            "refresh_token": self.issue_refresh_token(),
+            "token_uri": format!("{}/token", self.url()),
+        })
+        .to_string()
+    }
+
     /// Mints an access token valid for `token_ttl`.
     pub fn issue_access_token(&self) -> String {
         let ttl = self.shared.opts.token_ttl;

@@ -103,3 +103,60 @@ fn a_mount_left_dead_by_a_killed_daemon_is_cleared_by_the_next_mount() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("detached a dead mount"));
     assert_eq!(std::fs::read_to_string(mp.join("f")).unwrap(), "x");
 }
+
+/// Within a second of the kill, with the default attr_timeout: the kernel still holds the dead
+/// root's attributes (`stat` works), yet the next mount finds the dead mount from mountinfo and
+/// the control socket, detaches it and mounts.
+fn remount_right_after_a_kill(cmd: MountCmd, probe: &str) {
+    let first = cmd.mount();
+    let mp = first.path.clone();
+    std::fs::read_dir(&mp).unwrap().count();
+    let pids = daemon_pids(&mp);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Gone, or a zombie nobody reaped yet: either way its sockets are closed.
+    let gone = support::wait_until(Duration::from_secs(1), || {
+        std::fs::read_to_string(format!("/proc/{}/stat", pids[0])).map_or(true, |s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    });
+    assert!(gone, "the daemon did not die");
+    let killed = std::time::Instant::now();
+    let home = first.dir.path().join("home2");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = cmd.run_at(&mp, &home, &first.dir.path().join("log2"));
+    assert!(
+        out.status.success(),
+        "mount over the dead one: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("detached a dead mount"));
+    assert!(killed.elapsed() < Duration::from_secs(5));
+    assert_eq!(std::fs::read_to_string(mp.join(probe)).unwrap(), "x");
+}
+
+#[test]
+fn a_dead_local_mount_is_cleared_at_once_even_while_stat_still_works() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "x").unwrap();
+    remount_right_after_a_kill(
+        MountCmd::new(&format!("file://{}", src.path().display()), &[]),
+        "f",
+    );
+}
+
+#[test]
+fn a_dead_s3_mount_is_cleared_at_once_even_while_stat_still_works() {
+    let s3 = support::S3Server::start_moto();
+    s3.create_bucket("dead");
+    s3.put_objects(
+        "dead",
+        vec![("f".to_string(), bytes::Bytes::from_static(b"x"))],
+    );
+    remount_right_after_a_kill(MountCmd::s3(&s3, "dead", &[]), "f");
+}

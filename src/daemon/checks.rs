@@ -7,6 +7,15 @@ use std::path::{Path, PathBuf};
 /// dead cloudmount mount left there by a daemon that died ("Transport endpoint is not
 /// connected") is detached first.
 pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
+    // Found from mountinfo and the control socket, not from `stat`: the kernel may still hold
+    // the dead root's attributes (for attr_timeout), so `stat` succeeds and only reading the
+    // directory fails.
+    if dead_cloudmount(path) && unmount_path(path, true).is_ok() {
+        eprintln!(
+            "cloudmount: detached a dead mount on {} left by a daemon that died",
+            path.display()
+        );
+    }
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && clear_stale(path) => {
@@ -50,6 +59,21 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `path` is a cloudmount mount (mountinfo) whose daemon is gone: its control socket
+/// is there but nobody listens on it any more (a daemon killed by SIGKILL or the OOM killer
+/// cannot remove it).
+fn dead_cloudmount(path: &Path) -> bool {
+    if !cloudmount_mounts().iter().any(|(mp, _)| mp == path) {
+        return false;
+    }
+    let socket = super::control_socket(path);
+    socket.exists()
+        && matches!(
+            std::os::unix::net::UnixStream::connect(&socket),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+        )
 }
 
 /// Detach the dead FUSE mount on `path` if cloudmount made it (type `fuse.cloudmount`);

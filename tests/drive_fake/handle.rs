@@ -36,6 +36,11 @@ impl FakeDrive {
         self.shared.auth().mint_access(ttl)
     }
 
+    /// The access tokens issued (and not expired by the test) so far.
+    pub fn access_tokens(&self) -> Vec<String> {
+        self.shared.auth().live_access()
+    }
+
     /// Every access token issued so far becomes invalid (requests get 401); the static token
     /// keeps working.
     pub fn expire_access_tokens(&self) {

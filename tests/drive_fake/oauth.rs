@@ -67,6 +67,11 @@ impl AuthState {
         t
     }
 
+    /// The access tokens that still work.
+    pub fn live_access(&self) -> Vec<String> {
+        self.access.keys().cloned().collect()
+    }
+
     /// Every access token issued so far stops working.
     pub fn expire_access(&mut self) {
         self.access.clear();

@@ -15,5 +15,7 @@ pub mod credentials;
 pub mod daemon;
 pub mod fs;
 pub mod fuse;
+#[cfg(test)]
+mod fuzz;
 pub mod read;
 pub mod write;

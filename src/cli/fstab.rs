@@ -240,4 +240,40 @@ mod tests {
         let (count, problems) = check("f", &format!("s3://good {m} cloudmount ro 0 0\n"));
         assert_eq!((count, problems.len()), (1, 0));
     }
+
+    fn field() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::prop_oneof![
+            proptest::prelude::any::<String>(),
+            proptest::sample::select(vec![
+                "s3://b/p".to_string(),
+                "gdrive://work/x".into(),
+                "/mnt/a\\040b".into(),
+                "cloudmount".into(),
+                "fuse.cloudmount".into(),
+                "ro,allow_other,uid=1000,passwd_file=/nonexistent,_netdev".into(),
+                "bogus=,=,,x-systemd.automount".into(),
+                "0".into(),
+                "#".into(),
+            ]),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: std::env::var("FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1000),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Fuzz target: `cloudmount fstab --check` reads any fstab, line by line, without
+        /// panicking; every problem names its line.
+        #[test]
+        fn fuzz_fstab_check(lines in proptest::collection::vec(proptest::collection::vec(field(), 0..7), 0..6)) {
+            let text: String = lines.iter().map(|l| l.join(" ") + "\n").collect();
+            let (_, problems) = check("fstab", &text);
+            for p in problems {
+                proptest::prop_assert!(p.starts_with("fstab:"), "{}", p);
+            }
+        }
+    }
 }

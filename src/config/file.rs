@@ -83,4 +83,21 @@ mod tests {
         let (line, _) = apply_toml(&mut c, "\n\numask = \"999\"\n").unwrap_err();
         assert_eq!(line, Some(3));
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Fuzz target: the TOML config file; every input gives a config or a message.
+        #[test]
+        fn fuzz_config_files(text in crate::fuzz::text(&[
+            "allow_other = true\nuid = 1000\nendpoint = \"http://127.0.0.1:9000\"\nattr_timeout = \"30s\"\n",
+            "[table]\nx = 1\ncache_size = \"10G\"\nretries = 3\n",
+            "ro = false\nmax_memory = 1.5\nlog_file = '/var/log/x'\n",
+        ])) {
+            let mut c = MountConfig::default();
+            if let Err((Some(line), _)) = apply_toml(&mut c, &text) {
+                proptest::prop_assert!(line >= 1 && line <= text.lines().count().max(1));
+            }
+        }
+    }
 }

@@ -511,4 +511,20 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Fuzz target: the `-o` list parser answers every input, with an error or a config.
+        #[test]
+        fn fuzz_option_lists(list in crate::fuzz::text(&[
+            "allow_other,uid=1000,gid=1000,umask=022,attr_timeout=30s",
+            "endpoint=http://127.0.0.1:9000,cache=/var/cache/x,cache_size=10G,part_size=8M",
+            "ro,noexec,max_memory=64M,read_ahead_max=1G,list_page_size=1000,drive_rate=2.5",
+            "gdocs=hide,trash=show,delete=permanent,export_document=pdf,drive_id=0AbC_-",
+        ])) {
+            let mut c = MountConfig::default();
+            let _ = apply_option_list(&mut c, &list);
+        }
+    }
 }

@@ -180,4 +180,19 @@ mod tests {
             .unwrap_err()
             .contains("absolute path"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Fuzz target: SOURCE URLs; whatever parses prints back to what parses the same.
+        #[test]
+        fn fuzz_source_urls(url in crate::fuzz::text(&[
+            "s3://bucket/prefix/x", "az://container", "gs://b/p", "file:///srv/data",
+            "gdrive://work/Datasets/cvat", "gdrive:///a b",
+        ])) {
+            if let Ok(s) = Source::parse(&url) {
+                proptest::prop_assert_eq!(Source::parse(&s.to_string()), Ok(s));
+            }
+        }
+    }
 }

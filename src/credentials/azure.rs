@@ -175,4 +175,17 @@ mod tests {
         );
         assert_eq!(parse_connection_cfg("lonely\n").unwrap_err().0, 1);
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Fuzz target: blobfuse's connection.cfg.
+        #[test]
+        fn fuzz_connection_cfg(text in crate::fuzz::text(&[
+            "# blobfuse\naccountName acct\naccountKey c2VjcmV0\ncontainerName cont\nblobEndpoint http://127.0.0.1:10000/acct\n",
+            "accountName a\nsasToken ?sv=1&sig=x\nauthType SAS\n",
+        ])) {
+            let _ = parse_connection_cfg(&text);
+        }
+    }
 }

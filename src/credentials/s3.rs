@@ -258,4 +258,27 @@ mod tests {
         assert_eq!(parse_profile(t, "nope").unwrap(), None);
         assert_eq!(parse_profile(t, "p2").unwrap_err().0, 4);
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Fuzz targets: the s3fs passwd file and the AWS credentials file.
+        #[test]
+        fn fuzz_passwd_files(
+            text in crate::fuzz::text(&["# c\nAK1:SK1\nmybucket:AK2:SK2\n", "b:k:s:t\n\n:x:\n"]),
+            bucket in crate::fuzz::text(&["mybucket", "b"]),
+        ) {
+            let _ = parse_passwd(&text, &bucket);
+        }
+
+        #[test]
+        fn fuzz_aws_credentials_files(
+            text in crate::fuzz::text(&[
+                "[default]\naws_access_key_id = A\naws_secret_access_key = S\n[ci]\naws_session_token=T\n",
+            ]),
+            profile in crate::fuzz::text(&["default", "ci"]),
+        ) {
+            let _ = parse_profile(&text, &profile);
+        }
+    }
 }

@@ -164,4 +164,21 @@ mod tests {
         // "y (Y2)" is a real name, which keeps it; the duplicate gets another.
         assert_eq!(names[3..], ["y", "y (Y2~1)", "y (Y2)"]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Fuzz target: Drive names to mount names and back. A shown name is one path
+        /// component (no `/`, never `.` or `..`, never empty), and maps back to the Drive name
+        /// (names that already hold the lookalike characters excepted).
+        #[test]
+        fn fuzz_drive_names(name in crate::fuzz::text(&["report.pdf", "a/b", ".", "..", "x.tar.gz"])) {
+            let shown = display(&name);
+            proptest::prop_assert!(!shown.contains('/') && !shown.is_empty());
+            proptest::prop_assert!(shown != "." && shown != "..");
+            if !name.is_empty() && !name.contains(SLASH) && !name.contains(DOT) {
+                proptest::prop_assert_eq!(to_drive(&shown), name);
+            }
+        }
+    }
 }

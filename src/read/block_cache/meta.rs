@@ -115,20 +115,30 @@ impl Meta {
         if buf.get(..8)? != MAGIC {
             return None;
         }
-        let complete = *buf.get(8)? == 1;
+        // Only 0 or 1, then three zero bytes: anything else is damage, not a flag.
+        let complete = match buf.get(8..12)? {
+            [0, 0, 0, 0] => false,
+            [1, 0, 0, 0] => true,
+            _ => return None,
+        };
         let block_size = u32_at(12)?;
         let size = u64::from_le_bytes(buf.get(16..24)?.try_into().ok()?);
         let (klen, elen) = (u32_at(24)? as usize, u32_at(28)? as usize);
-        let key = std::str::from_utf8(buf.get(FIXED..FIXED + klen)?).ok()?;
-        let etag = std::str::from_utf8(buf.get(FIXED + klen..FIXED + klen + elen)?).ok()?;
+        let key = std::str::from_utf8(buf.get(FIXED..FIXED.checked_add(klen)?)?).ok()?;
+        let etag_end = FIXED.checked_add(klen)?.checked_add(elen)?;
+        let etag = std::str::from_utf8(buf.get(FIXED + klen..etag_end)?).ok()?;
         if block_size == 0 {
             return None;
         }
-        let mut meta = Meta::new(key, etag, size, block_size);
-        let base = FIXED + klen + elen;
-        if buf.len() != base + 8 * meta.entries.len() {
+        // The entries the size calls for must all be in the file before any is allocated:
+        // a damaged size must not ask for a huge vector.
+        let n = size.div_ceil(u64::from(block_size));
+        let base = etag_end;
+        let want = u64::try_from(base).ok()?.checked_add(n.checked_mul(8)?)?;
+        if buf.len() as u64 != want {
             return None;
         }
+        let mut meta = Meta::new(key, etag, size, block_size);
         for (i, e) in meta.entries.iter_mut().enumerate() {
             let o = base + 8 * i;
             *e = Entry {
@@ -176,5 +186,35 @@ mod tests {
         assert!(!e.verifies(b"dat"));
         assert!(!e.verifies(b"datA"));
         assert!(!Entry::default().verifies(b""));
+    }
+
+    #[test]
+    fn a_damaged_size_is_refused_without_allocating() {
+        let mut m = Meta::new("k", "e", 10, 1).encode();
+        m[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Meta::decode(&m).is_none());
+        m[12..16].copy_from_slice(&1u32.to_le_bytes());
+        m[16..24].copy_from_slice(&(u64::MAX / 4).to_le_bytes());
+        assert!(Meta::decode(&m).is_none());
+    }
+
+    fn samples() -> Vec<Vec<u8>> {
+        let mut m = Meta::new("a/b.jpg", "\"e\"", 2_500, 1_000);
+        m.entries[1] = Entry::of(b"xyz");
+        vec![m.encode(), Meta::new("", "", 0, 4096).encode()]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Fuzz target: the block cache's `.meta` files, as a crash or another process may
+        /// leave them. Decoding never panics, never allocates for entries the file does not
+        /// hold, and what decodes encodes to the same bytes.
+        #[test]
+        fn fuzz_meta_files(buf in crate::fuzz::bytes(samples())) {
+            if let Some(m) = Meta::decode(&buf) {
+                proptest::prop_assert_eq!(m.encode(), buf);
+            }
+        }
     }
 }

@@ -46,7 +46,7 @@ fn s3_keys_never_reach_the_log_or_the_command_line() {
     let endpoint = format!("endpoint={}", s3.endpoint);
     let passwd = format!("passwd_file={}", pw.display());
     let m = MountCmd::new("s3://sec", &[&endpoint, &passwd, "debug"]).mount();
-    exercise_and_check(&m, &[s3.secret_key.clone()]);
+    exercise_and_check(&m, std::slice::from_ref(&s3.secret_key));
 }
 
 #[test]

@@ -293,6 +293,18 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Server-side copy of `from` to `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError>;
 
+    /// Abort the multipart uploads the server holds unfinished under the mounted root that
+    /// were started more than `older_than` ago, except those of keys in `keep` (content the
+    /// mount still has to send); how many were aborted. Stores without such uploads: 0.
+    async fn abort_stale_uploads(
+        &self,
+        older_than: std::time::Duration,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<usize, BackendError> {
+        let _ = (older_than, keep);
+        Ok(0)
+    }
+
     /// The store's quota as last seen (Drive's `about`); `None` for stores without one.
     fn space(&self) -> Option<Space> {
         None

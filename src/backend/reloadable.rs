@@ -137,6 +137,14 @@ impl Backend for Reloadable {
         self.now().change_interval()
     }
 
+    async fn abort_stale_uploads(
+        &self,
+        older_than: std::time::Duration,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<usize, BackendError> {
+        self.now().abort_stale_uploads(older_than, keep).await
+    }
+
     fn space(&self) -> Option<super::Space> {
         self.now().space()
     }

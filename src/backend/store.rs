@@ -511,6 +511,26 @@ impl Backend for ObjectStoreBackend {
         self.local_dir.is_some()
     }
 
+    async fn abort_stale_uploads(
+        &self,
+        older_than: std::time::Duration,
+        keep: &std::collections::HashSet<String>,
+    ) -> Result<usize, BackendError> {
+        let Some(raw) = &self.raw else { return Ok(0) };
+        let before = std::time::SystemTime::now() - older_than;
+        let mut aborted = 0;
+        for u in raw.stale_uploads(&self.root, before).await? {
+            let known = self.relative(&u.key).is_some_and(|k| keep.contains(k));
+            if known || !u.key.starts_with(&self.root) {
+                continue;
+            }
+            raw.abort_upload(&u.key, &u.upload_id).await?;
+            tracing::info!(key = %u.key, "aborted a multipart upload left unfinished");
+            aborted += 1;
+        }
+        Ok(aborted)
+    }
+
     async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
         match &self.local_dir {
             Some(dir) => super::local::rename(dir, from, to).await,

@@ -123,6 +123,10 @@ pub struct MountConfig {
     /// (and such content left by an earlier run); by default it is kept in `lost+found`
     /// instead, so a half-written file never replaces a good object.
     pub upload_unclosed: bool,
+    /// Multipart uploads left unfinished on the server under the mounted prefix (by a killed
+    /// daemon or another client) are aborted once they are this old, at mount time and then
+    /// hourly, unless the mount still has content for that key; 0 never aborts any.
+    pub abort_stale_uploads: Duration,
     /// Most objects a directory rename may copy; a larger directory is refused.
     pub rename_dir_limit: usize,
     /// Most files open for writing at once (each may hold up to 4 upload parts in memory).
@@ -222,6 +226,7 @@ impl Default for MountConfig {
             meta_probe_size: 0,
             stream_staging_max: 1 << 30,
             upload_unclosed: false,
+            abort_stale_uploads: Duration::from_secs(24 * 3600),
             max_open_writes: 256,
             drive: drive::DriveOptions::default(),
         }

@@ -203,6 +203,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         }),
     opt!("upload_unclosed", [], Takes::Flag, "At a stop (SIGTERM, unmount), also upload files still open for writing, which no program closed yet (default: off; their content is kept, journaled as unclosed, and set aside in lost+found next to the staging directory at the next mount, so a half-written file never replaces a good object). Also uploads such content left by an earlier run.",
         |c, v| c.upload_unclosed = flag(v)?),
+    opt!("abort_stale_uploads", [], Takes::Value("DURATION"), "S3: multipart uploads left unfinished under the mounted prefix (by a killed daemon or another client), which the store keeps and bills until aborted, are aborted once they are this old, at mount time and then hourly, unless the mount still has content for that key (default 24h; 0 never).",
+        |c, v| c.abort_stale_uploads = duration(need(v)?)?),
     opt!("rename_dir_limit", [], Takes::Value("N"), "Most objects a directory rename may copy (default 10000); renaming a larger directory fails with EMLINK and a log line.",
         |c, v| {
             let n: usize = need(v)?.parse().map_err(|_| "must be a whole number".to_string())?;

@@ -3,6 +3,7 @@
 
 mod changes;
 mod checks;
+mod cleanup;
 mod control;
 mod daemonize;
 mod events;

@@ -86,6 +86,15 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     // Journaled uploads of an earlier run finish (or are set aside) before the mount serves,
     // so none of them lands after a write made through this mount.
     rt.block_on(fs.resume_uploads());
+    let journaled = fs.journaled_keys();
+    let stale_after = req.config.abort_stale_uploads;
+    if !stale_after.is_zero() {
+        rt.spawn(super::cleanup::abort_stale_uploads(
+            fs.clone(),
+            stale_after,
+            journaled,
+        ));
+    }
     let handle = crate::fuse::mount(
         fs.clone(),
         rt.handle().clone(),

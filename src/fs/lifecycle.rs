@@ -163,3 +163,29 @@ impl CloudFs {
 const UNCLOSED: &str = "still open for writing at the stop: no program closed it, so it is \
     not uploaded (mount with -o upload_unclosed to upload it); it is kept in the staging \
     directory and set aside in lost+found at the next mount";
+
+impl CloudFs {
+    /// Abort the multipart uploads left unfinished on the server that are older than
+    /// `older_than`, except for keys the mount still has content for (files open for writing,
+    /// kept sessions, and `also`: journal records not replayed yet); how many were aborted.
+    pub async fn abort_stale_uploads(
+        &self,
+        older_than: Duration,
+        also: &std::collections::HashSet<String>,
+    ) -> Result<usize, crate::backend::BackendError> {
+        let mut keep = also.clone();
+        for (_, w) in self.sessions.all() {
+            keep.insert(w.staged.lock().await.key.clone());
+        }
+        self.backend.abort_stale_uploads(older_than, &keep).await
+    }
+
+    /// Keys of journaled content not sent yet (read before the mount serves, when nothing
+    /// else touches the journal).
+    pub fn journaled_keys(&self) -> std::collections::HashSet<String> {
+        self.staging
+            .as_ref()
+            .map(|a| a.pending().into_iter().map(|p| p.record.key).collect())
+            .unwrap_or_default()
+    }
+}

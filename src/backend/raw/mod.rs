@@ -38,6 +38,23 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Multipart uploads left unfinished under the full key prefix `prefix` that were started
+    /// before `before` (S3's ListMultipartUploads); stores without them answer none.
+    async fn stale_uploads(
+        &self,
+        prefix: &str,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<PendingUpload>, BackendError> {
+        let _ = (prefix, before);
+        Ok(Vec::new())
+    }
+
+    /// Abort the multipart upload `upload_id` of full key `key`.
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), BackendError> {
+        let _ = (key, upload_id);
+        Ok(())
+    }
+
     /// Store open local file `file` as object `path` from `parts` (in order, covering it),
     /// the `Copy` ones taken from `path`'s current version, which must still be `etag`.
     /// Returns the new object's entity tag.
@@ -49,6 +66,17 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         etag: &str,
         meta: &PosixMeta,
     ) -> Result<Option<String>, BackendError>;
+}
+
+/// A multipart upload the server holds unfinished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// Full key in the bucket.
+    pub key: String,
+    /// The upload's id.
+    pub upload_id: String,
+    /// When it was started.
+    pub initiated: std::time::SystemTime,
 }
 
 /// `meta` as metadata headers named `prefix` + name (`x-amz-meta-`, `x-ms-meta-`).
@@ -189,6 +217,23 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
     let start = xml.find(&open)? + open.len();
     let len = xml[start..].find(&close)?;
     Some(unescape(&xml[start..start + len]))
+}
+
+/// The contents of every `<tag>…</tag>` element of `xml`, in order (not unescaped).
+pub fn xml_blocks<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let body = &rest[start + open.len()..];
+        let Some(len) = body.find(&close) else {
+            break;
+        };
+        out.push(&body[..len]);
+        rest = &body[len + close.len()..];
+    }
+    out
 }
 
 fn unescape(s: &str) -> String {

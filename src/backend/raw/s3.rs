@@ -4,6 +4,7 @@
 //! Requests are signed with object_store's SigV4 signer and the store's credentials.
 
 use super::{deleted, escape, etag_header, execute, meta_headers, read_range, xml_text};
+use super::{xml_blocks, PendingUpload};
 use super::{BackendError, PartSource, PosixMeta, PARTS_IN_FLIGHT};
 use super::{RawStore, Request};
 use async_trait::async_trait;
@@ -22,6 +23,13 @@ const PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~')
     .remove(b'/');
+
+/// What a query value keeps unencoded (RFC 3986 unreserved characters).
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// UploadPartCopy for one bucket.
 pub struct S3Raw {
@@ -217,6 +225,76 @@ impl RawStore for S3Raw {
                 headers: &[],
                 body: Bytes::new(),
                 what: "DeleteObject (directory marker)",
+            })
+            .await,
+        )
+    }
+
+    async fn stale_uploads(
+        &self,
+        prefix: &str,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<PendingUpload>, BackendError> {
+        let enc = |s: &str| utf8_percent_encode(s, QUERY).to_string();
+        let mut out = Vec::new();
+        let (mut key_marker, mut id_marker) = (String::new(), String::new());
+        // Bounded: 1,000 pages of 1,000 uploads.
+        for _ in 0..1000 {
+            let mut query = format!("?uploads=&prefix={}", enc(prefix));
+            if !key_marker.is_empty() {
+                query.push_str(&format!(
+                    "&key-marker={}&upload-id-marker={}",
+                    enc(&key_marker),
+                    enc(&id_marker)
+                ));
+            }
+            let url = format!("{}/{query}", self.bucket_url);
+            let (_, body) = self
+                .send(Request {
+                    method: http::Method::GET,
+                    url: &url,
+                    headers: &[],
+                    body: Bytes::new(),
+                    what: "ListMultipartUploads",
+                })
+                .await?;
+            let text = String::from_utf8_lossy(&body);
+            for u in xml_blocks(&text, "Upload") {
+                let (Some(key), Some(id)) = (xml_text(u, "Key"), xml_text(u, "UploadId")) else {
+                    continue;
+                };
+                let initiated = xml_text(u, "Initiated")
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| std::time::SystemTime::from(t.with_timezone(&chrono::Utc)));
+                if let Some(initiated) = initiated.filter(|t| *t < before) {
+                    out.push(PendingUpload {
+                        key,
+                        upload_id: id,
+                        initiated,
+                    });
+                }
+            }
+            if xml_text(&text, "IsTruncated").as_deref() != Some("true") {
+                return Ok(out);
+            }
+            key_marker = xml_text(&text, "NextKeyMarker").unwrap_or_default();
+            id_marker = xml_text(&text, "NextUploadIdMarker").unwrap_or_default();
+            if key_marker.is_empty() {
+                return Ok(out);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), BackendError> {
+        let query = format!("?uploadId={}", utf8_percent_encode(upload_id, QUERY));
+        deleted(
+            self.send(Request {
+                method: http::Method::DELETE,
+                url: &self.url(key, &query),
+                headers: &[],
+                body: Bytes::new(),
+                what: "AbortMultipartUpload",
             })
             .await,
         )

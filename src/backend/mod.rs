@@ -14,6 +14,7 @@ pub(crate) mod error;
 #[cfg(test)]
 pub mod fault;
 pub mod gdrive;
+mod hostile;
 mod local;
 pub mod memory;
 pub mod meta;

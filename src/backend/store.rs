@@ -37,6 +37,8 @@ pub struct ObjectStoreBackend {
     /// The server refused a part copy for a reason other than a changed source (an
     /// S3-compatible without UploadPartCopy): whole uploads from then on.
     part_copies_refused: std::sync::atomic::AtomicBool,
+    /// Keys hidden from listings (no file name can carry them).
+    hidden: super::hostile::Hidden,
 }
 
 impl fmt::Debug for ObjectStoreBackend {
@@ -69,6 +71,7 @@ impl ObjectStoreBackend {
             local_dir: None,
             raw: None,
             part_copies_refused: Default::default(),
+            hidden: Default::default(),
         }
     }
 
@@ -268,6 +271,16 @@ impl Backend for ObjectStoreBackend {
             return self.list_local(prefix, token, max_keys).await;
         };
         let full = self.full_key(prefix);
+        // A raw listing where the store has one: one odd key must not fail the directory.
+        if let Some(raw) = &self.raw {
+            let listed = self
+                .hidden
+                .list(raw.as_ref(), &self.name, (prefix, &full), token, max_keys)
+                .await?;
+            if let Some(page) = listed {
+                return Ok(page);
+            }
+        }
         let opts = PaginatedListOptions {
             delimiter: Some(Cow::Borrowed("/")),
             max_keys: Some(max_keys.max(1)),

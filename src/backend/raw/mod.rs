@@ -10,6 +10,7 @@
 //!   paths cannot hold.
 
 pub mod azure;
+pub mod list;
 pub mod s3;
 
 use super::{BackendError, PartSource, PosixMeta};
@@ -35,6 +36,19 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
     /// object_store do not show it (Azure); `None` when listings do.
     async fn has_marker(&self, key: &str) -> Result<Option<bool>, BackendError> {
         let _ = key;
+        Ok(None)
+    }
+
+    /// One page of the objects and common prefixes directly under the full key prefix
+    /// `prefix` (delimiter `/`), with keys as bytes, for stores whose object_store listing
+    /// fails on keys it cannot parse; `None` when object_store's listing is to be used.
+    async fn list(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max_keys: usize,
+    ) -> Result<Option<list::RawPage>, BackendError> {
+        let _ = (prefix, token, max_keys);
         Ok(None)
     }
 

@@ -230,6 +230,36 @@ impl RawStore for S3Raw {
         )
     }
 
+    async fn list(
+        &self,
+        prefix: &str,
+        token: Option<&str>,
+        max_keys: usize,
+    ) -> Result<Option<super::list::RawPage>, BackendError> {
+        let enc = |s: &str| utf8_percent_encode(s, QUERY).to_string();
+        let mut query = format!(
+            "?list-type=2&delimiter=%2F&encoding-type=url&max-keys={}&prefix={}",
+            max_keys.clamp(1, 1000),
+            enc(prefix)
+        );
+        if let Some(t) = token {
+            query.push_str(&format!("&continuation-token={}", enc(t)));
+        }
+        let url = format!("{}/{query}", self.bucket_url);
+        let (_, body) = self
+            .send(Request {
+                method: http::Method::GET,
+                url: &url,
+                headers: &[],
+                body: Bytes::new(),
+                what: "ListObjectsV2",
+            })
+            .await?;
+        Ok(Some(super::list::parse_list_v2(&String::from_utf8_lossy(
+            &body,
+        ))))
+    }
+
     async fn stale_uploads(
         &self,
         prefix: &str,

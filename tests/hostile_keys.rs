@@ -7,25 +7,6 @@ mod harness;
 mod support;
 
 use harness::{sh, MountCmd};
-use std::process::Command;
-
-/// Run boto3 `script` against `s3` (the client is `c`); its stdout.
-fn boto(s3: &support::S3Server, script: &str) -> String {
-    let full = format!(
-        "import boto3, sys\nc = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
-         aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\n{script}"
-    );
-    let out = Command::new("python3")
-        .args(["-c", &full, &s3.endpoint, &s3.access_key, &s3.secret_key])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn ok(cmd: &str) -> String {
     let (success, out, err) = sh(cmd);
@@ -44,15 +25,12 @@ fn a_directory_with_every_kind_of_hostile_key_lists_reads_removes_and_moves() {
     let s3 = support::S3Server::start_moto();
     s3.create_bucket("hostile");
     let long = "L".repeat(300);
-    boto(
-        &s3,
-        &format!(
-            "for k in ['dir/ok.txt', 'dir/a//b.txt', 'dir/./dot.txt', 'dir/../escape.txt', \
+    s3.boto(&format!(
+        "for k in ['dir/ok.txt', 'dir/a//b.txt', 'dir/./dot.txt', 'dir/../escape.txt', \
              'dir/../../etc/passwd', '..', 'dir/..', 'dir/ctl\\x01name.txt', 'dir/{long}', \
              'dir/both', 'dir/both/inner.txt', 'dir/trail/', 'dir/sub/deep.txt']:\n    \
              c.put_object(Bucket='hostile', Key=k, Body=b'content of ' + k.encode())"
-        ),
-    );
+    ));
     let m = MountCmd::s3(&s3, "hostile", &[]).mount();
     let mnt = m.path.display().to_string();
     let (_, listed, err) = sh(&format!("ls -A {mnt}/dir"));

@@ -7,30 +7,10 @@ mod harness;
 mod support;
 
 use harness::MountCmd;
-use std::process::Command;
 use std::time::Duration;
 
-/// Run boto3 `script` against `s3` (the client is `c`); its stdout.
-fn boto(s3: &support::S3Server, script: &str) -> String {
-    let full = format!(
-        "import boto3, sys\nc = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
-         aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\n{script}"
-    );
-    let out = Command::new("python3")
-        .args(["-c", &full, &s3.endpoint, &s3.access_key, &s3.secret_key])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn pending_keys(s3: &support::S3Server) -> Vec<String> {
-    let out = boto(
-        s3,
+    let out = s3.boto(
         "r = c.list_multipart_uploads(Bucket='stale')\nprint('\\n'.join(sorted(u['Key'] for u in r.get('Uploads', []))))",
     );
     out.lines()
@@ -43,8 +23,7 @@ fn pending_keys(s3: &support::S3Server) -> Vec<String> {
 fn unfinished_uploads_under_the_prefix_are_aborted_once_old_enough() {
     let s3 = support::S3Server::start_moto();
     s3.create_bucket("stale");
-    boto(
-        &s3,
+    s3.boto(
         "for k in ['data/old.bin', 'data/sub/odd &<key>.bin', 'other/keep.bin']:\n    c.create_multipart_upload(Bucket='stale', Key=k)",
     );
     assert_eq!(pending_keys(&s3).len(), 3);

@@ -680,6 +680,31 @@ impl S3Server {
     }
 
     /// PUT an object with a raw key (may end in '/', e.g. a directory marker "dir/").
+    /// Run a boto3 `script` against this server (the S3 client is `c`); its stdout. For
+    /// requests object_store cannot make (keys it refuses, multipart upload listings).
+    pub fn boto(&self, script: &str) -> String {
+        let full = format!(
+            "import boto3, sys\nc = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', \
+             aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])\n{script}"
+        );
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                &full,
+                &self.endpoint,
+                &self.access_key,
+                &self.secret_key,
+            ])
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn put_raw_key(&self, bucket: &str, key: &str, body: &[u8]) {
         if let Err(e) = self.try_put_raw_key(bucket, key, body) {
             panic!("{e}");

@@ -381,6 +381,16 @@ impl DriveBackend {
         Ok((id, above))
     }
 
+    /// The entry of `key` from the listing kept of its folder, whatever its age, when the
+    /// changes feed keeps listings right (it drops those a change touches): reads of a file
+    /// never wait for its whole folder to be listed again.
+    fn kept_entry(&self, key: &str) -> Option<Entry> {
+        self.settings.poll_interval?;
+        let (parent, name) = split(key.trim_end_matches('/'));
+        let folder = self.tree.folder(&self.tree.dir_id(parent)?, false)?;
+        folder.get(name).cloned()
+    }
+
     /// The entry of key `key`, and its folder's id.
     async fn entry(&self, key: &str) -> Result<(Entry, String), BackendError> {
         let key = key.trim_end_matches('/');
@@ -496,7 +506,10 @@ impl Backend for DriveBackend {
         range: Range<u64>,
         etag: Option<&str>,
     ) -> Result<Bytes, BackendError> {
-        let (e, _) = self.entry(key).await?;
+        let e = match self.kept_entry(key) {
+            Some(e) => e,
+            None => self.entry(key).await?.0,
+        };
         if let Some(want) = etag {
             if e.file.etag().as_deref() != Some(want) {
                 return Err(BackendError::Changed(format!(

@@ -14,9 +14,17 @@ pub enum BackendError {
     /// The server refused the credentials or the operation.
     #[error("access denied: {0}")]
     Denied(String),
-    /// The server could not be reached (connection refused, DNS, timeout).
+    /// The server could not be reached (connection refused, DNS, timeout): no answer came.
     #[error("cannot reach the server: {0}")]
     Unreachable(String),
+    /// The server answered that it is busy or failing for now (408, 429, 5xx): worth another
+    /// try later, but it is up.
+    #[error("the server is busy or failing: {0}")]
+    Busy(String),
+    /// Not sent: the store has not answered since the time given, and the mount serves what
+    /// it has cached until it answers again (`-o offline=on`).
+    #[error("offline: {0}")]
+    Offline(String),
     /// The key cannot be expressed for this store.
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey {
@@ -34,6 +42,16 @@ pub enum BackendError {
     /// Anything else the server or client reported.
     #[error("{0}")]
     Other(String),
+}
+
+impl BackendError {
+    /// Whether a later try may succeed because the server was down, unreachable or busy.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Unreachable(_) | BackendError::Busy(_) | BackendError::Offline(_)
+        )
+    }
 }
 
 /// The whole `source()` chain of an error as one line, with secrets in URLs redacted.

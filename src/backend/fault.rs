@@ -37,8 +37,11 @@ pub enum Op {
 /// What happens to a matching operation.
 #[derive(Debug, Clone)]
 pub enum Fault {
-    /// It fails (as an unreachable server), without reaching the store.
+    /// It fails as a server that answers it is failing (503), without reaching the store.
     Fail,
+    /// It fails as a server that does not answer (connection refused), without reaching
+    /// the store.
+    Down,
     /// It waits this long first.
     Delay(Duration),
     /// It signals `reached`, then waits for `release` before going on.
@@ -140,8 +143,13 @@ impl FaultBackend {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match f {
                 Fault::Fail => {
-                    return Err(BackendError::Unreachable(format!(
+                    return Err(BackendError::Busy(format!(
                         "{op:?} {key}: injected failure"
+                    )))
+                }
+                Fault::Down => {
+                    return Err(BackendError::Unreachable(format!(
+                        "{op:?} {key}: injected outage"
                     )))
                 }
                 Fault::Delay(d) => tokio::time::sleep(d).await,

@@ -331,8 +331,8 @@ impl Backend for MemoryBackend {
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
         if self.failing_puts.load(Ordering::Relaxed) {
-            return Err(BackendError::Unreachable(format!(
-                "put {key}: server down (test)"
+            return Err(BackendError::Busy(format!(
+                "put {key}: server failing (test)"
             )));
         }
         self.insert_with_meta(key, data, meta.clone());

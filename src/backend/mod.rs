@@ -18,6 +18,7 @@ mod hostile;
 mod local;
 pub mod memory;
 pub mod meta;
+pub mod offline;
 pub mod part_size;
 pub mod raw;
 mod reloadable;
@@ -25,6 +26,7 @@ mod store;
 
 pub use build::{build_backend, BuiltBackend};
 pub use error::BackendError;
+pub use offline::{Connectivity, Guarded};
 pub use reloadable::Reloadable;
 pub use store::ObjectStoreBackend;
 

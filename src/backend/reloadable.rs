@@ -87,6 +87,24 @@ impl Backend for Reloadable {
         self.now().put_file(key, file, size, part_size, meta).await
     }
 
+    async fn put_file_if(
+        &self,
+        key: &str,
+        file: &std::fs::File,
+        size: u64,
+        part_size: u64,
+        meta: &PosixMeta,
+        cond: &super::Precondition,
+    ) -> Result<ObjectInfo, BackendError> {
+        self.now()
+            .put_file_if(key, file, size, part_size, meta, cond)
+            .await
+    }
+
+    fn max_parts(&self) -> u64 {
+        self.now().max_parts()
+    }
+
     fn stores_metadata(&self) -> bool {
         self.now().stores_metadata()
     }

@@ -81,9 +81,20 @@ pub fn run(args: StatusArgs) -> Result<(), String> {
                 field(&report, "lost_found_dir")
             ),
         };
+        let offline = match field(&report, "offline_since") {
+            "" => String::new(),
+            since => format!(
+                "\n  offline since {since}: the store does not answer ({}); serving cached data",
+                field(&report, "offline_reason")
+            ),
+        };
+        let unsent = match field(&report, "unsent") {
+            "" | "0" => String::new(),
+            n => format!("\n  {n} closed file(s) journaled, waiting for the store"),
+        };
         println!(
-            "{source} on {}\n  pid {}, up {} s\n  cache {cache}\n  open for writing {}, \
-             uploads in flight {}\n  errors {}{last}{lost}",
+            "{source} on {}\n  pid {}, up {} s{offline}\n  cache {cache}\n  open for writing {}, \
+             uploads in flight {}{unsent}\n  errors {}{last}{lost}",
             mountpoint.display(),
             field(&report, "pid"),
             field(&report, "uptime_s"),

@@ -131,6 +131,9 @@ pub struct MountConfig {
     pub rename_dir_limit: usize,
     /// Most files open for writing at once (each may hold up to 4 upload parts in memory).
     pub max_open_writes: usize,
+    /// Keep serving cached listings, attributes and blocks while the store does not answer,
+    /// fail uncached reads at once, journal closed writes and upload them once it answers.
+    pub offline: bool,
     /// Let the kernel read files that are fully in the disk cache straight from their cache file
     /// (FUSE passthrough, Linux 6.9 or later, daemon running as root).
     pub passthrough: bool,
@@ -217,6 +220,7 @@ impl Default for MountConfig {
             part_size: 8 << 20,
             max_memory: 24 << 20,
             passthrough: true,
+            offline: true,
             sign_payload: None,
             suid: false,
             dev: false,

@@ -10,6 +10,7 @@ mod events;
 mod logging;
 mod names;
 mod notify;
+mod offline;
 mod reload;
 mod run;
 

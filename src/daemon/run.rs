@@ -95,6 +95,7 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
             journaled,
         ));
     }
+    rt.spawn(super::offline::watch(fs.clone()));
     let handle = crate::fuse::mount(
         fs.clone(),
         rt.handle().clone(),
@@ -237,6 +238,14 @@ fn status_report(
             s.errors,
             s.last_error.unwrap_or_default().replace('\n', " "),
             s.inodes
+        ));
+        let offline = s.offline_since.map_or(String::new(), |(since, why)| {
+            let since = chrono::DateTime::<chrono::Utc>::from(since);
+            format!("{}\noffline_reason={}", since.format("%Y-%m-%d %H:%M:%S UTC"), why.replace('\n', " "))
+        });
+        out.push_str(&format!(
+            "offline_since={offline}\nstale_answers={}\nunsent={}\n",
+            s.stale_answers, s.unsent
         ));
         out.push_str(&format!(
             "lost_found={}\nlost_found_dir={}\n",

@@ -47,18 +47,17 @@ impl DirCache {
         !self.ttl.is_zero() && n <= self.max_entries
     }
 
-    /// The fresh listing of directory `key`, if cached.
+    /// The fresh listing of directory `key`, if cached. One whose TTL ran out stays (within
+    /// the bound) for [`DirCache::get_stale`].
     pub fn get(&self, key: &str) -> Option<Arc<Listing>> {
         let mut g = self.inner.lock().ok()?;
-        let (lru, total) = &mut *g;
-        let fresh = lru.get(key).map(|l| l.at.elapsed() < self.ttl)?;
-        if fresh {
-            return lru.get(key).cloned();
-        }
-        if let Some(old) = lru.pop(key) {
-            *total -= old.entries.len();
-        }
-        None
+        let listing = g.0.get(key)?;
+        (listing.at.elapsed() < self.ttl).then(|| listing.clone())
+    }
+
+    /// The last listing of directory `key`, however old (while the store does not answer).
+    pub fn get_stale(&self, key: &str) -> Option<Arc<Listing>> {
+        self.inner.lock().ok()?.0.get(key).cloned()
     }
 
     /// Store the complete listing of directory `key`.
@@ -143,5 +142,6 @@ mod tests {
         assert!(c.get("huge/").is_none(), "too big to cache");
         std::thread::sleep(Duration::from_millis(150));
         assert!(c.get("b/").is_none(), "expired");
+        assert!(c.get_stale("b/").is_some(), "kept for when the store does not answer");
     }
 }

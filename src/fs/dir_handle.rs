@@ -88,6 +88,20 @@ impl DirHandle {
         }
     }
 
+    /// Serve the directory's last cached listing, however old, instead of the stream, when
+    /// the stream has not handed out any entry yet (its first page failed); whether it does.
+    pub fn use_stale(&mut self, cache: &DirCache) -> bool {
+        let untouched =
+            matches!(&self.source, Source::Stream { next_index, .. } if *next_index == 0);
+        match cache.get_stale(&self.key) {
+            Some(listing) if untouched => {
+                self.source = Source::Cached(listing);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Entries this handle holds in memory for the stream (0 when served from the cache);
     /// the listing collected for the cache is not counted.
     pub fn in_memory(&self) -> usize {

@@ -5,7 +5,7 @@
 use super::{CloudFs, FsError};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Counters the core keeps while serving.
 #[derive(Debug, Default)]
@@ -14,6 +14,8 @@ pub(super) struct Activity {
     stopping: AtomicBool,
     uploads: AtomicUsize,
     errors: AtomicU64,
+    /// Answers given from cache past their TTL because the store did not answer.
+    stale: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -32,6 +34,11 @@ impl Activity {
         self.uploads.fetch_add(1, Ordering::Relaxed);
         Uploading(self)
     }
+
+    /// Count one answer given from cache past its TTL.
+    pub(super) fn served_stale(&self) {
+        self.stale.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of a serving mount.
@@ -47,6 +54,12 @@ pub struct FsStats {
     pub last_error: Option<String>,
     /// Inodes known.
     pub inodes: usize,
+    /// Answers given from cache past their TTL because the store did not answer.
+    pub stale_answers: u64,
+    /// Closed content waiting for the store to answer (uploaded in the background then).
+    pub unsent: usize,
+    /// Since when the store has not answered, and the last reason; `None` while it does.
+    pub offline_since: Option<(SystemTime, String)>,
     /// Files set aside in `lost+found` next to the staging directory: journaled content the
     /// server had moved past, content no program closed, unreadable records.
     pub lost_found: usize,
@@ -61,6 +74,9 @@ impl CloudFs {
             errors: self.activity.errors.load(Ordering::Relaxed),
             last_error: super::lock(&self.activity.last_error).clone(),
             inodes: self.inodes.len(),
+            stale_answers: self.activity.stale.load(Ordering::Relaxed),
+            unsent: self.unsent(),
+            offline_since: self.conn.offline_since(),
             lost_found: self.staging.as_ref().map_or(0, |a| a.lost_found_count()),
         }
     }

@@ -18,6 +18,8 @@ mod error;
 mod file_handle;
 pub mod inode;
 mod lifecycle;
+mod lookup;
+mod offline;
 pub mod listing;
 mod namespace;
 pub mod negative;
@@ -30,7 +32,7 @@ pub use error::{FsError, FsResult};
 pub use lifecycle::FsStats;
 pub use write_ops::Access;
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, Connectivity, Guarded};
 use crate::config::MountConfig;
 use crate::read::{
     BlockSource, DiskBlockCache, MemoryBudget, ObjectRef, Pin, PrefetchConfig, Prefetcher,
@@ -146,6 +148,8 @@ pub struct CoreConfig {
     pub upload_unclosed: bool,
     /// See [`MountConfig::max_open_writes`].
     pub max_open_writes: usize,
+    /// See [`MountConfig::offline`].
+    pub offline: bool,
 }
 
 impl From<&MountConfig> for CoreConfig {
@@ -170,6 +174,7 @@ impl From<&MountConfig> for CoreConfig {
             upload_unclosed: c.upload_unclosed,
             stream_staging_max: c.stream_staging_max,
             max_open_writes: c.max_open_writes,
+            offline: c.offline,
         }
     }
 }
@@ -177,7 +182,12 @@ impl From<&MountConfig> for CoreConfig {
 /// The filesystem of one mount.
 #[derive(Debug)]
 pub struct CloudFs {
+    /// Every request goes through `guard`, which reports to `conn`.
     backend: Arc<dyn Backend>,
+    guard: Arc<Guarded>,
+    conn: Arc<Connectivity>,
+    /// Journal records of an earlier run not replayed because the store did not answer.
+    unsent_records: Mutex<Vec<crate::write::Pending>>,
     blocks: Arc<BlockSource>,
     budget: Arc<MemoryBudget>,
     cfg: CoreConfig,
@@ -212,7 +222,13 @@ impl CloudFs {
     ) -> Self {
         let now = SystemTime::now();
         let staging = staging_area(cache.as_deref());
+        let conn = Connectivity::new(mount.offline);
+        let guard = Arc::new(Guarded::new(backend, conn.clone()));
+        let backend: Arc<dyn Backend> = guard.clone();
         CloudFs {
+            guard,
+            conn,
+            unsent_records: Mutex::new(Vec::new()),
             blocks: BlockSource::new(backend.clone(), cache, mount.cache_block_size),
             budget: MemoryBudget::new(mount.max_memory),
             backend,
@@ -273,165 +289,8 @@ impl CloudFs {
     fn entry(&self, node: &Node) -> Entry {
         Entry {
             attr: self.policy.attr(node.ino, node.kind, &node.stat),
-            entry_ttl: self.cfg.entry_timeout,
-            attr_ttl: self.cfg.attr_timeout,
-        }
-    }
-
-    /// Resolve `name` in directory `parent`; counts one kernel reference on success.
-    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
-        let ino = self.resolve(parent, name).await?;
-        self.inodes.remember(ino);
-        let node = self.node(ino)?;
-        Ok(self.entry(&self.with_staged_size(node)))
-    }
-
-    /// The inode of `name` in directory `parent` (not counted as a kernel reference).
-    async fn resolve(&self, parent: u64, name: &str) -> FsResult<u64> {
-        let dir = self.node(parent)?;
-        if dir.kind != Kind::Dir {
-            return Err(FsError::NotDir);
-        }
-        check_name(&dir.key, name)?;
-        if let Some(node) = self.inodes.child(parent, name) {
-            // What exists only in the mount, or is being written, is not asked of the store.
-            if Instant::now() < node.expires
-                || self.inodes.is_local(node.ino)
-                || self.is_open_for_write(node.ino)
-            {
-                return Ok(node.ino);
-            }
-        }
-        if self.negative.contains(parent, name) {
-            return Err(FsError::NotFound);
-        }
-        let found = match self.dirs.get(&dir.key) {
-            Some(listing) => listing.get(name).cloned(),
-            None => self.remote_lookup(&dir.key, name).await?,
-        };
-        let Some(found) = found else {
-            self.negative.insert(parent, name);
-            self.inodes.unlink(parent, name);
-            return Err(FsError::NotFound);
-        };
-        let ino = self.inodes.upsert(
-            parent,
-            name,
-            &found.key,
-            found.kind,
-            found.stat,
-            self.expiry(),
-        );
-        Ok(ino)
-    }
-
-    /// Ask the store whether `name` exists under directory key `dir_key`.
-    async fn remote_lookup(&self, dir_key: &str, name: &str) -> FsResult<Option<Listed>> {
-        let key = format!("{dir_key}{name}");
-        let as_dir = format!("{key}/");
-        let (head, list) =
-            tokio::join!(self.backend.head(&key), self.backend.list(&as_dir, None, 1));
-        let is_dir = match list {
-            Ok(p) => p.shows_directory(),
-            Err(BackendError::NotFound(_)) => false,
-            Err(e) => return Err(e.into()),
-        };
-        if is_dir {
-            let stat = Stat {
-                size_unknown: false,
-                size: 0,
-                mtime: self.mounted_at,
-                etag: None,
-                meta: Default::default(),
-            };
-            return Ok(Some(Listed {
-                name: name.to_string(),
-                key: as_dir,
-                kind: Kind::Dir,
-                stat,
-            }));
-        }
-        match head {
-            Ok(o) => {
-                let stat = Stat::from(o);
-                return Ok(Some(Listed {
-                    name: name.to_string(),
-                    key,
-                    kind: Kind::of_object(&stat.meta),
-                    stat,
-                }));
-            }
-            Err(BackendError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        // A file hidden by a directory of the same name is reachable as NAME + suffix.
-        let suffix = self.cfg.listing.suffix.as_str();
-        if let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
-            let base_key = format!("{dir_key}{base}");
-            let base_dir = format!("{base_key}/");
-            let (head, list) = tokio::join!(
-                self.backend.head(&base_key),
-                self.backend.list(&base_dir, None, 1)
-            );
-            let shadowed = list.is_ok_and(|p| p.shows_directory());
-            if let (true, Ok(o)) = (shadowed, head) {
-                let stat = Stat::from(o);
-                return Ok(Some(Listed {
-                    name: name.to_string(),
-                    key: base_key,
-                    kind: Kind::File,
-                    stat,
-                }));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Attributes of `ino`; a file whose attributes expired is checked with a HEAD.
-    pub async fn getattr(&self, ino: u64) -> FsResult<(Attr, Duration)> {
-        let node = self.fresh_node(ino).await?;
-        let mut attr = self.policy.attr(ino, node.kind, &node.stat);
-        if node.unlinked {
-            attr.nlink = 0;
-        }
-        Ok((attr, self.cfg.attr_timeout))
-    }
-
-    /// The node of `ino`, refreshed from the store when it is a file whose TTL ran out; a
-    /// file open for writing has the size of its staged content. An unlinked inode is not
-    /// asked of the store, where its old name may hold another object by now.
-    async fn fresh_node(&self, ino: u64) -> FsResult<Node> {
-        let node = self.node(ino)?;
-        if self.is_open_for_write(ino) {
-            return Ok(self.with_staged_size(node));
-        }
-        if node.kind == Kind::Dir
-            || node.unlinked
-            || Instant::now() < node.expires
-            || self.inodes.is_local(ino)
-        {
-            return Ok(node);
-        }
-        match self.backend.head(&node.key).await {
-            Ok(o) => {
-                let stat = Stat::from(o);
-                let relinked = node.kind == Kind::Symlink && stat.etag != node.stat.etag;
-                if Kind::of_object(&stat.meta) != node.kind || relinked {
-                    // Became (or stopped being) a symbolic link, or a link got a new target:
-                    // a new inode, found by the kernel's next lookup of the name.
-                    self.inodes.unlink(node.parent, &node.name);
-                    self.dirs.invalidate(&parent_key(&node.key));
-                    return Err(FsError::Stale);
-                }
-                self.inodes.refresh(ino, stat, self.expiry());
-                self.node(ino)
-            }
-            Err(BackendError::NotFound(_)) => {
-                self.inodes.unlink(node.parent, &node.name);
-                self.dirs.invalidate(&parent_key(&node.key));
-                Err(FsError::NotFound)
-            }
-            Err(e) => Err(e.into()),
+            entry_ttl: self.ttl(node, self.cfg.entry_timeout),
+            attr_ttl: self.ttl(node, self.cfg.attr_timeout),
         }
     }
 
@@ -610,8 +469,16 @@ impl CloudFs {
             self.negative.remove(dir_ino, &e.name);
             true
         };
-        h.feed(start, self.backend.as_ref(), &self.dirs, &mut emit)
-            .await?;
+        match h.feed(start, self.backend.as_ref(), &self.dirs, &mut emit).await {
+            // The store does not answer: the directory's last listing, however old, if the
+            // listing had not started.
+            Err(e) if self.serves_offline(&e) && h.use_stale(&self.dirs) => {
+                self.activity.served_stale();
+                h.feed(start, self.backend.as_ref(), &self.dirs, &mut emit)
+                    .await?;
+            }
+            done => done?,
+        }
         Ok(())
     }
 

@@ -77,8 +77,20 @@ impl Sessions {
         all
     }
 
+    /// Sessions no handle holds: closed content kept because its upload failed.
+    pub(super) fn idle(&self) -> Vec<(u64, Arc<OpenWrite>)> {
+        let mut idle: Vec<_> = lock(&self.map)
+            .iter()
+            .filter(|(_, s)| s.handles == 0)
+            .map(|(ino, s)| (*ino, s.w.clone()))
+            .collect();
+        idle.sort_by_key(|(ino, _)| *ino);
+        idle
+    }
+
     /// Count one more write handle on `ino`'s session, starting it with what `make` stages
-    /// when there is none (at most `max` sessions). Returns the session and whether it was
+    /// when there is none (at most `max` sessions with handles: closed content waiting for
+    /// the store does not count). Returns the session and whether it was
     /// joined (true) or started.
     pub(super) fn open(
         &self,
@@ -91,7 +103,7 @@ impl Sessions {
             slot.handles += 1;
             return Ok((slot.w.clone(), true));
         }
-        if map.len() >= max {
+        if map.values().filter(|s| s.handles > 0).count() >= max {
             return Err(FsError::TooManyWriters(max));
         }
         let staged = make()?;

@@ -160,6 +160,7 @@ impl CloudFs {
         };
         let info = match put {
             Ok(info) => info,
+            Err(e @ BackendError::Offline(_)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(key = %st.key, error = %e, "upload failed; the data stays staged and is sent again at the next flush or close");
                 return Err(e.into());
@@ -260,20 +261,41 @@ impl CloudFs {
         let Some(area) = &self.staging else {
             return;
         };
-        let pending = area.pending();
+        let left = self.replay(area, area.pending()).await;
+        if !left.is_empty() {
+            // The mount must not wait on the server record by record. What is left stays,
+            // and its replay stays conditional, so serving first never lets it replace a
+            // newer save.
+            let when = if self.cfg.offline {
+                "in the background once it answers (or at the next mount)"
+            } else {
+                "at the next mount"
+            };
+            tracing::warn!(left = left.len(), "the server does not answer; the pending uploads left are tried again {when}");
+            if self.cfg.offline {
+                super::lock(&self.unsent_records).extend(left);
+            }
+        }
+    }
+
+    /// Replay journal records `pending` in order; the ones left untried because the server
+    /// stopped answering.
+    pub(super) async fn replay(
+        &self,
+        area: &crate::write::StagingArea,
+        pending: Vec<Pending>,
+    ) -> Vec<Pending> {
         for (n, p) in pending.iter().enumerate() {
             if p.record.state == RecordState::Unclosed && !self.cfg.upload_unclosed {
                 area.set_aside(p, "no program closed this content (the daemon stopped while it was open for writing); mount with -o upload_unclosed to upload such content instead");
                 continue;
             }
             if let Err(e) = self.resume_one(area, p).await {
-                // The server does not answer: the mount must not wait on it record by record.
-                // What is left stays, and its replay stays conditional, so serving first
-                // never lets it replace a newer save.
-                tracing::warn!(error = %e, left = pending.len() - n, "the server does not answer; the pending uploads left are tried again at the next mount");
-                return;
+                tracing::debug!(error = %e, "replaying the journal stops: the server does not answer");
+                return pending[n..].to_vec();
             }
         }
+        Vec::new()
     }
 
     /// Replay one journal record; `Err` only when the server could not be reached (the
@@ -296,7 +318,7 @@ impl CloudFs {
         let now = match self.backend.head(&key).await {
             Ok(info) => Some(info),
             Err(BackendError::NotFound(_)) => None,
-            Err(e @ BackendError::Unreachable(_)) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 tracing::warn!(%key, error = %e, staged = %p.data.display(), "cannot ask the server whether a pending upload is still current; it is tried again at the next mount");
                 return Ok(());
@@ -342,7 +364,7 @@ impl CloudFs {
             Err(BackendError::Changed(_)) => {
                 area.set_aside(p, "the server changed meanwhile: it holds a newer version than the one this content replaces (or the version its unchanged bytes come from is gone)");
             }
-            Err(e @ BackendError::Unreachable(_)) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 tracing::warn!(%key, error = %e, staged = %p.data.display(), "resumed upload failed; it is tried again at the next mount");
             }

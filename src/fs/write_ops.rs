@@ -326,7 +326,10 @@ impl CloudFs {
                 let mut st = w.staged.lock().await;
                 // A program closed (or synced) what the file holds now.
                 st.unclosed = false;
-                self.upload_locked(h.ino, &mut st).await
+                match self.upload_locked(h.ino, &mut st).await {
+                    Err(e) => self.journal_instead(h.ino, &mut st, e).await,
+                    done => done,
+                }
             }
             None => Ok(()),
         }

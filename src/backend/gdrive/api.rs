@@ -205,7 +205,7 @@ impl Api {
             let (token, generation) = match self.tokens.token().await {
                 Ok(t) => t,
                 // The token endpoint is busy or down: as for any other request.
-                Err(e @ BackendError::Unreachable(_)) => {
+                Err(e @ (BackendError::Unreachable(_) | BackendError::Busy(_))) => {
                     failures += 1;
                     let pause = backoff(failures);
                     if failures > self.limits.retries.max(8) || pause >= left {
@@ -333,7 +333,7 @@ async fn classify(r: reqwest::Response, what: &str, generation: u64) -> Outcome 
     let rate_limit = status == 429 || (status == 403 && RATE.contains(&reason.as_str()));
     match status {
         _ if rate_limit => Outcome::Retry(
-            BackendError::Unreachable(msg),
+            BackendError::Busy(msg),
             Some(retry_after.unwrap_or(Duration::ZERO)),
         ),
         401 => Outcome::Reauth(generation),
@@ -341,7 +341,7 @@ async fn classify(r: reqwest::Response, what: &str, generation: u64) -> Outcome 
         412 => Outcome::Fail(BackendError::Changed(msg)),
         403 if reason == "storageQuotaExceeded" => Outcome::Fail(BackendError::NoSpace(msg)),
         403 => Outcome::Fail(BackendError::Denied(msg)),
-        408 | 500..=599 => Outcome::Retry(BackendError::Unreachable(msg), retry_after),
+        408 | 500..=599 => Outcome::Retry(BackendError::Busy(msg), retry_after),
         _ => Outcome::Fail(BackendError::Other(msg)),
     }
 }

@@ -198,7 +198,7 @@ impl TokenSource {
         }
         let rate_limited = String::from_utf8_lossy(&body).contains("ateLimitExceeded");
         if status.is_server_error() || status.as_u16() == 429 || rate_limited {
-            return Err(BackendError::Unreachable(format!(
+            return Err(BackendError::Busy(format!(
                 "token endpoint {uri} answered {status}"
             )));
         }

@@ -167,7 +167,7 @@ pub async fn execute(
         412 => BackendError::Changed(message),
         // Busy or failing for now: worth another try, and no reason to stop using the
         // request kind for good.
-        408 | 429 | 500..=599 => BackendError::Unreachable(message),
+        408 | 429 | 500..=599 => BackendError::Busy(message),
         _ => BackendError::Other(message),
     })
 }
@@ -188,7 +188,7 @@ where
     let mut wait = std::time::Duration::from_millis(200);
     for _ in 0..RETRIES {
         match attempt().await {
-            Err(BackendError::Unreachable(e)) => {
+            Err(BackendError::Unreachable(e) | BackendError::Busy(e)) => {
                 tracing::debug!(error = %e, ?wait, "raw request failed; trying again");
                 tokio::time::sleep(wait).await;
                 wait *= 2;
@@ -277,7 +277,8 @@ mod tests {
         let r: Result<(), _> = with_retries(|| async {
             let n = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match n {
-                0 | 1 => Err(BackendError::Unreachable("503".into())),
+                0 => Err(BackendError::Busy("503".into())),
+                1 => Err(BackendError::Unreachable("reset".into())),
                 _ => Ok(()),
             }
         })

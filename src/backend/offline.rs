@@ -348,19 +348,28 @@ mod tests {
         let g = Guarded::new(Arc::new(Faulty(fb.clone())), conn.clone());
         assert!(g.head("a").await.is_ok());
         fb.inject(Op::Head, "a", Fault::Down, 1);
-        assert!(matches!(g.head("a").await, Err(BackendError::Unreachable(_))));
+        assert!(matches!(
+            g.head("a").await,
+            Err(BackendError::Unreachable(_))
+        ));
         assert!(conn.offline_since().is_some());
         // Not sent now: failed at once, whatever the store would say.
         let sent = fb.reached().len();
         assert!(matches!(g.head("a").await, Err(BackendError::Offline(_))));
         assert_eq!(fb.reached().len(), sent);
-        assert!(matches!(g.head("missing").await, Err(BackendError::Offline(_))));
+        assert!(matches!(
+            g.head("missing").await,
+            Err(BackendError::Offline(_))
+        ));
         // The probe is sent, and its answer ends the outage.
         assert!(g.probe().await);
         assert!(conn.is_online());
         assert!(g.head("a").await.is_ok());
         // An answer that is an error is still an answer.
-        assert!(matches!(g.head("missing").await, Err(BackendError::NotFound(_))));
+        assert!(matches!(
+            g.head("missing").await,
+            Err(BackendError::NotFound(_))
+        ));
         assert!(conn.is_online());
     }
 

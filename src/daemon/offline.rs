@@ -28,7 +28,11 @@ pub(super) async fn watch(fs: Arc<CloudFs>) {
         let left = fs.retry_unsent().await;
         next_retry = Instant::now() + RETRY_EVERY;
         if left < waiting {
-            tracing::info!(sent = waiting - left, left, "closed content that waited for the store is uploaded");
+            tracing::info!(
+                sent = waiting - left,
+                left,
+                "closed content that waited for the store is uploaded"
+            );
         }
     }
 }

@@ -241,7 +241,11 @@ fn status_report(
         ));
         let offline = s.offline_since.map_or(String::new(), |(since, why)| {
             let since = chrono::DateTime::<chrono::Utc>::from(since);
-            format!("{}\noffline_reason={}", since.format("%Y-%m-%d %H:%M:%S UTC"), why.replace('\n', " "))
+            format!(
+                "{}\noffline_reason={}",
+                since.format("%Y-%m-%d %H:%M:%S UTC"),
+                why.replace('\n', " ")
+            )
         });
         out.push_str(&format!(
             "offline_since={offline}\nstale_answers={}\nunsent={}\n",

@@ -142,6 +142,9 @@ mod tests {
         assert!(c.get("huge/").is_none(), "too big to cache");
         std::thread::sleep(Duration::from_millis(150));
         assert!(c.get("b/").is_none(), "expired");
-        assert!(c.get_stale("b/").is_some(), "kept for when the store does not answer");
+        assert!(
+            c.get_stale("b/").is_some(),
+            "kept for when the store does not answer"
+        );
     }
 }

@@ -110,7 +110,11 @@ impl FsError {
                 | FsError::IsDir
                 | FsError::Exists
                 | FsError::NotEmpty
-        ) || matches!(self, FsError::Backend(BackendError::NotFound(_)))
+        ) || matches!(
+            self,
+            // Offline: the log said so once, when the store stopped answering.
+            FsError::Backend(BackendError::NotFound(_) | BackendError::Offline(_))
+        )
     }
 }
 

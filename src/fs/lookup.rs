@@ -2,8 +2,8 @@
 //! object whose cached answer ran out. While the store does not answer (`-o offline=on`),
 //! what is cached answers instead, past its TTL ([`super::offline`]).
 
-use super::{CloudFs, Entry, FsError, FsResult, Kind, Listed, Node, Stat};
 use super::{check_name, parent_key, Attr};
+use super::{CloudFs, Entry, FsError, FsResult, Kind, Listed, Node, Stat};
 use crate::backend::BackendError;
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,11 @@ impl CloudFs {
     }
 
     /// Ask the store whether `name` exists under directory key `dir_key`.
-    pub(super) async fn remote_lookup(&self, dir_key: &str, name: &str) -> FsResult<Option<Listed>> {
+    pub(super) async fn remote_lookup(
+        &self,
+        dir_key: &str,
+        name: &str,
+    ) -> FsResult<Option<Listed>> {
         let key = format!("{dir_key}{name}");
         let as_dir = format!("{key}/");
         let (head, list) =

@@ -18,11 +18,11 @@ mod error;
 mod file_handle;
 pub mod inode;
 mod lifecycle;
-mod lookup;
-mod offline;
 pub mod listing;
+mod lookup;
 mod namespace;
 pub mod negative;
+mod offline;
 mod sessions;
 mod upload;
 mod write_ops;
@@ -469,7 +469,10 @@ impl CloudFs {
             self.negative.remove(dir_ino, &e.name);
             true
         };
-        match h.feed(start, self.backend.as_ref(), &self.dirs, &mut emit).await {
+        match h
+            .feed(start, self.backend.as_ref(), &self.dirs, &mut emit)
+            .await
+        {
             // The store does not answer: the directory's last listing, however old, if the
             // listing had not started.
             Err(e) if self.serves_offline(&e) && h.use_stale(&self.dirs) => {

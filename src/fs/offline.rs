@@ -98,7 +98,7 @@ impl CloudFs {
                 tracing::error!(key = %st.key, error = %j, "the store does not answer and the closed content cannot be journaled (is the cache directory's disk full?); the close fails");
                 return Err(err);
             }
-            tracing::info!(key = %st.key, staged = %st.path().display(), "the store does not answer: the closed content is journaled and uploaded once it answers");
+            tracing::info!(key = %st.key, staged = %st.path().display(), "closed while the store is offline: journaled, and uploaded once it answers");
         }
         Ok(())
     }
@@ -242,7 +242,11 @@ mod tests {
         let sent = fb.injected();
         assert_eq!(ls(&fs, d).await.unwrap().len(), 2, "the old listing");
         assert_eq!(fs.getattr(cached).await.unwrap().0.size, 12);
-        assert_eq!(cat(&fs, cached).await.unwrap(), b"cached bytes", "from the block cache");
+        assert_eq!(
+            cat(&fs, cached).await.unwrap(),
+            b"cached bytes",
+            "from the block cache"
+        );
         let other = fs.lookup(d, "other").await.unwrap().attr.ino;
         let err = cat(&fs, other).await.unwrap_err();
         assert_eq!(err.errno(), libc::ENETUNREACH, "{err}");
@@ -291,8 +295,13 @@ mod tests {
         let before = fb.injected();
         assert!(ls(&fs, d).await.is_err());
         assert!(fb.injected() > before, "sent although the store was down");
-        let (_, o) = fs.create(d, "new", PosixMeta::default()).await.unwrap_or_else(|e| panic!("{e}"));
-        fs.write(o.fh, 0, bytes::Bytes::from_static(b"x")).await.unwrap();
+        let (_, o) = fs
+            .create(d, "new", PosixMeta::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        fs.write(o.fh, 0, bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
         assert_eq!(fs.flush(o.fh).await.unwrap_err().errno(), libc::EIO);
         fs.release(o.fh).await;
     }

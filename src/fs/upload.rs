@@ -271,7 +271,10 @@ impl CloudFs {
             } else {
                 "at the next mount"
             };
-            tracing::warn!(left = left.len(), "the server does not answer; the pending uploads left are tried again {when}");
+            tracing::warn!(
+                left = left.len(),
+                "the server does not answer; the pending uploads left are tried again {when}"
+            );
             if self.cfg.offline {
                 super::lock(&self.unsent_records).extend(left);
             }

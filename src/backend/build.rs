@@ -116,7 +116,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 bucket,
                 &region,
             )?
-            .signing_payloads(cfg.signs_payload());
+            .signing_payloads(cfg.signs_payload())
+            .retrying(cfg.retries);
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
@@ -179,7 +180,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 &client_options(cfg),
                 &container_url,
                 &creds.account,
-            )?;
+            )?
+            .retrying(cfg.retries);
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)

@@ -305,13 +305,31 @@ impl Backend for ObjectStoreBackend {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
-        let opts = GetOptions {
-            range: Some(GetRange::Bounded(range)),
-            if_match: etag.map(str::to_string),
-            ..Default::default()
-        };
-        let res = self.store.get_opts(&self.path(key)?, opts).await?;
-        Ok(res.bytes().await?)
+        let path = self.path(key)?;
+        // A body shorter than the range the answer says it holds (a wrong Content-Length, a
+        // proxy that cut it) is never returned as content: tried once more, then an error.
+        let mut cut = String::new();
+        for _ in 0..2 {
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(range.clone())),
+                if_match: etag.map(str::to_string),
+                ..Default::default()
+            };
+            let res = self.store.get_opts(&path, opts).await?;
+            let want = res.range.end - res.range.start;
+            let data = res.bytes().await?;
+            if data.len() as u64 == want {
+                return Ok(data);
+            }
+            cut = format!(
+                "GET {key} bytes {}-{}: the answer held {} of its {want} bytes",
+                range.start,
+                range.end - 1,
+                data.len()
+            );
+            tracing::debug!("{cut}; trying again");
+        }
+        Err(BackendError::Busy(cut))
     }
 
     async fn put(

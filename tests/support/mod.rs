@@ -8,6 +8,8 @@
 //! `openssl`, `md5sum`, `useradd`, `id`, `runuser`. `.ci/install.sh` installs them.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

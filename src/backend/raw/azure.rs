@@ -29,6 +29,8 @@ pub struct AzureRaw {
     /// `scheme://host[:port][/account]/container`, without a trailing `/`.
     container_url: String,
     account: String,
+    /// Tries of a failed request after the first (`-o retries=`).
+    retries: u32,
 }
 
 impl std::fmt::Debug for AzureRaw {
@@ -54,7 +56,14 @@ impl AzureRaw {
             store,
             container_url: container_url.trim_end_matches('/').to_string(),
             account: account.to_string(),
+            retries: super::RETRIES,
         })
+    }
+
+    /// Try a failed request `retries` more times (`-o retries=`).
+    pub fn retrying(mut self, retries: usize) -> Self {
+        self.retries = u32::try_from(retries).unwrap_or(u32::MAX);
+        self
     }
 
     /// Send `r` authorized with the store's credentials (shared key, SAS token or bearer).
@@ -62,7 +71,7 @@ impl AzureRaw {
         &self,
         r: Request<'_>,
     ) -> Result<(http::HeaderMap, Bytes), BackendError> {
-        super::with_retries(|| async {
+        super::with_retries(self.retries, || async {
             let mut request = r.build()?;
             let credential = self
                 .store
@@ -93,7 +102,10 @@ impl AzureRaw {
     }
 
     async fn send(&self, r: Request<'_>) -> Result<(http::HeaderMap, Bytes), BackendError> {
-        super::with_retries(|| async { execute(&self.client, r.build()?, r.what).await }).await
+        super::with_retries(self.retries, || async {
+            execute(&self.client, r.build()?, r.what).await
+        })
+        .await
     }
 
     async fn sas(

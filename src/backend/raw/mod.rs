@@ -157,6 +157,14 @@ pub async fn execute(
         .map_err(|e| BackendError::Other(format!("{what}: {e}")))?;
     let text = String::from_utf8_lossy(&body);
     if status.is_success() && !text.contains("<Error>") {
+        if !xml_complete(&text) {
+            // Cut short (a wrong Content-Length, a proxy): a listing parsed from it would
+            // silently miss entries.
+            return Err(BackendError::Busy(format!(
+                "{what}: the XML answer ends before its root element closes ({} bytes)",
+                body.len()
+            )));
+        }
         return Ok((parts.headers, body));
     }
     let code = xml_text(&text, "Code").unwrap_or_default();
@@ -172,21 +180,48 @@ pub async fn execute(
     })
 }
 
+/// Whether `text`, if it is an XML document, is whole: its root element is closed at the end.
+/// Anything that does not start like XML counts as whole (empty answers, other formats).
+pub fn xml_complete(text: &str) -> bool {
+    let mut t = text.trim();
+    if let Some(rest) = t.strip_prefix("<?xml") {
+        match rest.find("?>") {
+            Some(end) => t = rest[end + 2..].trim_start(),
+            None => return false,
+        }
+    }
+    let Some(rest) = t.strip_prefix('<') else {
+        return !text.trim_start().starts_with("<?xml");
+    };
+    let name_len = rest
+        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+        .unwrap_or(rest.len());
+    let root = &rest[..name_len];
+    if root.is_empty() {
+        return false;
+    }
+    let first_end = rest.find('>').unwrap_or(rest.len());
+    if rest[..first_end].ends_with('/') && rest[first_end..].trim() == ">" {
+        return true;
+    }
+    t.trim_end().ends_with(&format!("</{root}>"))
+}
+
 /// Tries of a raw request after the first, when the server could not be reached or answered
-/// that it is busy or failing (timeouts, 429, 5xx).
+/// that it is busy or failing (timeouts, 429, 5xx), unless `-o retries=` says otherwise.
 pub const RETRIES: u32 = 3;
 
-/// Run `attempt` until it succeeds, fails for a reason a retry cannot fix, or [`RETRIES`]
-/// more tries failed (waiting 200 ms, 400 ms, 800 ms between them). Every raw request is
+/// Run `attempt` until it succeeds, fails for a reason a retry cannot fix, or `retries` more
+/// tries failed (waiting 200 ms, 400 ms, 800 ms… between them). Every raw request is
 /// idempotent or harmless to repeat (a repeated completion of an upload that went through
 /// fails, and the caller then sends the file whole).
-pub async fn with_retries<T, F, Fut>(mut attempt: F) -> Result<T, BackendError>
+pub async fn with_retries<T, F, Fut>(retries: u32, mut attempt: F) -> Result<T, BackendError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, BackendError>>,
 {
     let mut wait = std::time::Duration::from_millis(200);
-    for _ in 0..RETRIES {
+    for _ in 0..retries {
         match attempt().await {
             Err(BackendError::Unreachable(e) | BackendError::Busy(e)) => {
                 tracing::debug!(error = %e, ?wait, "raw request failed; trying again");
@@ -271,10 +306,22 @@ pub fn escape(s: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn cut_xml_answers_are_told_from_whole_ones() {
+        let whole = "<?xml version=\"1.0\"?>\n<ListBucketResult><Contents><Key>a</Key></Contents></ListBucketResult>\n";
+        assert!(xml_complete(whole));
+        assert!(xml_complete("<Empty/>"));
+        assert!(xml_complete(""));
+        assert!(xml_complete("not xml"));
+        for cut in 1..whole.trim_end().len() {
+            assert!(!xml_complete(&whole[..cut]), "{:?}", &whole[..cut]);
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn busy_answers_are_tried_again_and_others_are_not() {
         let tries = std::sync::atomic::AtomicU32::new(0);
-        let r: Result<(), _> = with_retries(|| async {
+        let r: Result<(), _> = with_retries(RETRIES, || async {
             let n = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match n {
                 0 => Err(BackendError::Busy("503".into())),
@@ -286,7 +333,7 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(tries.load(std::sync::atomic::Ordering::Relaxed), 3);
         tries.store(0, std::sync::atomic::Ordering::Relaxed);
-        let r: Result<(), _> = with_retries(|| async {
+        let r: Result<(), _> = with_retries(RETRIES, || async {
             tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Err(BackendError::Denied("403".into()))
         })
@@ -294,7 +341,7 @@ mod tests {
         assert!(matches!(r, Err(BackendError::Denied(_))));
         assert_eq!(tries.load(std::sync::atomic::Ordering::Relaxed), 1);
         tries.store(0, std::sync::atomic::Ordering::Relaxed);
-        let r: Result<(), _> = with_retries(|| async {
+        let r: Result<(), _> = with_retries(RETRIES, || async {
             tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Err(BackendError::Unreachable("down".into()))
         })

@@ -42,6 +42,8 @@ pub struct S3Raw {
     region: String,
     /// Hash bodies into signatures (see `MountConfig::signs_payload`).
     sign_payload: bool,
+    /// Tries of a failed request after the first (`-o retries=`).
+    retries: u32,
 }
 
 impl std::fmt::Debug for S3Raw {
@@ -71,7 +73,14 @@ impl S3Raw {
             bucket: bucket.to_string(),
             region: region.to_string(),
             sign_payload: false,
+            retries: super::RETRIES,
         })
+    }
+
+    /// Try a failed request `retries` more times (`-o retries=`).
+    pub fn retrying(mut self, retries: usize) -> Self {
+        self.retries = u32::try_from(retries).unwrap_or(u32::MAX);
+        self
     }
 
     /// Hash request bodies into their signatures.
@@ -90,7 +99,7 @@ impl S3Raw {
 
     /// Sign and send one request.
     async fn send(&self, r: Request<'_>) -> Result<(http::HeaderMap, Bytes), BackendError> {
-        super::with_retries(|| async {
+        super::with_retries(self.retries, || async {
             let mut request = r.build()?;
             let credential = self
                 .store

@@ -20,15 +20,25 @@ fn sorted(s: &str) -> Vec<String> {
     v
 }
 
+/// The object `key` as the server holds it (`None`: missing).
+fn stored(s3: &support::S3Server, key: &str) -> Option<String> {
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    let out = s3.boto(&format!(
+        "import botocore\ntry:\n    print(c.get_object(Bucket='hostile', Key=bytes.fromhex('{hex}').decode())['Body'].read().decode(), end='')\nexcept botocore.exceptions.ClientError:\n    print('<missing>', end='')"
+    ));
+    (out != "<missing>").then_some(out)
+}
+
 #[test]
-fn a_directory_with_every_kind_of_hostile_key_lists_reads_removes_and_moves() {
+fn a_directory_with_every_kind_of_hostile_key_lists_reads_writes_removes_and_moves() {
     let s3 = support::S3Server::start_moto();
     s3.create_bucket("hostile");
     let long = "L".repeat(300);
     s3.boto(&format!(
         "for k in ['dir/ok.txt', 'dir/a//b.txt', 'dir/./dot.txt', 'dir/../escape.txt', \
              'dir/../../etc/passwd', '..', 'dir/..', 'dir/ctl\\x01name.txt', 'dir/{long}', \
-             'dir/both', 'dir/both/inner.txt', 'dir/trail/', 'dir/sub/deep.txt']:\n    \
+             'dir/both', 'dir/both/inner.txt', 'dir/trail/', 'dir/sub/deep.txt', \
+             'dir/%%x%01', 'mv/a//b.txt', 'mv/ctl\\x02.txt', 'mv/plain.txt']:\n    \
              c.put_object(Bucket='hostile', Key=k, Body=b'content of ' + k.encode())"
     ));
     let m = MountCmd::s3(&s3, "hostile", &[]).mount();
@@ -36,39 +46,44 @@ fn a_directory_with_every_kind_of_hostile_key_lists_reads_removes_and_moves() {
     let (_, listed, err) = sh(&format!("ls -A {mnt}/dir"));
     assert!(err.is_empty(), "ls failed: {err}\nlog:\n{}", m.log_text());
     let listed = sorted(&listed);
-    assert!(listed.contains(&"ok.txt".to_string()), "{listed:?}");
-    assert!(
-        listed.contains(&"both".to_string()) && listed.contains(&"both.file".to_string()),
-        "{listed:?}"
-    );
-    assert!(
-        listed.contains(&"sub".to_string()) && listed.contains(&"trail".to_string()),
-        "{listed:?}"
-    );
-    // `dir/a//b.txt` makes `a` a directory whose only entry (the empty name) is hidden.
-    for bad in ["..", ".", "ctl\u{1}name.txt", "dot.txt"] {
+    // Every key shows, unusable names escaped (`%%` + the name with odd bytes as %XX); a
+    // name that looks like an escape is escaped once more; `..` is both a file and a prefix.
+    for want in [
+        "ok.txt",
+        "a",
+        "%%.",
+        "%%..",
+        "%%...file",
+        "%%ctl%01name.txt",
+        "both",
+        "both.file",
+        "trail",
+        "sub",
+        "%%%25%25x%2501",
+    ] {
         assert!(
-            !listed.contains(&bad.to_string()),
-            "{bad:?} listed: {listed:?}"
+            listed.contains(&want.to_string()),
+            "{want:?} not in {listed:?}"
         );
     }
-    assert!(!listed.iter().any(|n| n.len() > 255));
-    // The root lists too, and never shows `..` as an entry of its own.
+    // Only the name too long even escaped is hidden, with one log line.
+    assert!(!listed.iter().any(|n| n.len() > 255), "{listed:?}");
+    assert_eq!(listed.len(), 11, "{listed:?}");
+    assert!(m.log_text().contains("hidden"), "{}", m.log_text());
     let root = sorted(&ok(&format!("ls -A {mnt}")));
-    assert_eq!(root, ["dir"], "log:\n{}", m.log_text());
-    // find walks the whole tree without an error.
+    assert_eq!(root, ["%%..", "dir", "mv"], "log:\n{}", m.log_text());
+    // find walks the whole tree without an error, and nothing leads outside the mount.
     let found = sorted(&ok(&format!("cd {mnt} && find . -type f")));
-    assert!(
-        found.contains(&"./dir/ok.txt".to_string())
-            && found.contains(&"./dir/sub/deep.txt".to_string()),
-        "{found:?}"
-    );
-    assert!(
-        !found
-            .iter()
-            .any(|f| f.contains("passwd") || f.contains("escape")),
-        "{found:?}"
-    );
+    for want in [
+        "./dir/ok.txt",
+        "./dir/sub/deep.txt",
+        "./dir/a/%%/b.txt",
+        "./dir/%%../escape.txt",
+        "./dir/%%../%%../etc/passwd",
+    ] {
+        assert!(found.contains(&want.to_string()), "{want} not in {found:?}");
+    }
+    // Reads reach the right key.
     assert_eq!(
         ok(&format!("cat {mnt}/dir/ok.txt")),
         "content of dir/ok.txt"
@@ -77,13 +92,74 @@ fn a_directory_with_every_kind_of_hostile_key_lists_reads_removes_and_moves() {
         ok(&format!("cat {mnt}/dir/both.file")),
         "content of dir/both"
     );
-    ok(&format!("rm {mnt}/dir/ok.txt"));
-    ok(&format!("mv {mnt}/dir/sub {mnt}/moved"));
     assert_eq!(
-        ok(&format!("cat {mnt}/moved/deep.txt")),
-        "content of dir/sub/deep.txt"
+        ok(&format!("cat '{mnt}/dir/a/%%/b.txt'")),
+        "content of dir/a//b.txt"
     );
-    // Each hidden key was said once in the log.
-    let log = m.log_text();
-    assert!(log.contains("hidden"), "{log}");
+    assert_eq!(
+        ok(&format!("cat '{mnt}/dir/%%ctl%01name.txt'")),
+        "content of dir/ctl\u{1}name.txt"
+    );
+    assert_eq!(
+        ok(&format!("cat '{mnt}/dir/%%%25%25x%2501'")),
+        "content of dir/%%x%01"
+    );
+    // A key with a dot segment lists and stats, but no HTTP request can carry it: reading it
+    // fails (ENOTSUP), never with another key's bytes.
+    let (okay, out, err) = sh(&format!("cat '{mnt}/dir/%%../escape.txt'"));
+    assert!(!okay && out.is_empty(), "read {out:?}");
+    assert!(err.contains("not supported"), "{err}");
+    assert_eq!(
+        std::fs::metadata(m.p("dir/%%../escape.txt"))
+            .map(|m| m.len())
+            .ok(),
+        Some("content of dir/../escape.txt".len() as u64)
+    );
+    // Writes reach the right key.
+    ok(&format!("printf new > '{mnt}/dir/%%ctl%01name.txt'"));
+    assert_eq!(stored(&s3, "dir/ctl\x01name.txt").as_deref(), Some("new"));
+    ok(&format!("printf made > '{mnt}/dir/a/%%/c.txt'"));
+    assert_eq!(stored(&s3, "dir/a//c.txt").as_deref(), Some("made"));
+    // rm and mv of single entries.
+    ok(&format!("rm {mnt}/dir/ok.txt '{mnt}/dir/a/%%/b.txt'"));
+    assert_eq!(stored(&s3, "dir/a//b.txt"), None);
+    ok(&format!(
+        "mv '{mnt}/dir/%%ctl%01name.txt' {mnt}/dir/renamed.txt"
+    ));
+    assert_eq!(stored(&s3, "dir/renamed.txt").as_deref(), Some("new"));
+    assert_eq!(stored(&s3, "dir/ctl\x01name.txt"), None);
+    // mv of a directory holding escaped names moves every key.
+    ok(&format!("mv {mnt}/mv {mnt}/moved"));
+    assert_eq!(
+        stored(&s3, "moved/a//b.txt").as_deref(),
+        Some("content of mv/a//b.txt")
+    );
+    assert_eq!(
+        stored(&s3, "moved/ctl\x02.txt").as_deref(),
+        Some("content of mv/ctl\x02.txt")
+    );
+    assert_eq!(stored(&s3, "mv/a//b.txt"), None);
+    assert_eq!(
+        ok(&format!("cat '{mnt}/moved/%%ctl%02.txt'")),
+        "content of mv/ctl\u{2}.txt"
+    );
+    // mv of a directory holding a key no request can carry is refused before anything moves.
+    let (okay, _, err) = sh(&format!("mv {mnt}/dir {mnt}/dir2"));
+    assert!(!okay, "moved");
+    assert!(
+        stored(&s3, "dir2/sub/deep.txt").is_none(),
+        "copied part of it: {err}"
+    );
+    assert!(stored(&s3, "dir/sub/deep.txt").is_some());
+    // rm -r removes the whole directory, dot-segment keys included.
+    let (_, _, err) = sh(&format!("rm -rf {mnt}/dir"));
+    let left = s3.boto(
+        "print(sorted(o['Key'] for o in c.list_objects_v2(Bucket='hostile', Prefix='dir/').get('Contents', [])))",
+    );
+    assert_eq!(
+        left.trim(),
+        format!("['dir/{long}']"),
+        "rm -r: {err}\nlog:\n{}",
+        m.log_text()
+    );
 }

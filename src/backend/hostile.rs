@@ -1,10 +1,11 @@
-//! Keys no file name can carry (`a//b`, `.` and `..` segments, control characters, names over
-//! 255 bytes, invalid UTF-8) are hidden from listings, each with one log line, instead of
-//! failing the directory; nothing the mount shows can name a path outside the mount or the
-//! cache directory. The mount cannot open, remove or move what it hides: use the store's own
-//! tools for those keys.
+//! Listings that any key can be in: keys no file name can carry (`a//b`, `.` and `..`
+//! segments, control characters, invalid UTF-8) are listed under their escaped names
+//! ([`super::escaped`]); the few that cannot be shown even so (longer than 255 bytes once
+//! escaped) are hidden, each with one log line, instead of failing the directory. Nothing the
+//! mount shows can name a path outside the mount or the cache directory.
 
-use super::raw::list::{usable_name, RawPage};
+use super::escaped::name_of;
+use super::raw::list::RawPage;
 use super::raw::RawStore;
 use super::{BackendError, ListPage, ObjectInfo, PosixMeta};
 use std::collections::HashSet;
@@ -23,20 +24,20 @@ impl Hidden {
             tracing::warn!(
                 key = %String::from_utf8_lossy(key).escape_debug(),
                 why,
-                "hidden: this key cannot be a file name (use the store's own tools for it)"
+                "hidden: this key cannot be shown as a file name, even escaped (use the store's own tools for it)"
             );
         }
     }
 
     /// A listing of `prefix` (mount-relative; `full` in the bucket) through `raw`, with
-    /// unusable keys hidden; `None` when the store has no raw listing. A page of hidden keys
+    /// unusable names escaped and the rest of them hidden; `None` when the store has no raw listing. A page of hidden keys
     /// only says nothing about what follows (a lookup asks for one key), so listing goes on,
     /// bounded, until a usable entry or the end. `store` names the store in errors.
     pub async fn list(
         &self,
         raw: &dyn RawStore,
         store: &str,
-        (prefix, full): (&str, &str),
+        (prefix, full): (&str, &[u8]),
         token: Option<&str>,
         max_keys: usize,
     ) -> Result<Option<ListPage>, BackendError> {
@@ -55,17 +56,17 @@ impl Hidden {
             token = page.next_token;
         }
         Err(BackendError::Other(format!(
-            "{store}: more than 100 pages of keys no file name can carry under {full:?}"
+            "{store}: more than 100 pages of keys no file name can carry under {:?}",
+            String::from_utf8_lossy(full)
         )))
     }
 
     /// A raw page of the full prefix `full` as the page of the mount-relative `prefix`.
-    pub fn page(&self, prefix: &str, full: &str, raw: RawPage) -> ListPage {
+    pub fn page(&self, prefix: &str, full: &[u8], raw: RawPage) -> ListPage {
         let mut page = ListPage {
             next_token: raw.next_token,
             ..ListPage::default()
         };
-        let full = full.as_bytes();
         for o in raw.objects {
             if o.key == full {
                 page.marker = !full.is_empty();
@@ -74,7 +75,7 @@ impl Hidden {
             let Some(rest) = o.key.strip_prefix(full) else {
                 continue;
             };
-            match usable_name(rest) {
+            match name_of(rest) {
                 Ok(name) => page.objects.push(ObjectInfo {
                     key: format!("{prefix}{name}"),
                     size: o.size,
@@ -90,7 +91,7 @@ impl Hidden {
             let Some(rest) = p.strip_prefix(full).and_then(|r| r.strip_suffix(b"/")) else {
                 continue;
             };
-            match usable_name(rest) {
+            match name_of(rest) {
                 Ok(name) => page.prefixes.push(format!("{prefix}{name}/")),
                 Err(why) => self.hide(&p, why),
             }
@@ -114,7 +115,8 @@ mod tests {
     }
 
     #[test]
-    fn hostile_keys_are_hidden_and_the_rest_listed() {
+    fn unusable_names_are_escaped_and_too_long_ones_hidden() {
+        let long = [&b"pre/dir/"[..], &[b'L'; 256]].concat();
         let raw = RawPage {
             objects: vec![
                 obj(b"pre/dir/"),
@@ -122,6 +124,7 @@ mod tests {
                 obj(b"pre/dir/.."),
                 obj(b"pre/dir/a\x01"),
                 obj(b"pre/dir/\xff"),
+                obj(&long),
             ],
             prefixes: vec![
                 b"pre/dir//".to_vec(),
@@ -130,10 +133,10 @@ mod tests {
             ],
             next_token: None,
         };
-        let p = Hidden::default().page("dir/", "pre/dir/", raw);
+        let p = Hidden::default().page("dir/", b"pre/dir/", raw);
         assert!(p.marker);
-        assert_eq!(p.objects.len(), 1);
-        assert_eq!(p.objects[0].key, "dir/ok");
-        assert_eq!(p.prefixes, ["dir/sub/"]);
+        let keys: Vec<&str> = p.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["dir/ok", "dir/%%..", "dir/%%a%01", "dir/%%%FF"]);
+        assert_eq!(p.prefixes, ["dir/%%/", "dir/sub/", "dir/%%./"]);
     }
 }

@@ -11,6 +11,7 @@
 
 mod build;
 pub(crate) mod error;
+pub mod escaped;
 #[cfg(test)]
 pub mod fault;
 pub mod gdrive;
@@ -228,6 +229,14 @@ pub trait Backend: Send + Sync + Debug + 'static {
     ) -> Result<ObjectInfo, BackendError> {
         check_precondition(self, key, cond).await?;
         self.put_file(key, file, size, part_size, meta).await
+    }
+
+    /// Whether requests can reach the object or directory `key` (a mount key); why not. An
+    /// escaped name may stand for a key no request can carry (a `.` or `..` segment), which a
+    /// directory rename must know before it copies anything.
+    fn addressable(&self, key: &str) -> Result<(), BackendError> {
+        let _ = key;
+        Ok(())
     }
 
     /// Most parts one multipart upload may have (see [`PartPlan`]).

@@ -253,6 +253,10 @@ impl Backend for Guarded {
         self.inner.max_parts()
     }
 
+    fn addressable(&self, key: &str) -> Result<(), BackendError> {
+        self.inner.addressable(key)
+    }
+
     fn stores_metadata(&self) -> bool {
         self.inner.stores_metadata()
     }

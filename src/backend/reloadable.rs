@@ -105,6 +105,10 @@ impl Backend for Reloadable {
         self.now().max_parts()
     }
 
+    fn addressable(&self, key: &str) -> Result<(), BackendError> {
+        self.now().addressable(key)
+    }
+
     fn stores_metadata(&self) -> bool {
         self.now().stores_metadata()
     }

@@ -21,6 +21,8 @@ use std::sync::Arc;
 /// Parts of one multipart upload in flight at once.
 const UPLOAD_CONCURRENCY: usize = 4;
 
+mod keys;
+
 /// A [`Backend`] on top of any `object_store` store.
 pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
@@ -95,6 +97,13 @@ impl ObjectStoreBackend {
 
     fn path(&self, key: &str) -> Result<Path, BackendError> {
         let full = self.full_key(key);
+        if super::escaped::store_key(key).is_some() {
+            // Its real key is another: only the raw requests can reach it (store/keys.rs).
+            return Err(BackendError::InvalidKey {
+                key: full,
+                reason: "an escaped name cannot go through object_store".into(),
+            });
+        }
         Path::parse(&full).map_err(|e| BackendError::InvalidKey {
             key: full,
             reason: e.to_string(),
@@ -240,7 +249,14 @@ impl Backend for ObjectStoreBackend {
         self.local_dir.is_none()
     }
 
+    fn addressable(&self, key: &str) -> Result<(), BackendError> {
+        self.check_addressable(key)
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
+        if let Some(full) = self.escaped_key(key) {
+            return self.head_escaped(key, &full).await;
+        }
         let opts = GetOptions {
             head: true,
             ..Default::default()
@@ -270,9 +286,9 @@ impl Backend for ObjectStoreBackend {
         let Some(pager) = &self.pager else {
             return self.list_local(prefix, token, max_keys).await;
         };
-        let full = self.full_key(prefix);
         // A raw listing where the store has one: one odd key must not fail the directory.
         if let Some(raw) = &self.raw {
+            let full = self.key_bytes(prefix);
             let listed = self
                 .hidden
                 .list(raw.as_ref(), &self.name, (prefix, &full), token, max_keys)
@@ -281,6 +297,7 @@ impl Backend for ObjectStoreBackend {
                 return Ok(page);
             }
         }
+        let full = self.full_key(prefix);
         let opts = PaginatedListOptions {
             delimiter: Some(Cow::Borrowed("/")),
             max_keys: Some(max_keys.max(1)),
@@ -304,6 +321,9 @@ impl Backend for ObjectStoreBackend {
     ) -> Result<Bytes, BackendError> {
         if range.is_empty() {
             return Ok(Bytes::new());
+        }
+        if let Some(full) = self.escaped_key(key) {
+            return self.get_escaped(key, &full, range, etag).await;
         }
         let path = self.path(key)?;
         // A body shorter than the range the answer says it holds (a wrong Content-Length, a
@@ -338,6 +358,9 @@ impl Backend for ObjectStoreBackend {
         data: Bytes,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
+        if let Some(full) = self.escaped_key(key) {
+            return self.put_escaped(key, &full, data, meta).await;
+        }
         let size = data.len() as u64;
         let opts = PutOptions {
             attributes: self.attributes(meta),
@@ -362,7 +385,8 @@ impl Backend for ObjectStoreBackend {
         // Conditional PUTs by ETag on S3 and Azure (the stores with raw requests); object_store
         // wants a generation for GCS and has none for a local directory, and multipart
         // completions carry no condition: a HEAD checks there.
-        if size > part_size || self.raw.is_none() || self.local_dir.is_some() {
+        let escaped = self.escaped_key(key).is_some();
+        if size > part_size || self.raw.is_none() || self.local_dir.is_some() || escaped {
             super::check_precondition(self, key, cond).await?;
             return self.put_file(key, file, size, part_size, meta).await;
         }
@@ -393,6 +417,11 @@ impl Backend for ObjectStoreBackend {
         key: &str,
         meta: &PosixMeta,
     ) -> Result<Box<dyn super::Upload>, BackendError> {
+        if self.escaped_key(key).is_some() {
+            return Err(BackendError::Unsupported(format!(
+                "streaming upload of the escaped name {key}"
+            )));
+        }
         let upload = self.begin_multipart(key, meta).await?;
         Ok(Box::new(StoreUpload {
             key: key.to_string(),
@@ -410,7 +439,7 @@ impl Backend for ObjectStoreBackend {
         part_size: u64,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        if size <= part_size {
+        if size <= part_size || self.escaped_key(key).is_some() {
             let data = read_exactly(file, size).await?;
             return self.put(key, data, meta).await;
         }
@@ -447,6 +476,12 @@ impl Backend for ObjectStoreBackend {
                 BackendError::Other(format!("cannot create {}: {e}", path.display()))
             });
         }
+        if let Some(full) = self.escaped_key(dir) {
+            return self
+                .put_escaped(dir, &full, Bytes::new(), meta)
+                .await
+                .map(|_| ());
+        }
         match &self.raw {
             Some(raw) => raw.put_marker(&full, meta).await,
             None => Err(BackendError::Unsupported(format!(
@@ -475,6 +510,9 @@ impl Backend for ObjectStoreBackend {
                     path.display()
                 ))),
             };
+        }
+        if let Some(full) = self.escaped_key(dir) {
+            return self.delete_escaped(dir, &full).await;
         }
         match &self.raw {
             Some(raw) => raw.delete_marker(&full).await,
@@ -505,6 +543,11 @@ impl Backend for ObjectStoreBackend {
                 self.name
             )));
         };
+        if self.escaped_key(key).is_some() {
+            return Err(BackendError::Unsupported(format!(
+                "part copies for the escaped name {key}"
+            )));
+        }
         let full = self.path(key)?;
         let new_etag = match copier.upload(&full, file, parts, etag, meta).await {
             Ok(e) => e,
@@ -528,10 +571,16 @@ impl Backend for ObjectStoreBackend {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        if self.escaped_key(from).is_some() || self.escaped_key(to).is_some() {
+            return self.copy_escaped(from, to).await;
+        }
         Ok(self.store.copy(&self.path(from)?, &self.path(to)?).await?)
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        if let Some(full) = self.escaped_key(key) {
+            return self.delete_escaped(key, &full).await;
+        }
         match self.store.delete(&self.path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),

@@ -442,6 +442,10 @@ impl CloudFs {
         } else {
             self.objects_below(&src.key).await?
         };
+        // Nothing is copied unless everything can be.
+        for key in keys.iter().chain(&markers) {
+            self.backend.addressable(key)?;
+        }
         let below: Vec<(u64, Arc<OpenWrite>)> = self
             .sessions
             .all()

@@ -75,19 +75,6 @@ pub fn parse_list_v2(xml: &str) -> RawPage {
     }
 }
 
-/// Why the last segment `name` of a key cannot be a file name (`None`: it can): empty (from
-/// `a//b`), `.` or `..`, over 255 bytes, a control character, or not UTF-8.
-pub fn usable_name(name: &[u8]) -> Result<&str, &'static str> {
-    let name = std::str::from_utf8(name).map_err(|_| "not UTF-8")?;
-    match name {
-        "" => Err("an empty path segment (a double slash)"),
-        "." | ".." => Err("a `.` or `..` path segment"),
-        _ if name.len() > 255 => Err("a name longer than 255 bytes"),
-        _ if name.chars().any(char::is_control) => Err("a control character"),
-        _ => Ok(name),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,13 +97,5 @@ mod tests {
             plain.objects[0].key, b"a+b%20c",
             "not encoded: taken as it is"
         );
-    }
-
-    #[test]
-    fn unusable_names_say_why() {
-        assert_eq!(usable_name(b"ok.txt"), Ok("ok.txt"));
-        for bad in [&b""[..], b".", b"..", b"a\x01", b"\xff", &[b'L'; 256]] {
-            assert!(usable_name(bad).is_err(), "{bad:?}");
-        }
     }
 }

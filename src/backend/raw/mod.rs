@@ -44,7 +44,7 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
     /// fails on keys it cannot parse; `None` when object_store's listing is to be used.
     async fn list(
         &self,
-        prefix: &str,
+        prefix: &[u8],
         token: Option<&str>,
         max_keys: usize,
     ) -> Result<Option<list::RawPage>, BackendError> {
@@ -69,6 +69,50 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Whether the `*_key` requests below are offered.
+    fn addresses_keys(&self) -> bool {
+        false
+    }
+
+    /// Metadata of the object with full key `key` (bytes: it need not be UTF-8), for keys
+    /// object_store cannot address ([`crate::backend::escaped`]).
+    async fn head_key(&self, key: &[u8]) -> Result<RawHead, BackendError> {
+        Err(unsupported_key(key))
+    }
+
+    /// Bytes `range` of object `key` (see [`RawStore::head_key`]), while it is `etag`.
+    async fn get_key(
+        &self,
+        key: &[u8],
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, BackendError> {
+        let _ = (range, etag);
+        Err(unsupported_key(key))
+    }
+
+    /// Store `data` as object `key` with `meta`; its entity tag.
+    async fn put_key(
+        &self,
+        key: &[u8],
+        data: Bytes,
+        meta: &PosixMeta,
+    ) -> Result<Option<String>, BackendError> {
+        let _ = (data, meta);
+        Err(unsupported_key(key))
+    }
+
+    /// Copy object `from` to `to` on the server, metadata included.
+    async fn copy_key(&self, from: &[u8], to: &[u8]) -> Result<(), BackendError> {
+        let _ = to;
+        Err(unsupported_key(from))
+    }
+
+    /// Delete object `key` (a missing one is fine).
+    async fn delete_key(&self, key: &[u8]) -> Result<(), BackendError> {
+        Err(unsupported_key(key))
+    }
+
     /// Store open local file `file` as object `path` from `parts` (in order, covering it),
     /// the `Copy` ones taken from `path`'s current version, which must still be `etag`.
     /// Returns the new object's entity tag.
@@ -80,6 +124,27 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         etag: &str,
         meta: &PosixMeta,
     ) -> Result<Option<String>, BackendError>;
+}
+
+/// What a HEAD of an object says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawHead {
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification.
+    pub mtime: std::time::SystemTime,
+    /// Entity tag, quotes included.
+    pub etag: Option<String>,
+    /// Stored POSIX attributes.
+    pub meta: PosixMeta,
+}
+
+/// Refusal of a request for a key this store's raw requests cannot address.
+pub fn unsupported_key(key: &[u8]) -> BackendError {
+    BackendError::Unsupported(format!(
+        "{:?}: this store cannot address the key with its own requests",
+        String::from_utf8_lossy(key)
+    ))
 }
 
 /// A multipart upload the server holds unfinished.

@@ -6,7 +6,7 @@
 use super::{deleted, escape, etag_header, execute, meta_headers, read_range, xml_text};
 use super::{xml_blocks, PendingUpload};
 use super::{BackendError, PartSource, PosixMeta, PARTS_IN_FLIGHT};
-use super::{RawStore, Request};
+use super::{RawHead, RawStore, Request};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -30,6 +30,8 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+mod keys;
 
 /// UploadPartCopy for one bucket.
 pub struct S3Raw {
@@ -241,7 +243,7 @@ impl RawStore for S3Raw {
 
     async fn list(
         &self,
-        prefix: &str,
+        prefix: &[u8],
         token: Option<&str>,
         max_keys: usize,
     ) -> Result<Option<super::list::RawPage>, BackendError> {
@@ -249,7 +251,7 @@ impl RawStore for S3Raw {
         let mut query = format!(
             "?list-type=2&delimiter=%2F&encoding-type=url&max-keys={}&prefix={}",
             max_keys.clamp(1, 1000),
-            enc(prefix)
+            percent_encoding::percent_encode(prefix, QUERY)
         );
         if let Some(t) = token {
             query.push_str(&format!("&continuation-token={}", enc(t)));
@@ -337,6 +339,40 @@ impl RawStore for S3Raw {
             })
             .await,
         )
+    }
+
+    fn addresses_keys(&self) -> bool {
+        true
+    }
+
+    async fn head_key(&self, key: &[u8]) -> Result<RawHead, BackendError> {
+        self.head_bytes(key).await
+    }
+
+    async fn get_key(
+        &self,
+        key: &[u8],
+        range: std::ops::Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<Bytes, BackendError> {
+        self.get_bytes(key, range, etag).await
+    }
+
+    async fn put_key(
+        &self,
+        key: &[u8],
+        data: Bytes,
+        meta: &PosixMeta,
+    ) -> Result<Option<String>, BackendError> {
+        self.put_bytes(key, data, meta).await
+    }
+
+    async fn copy_key(&self, from: &[u8], to: &[u8]) -> Result<(), BackendError> {
+        self.copy_bytes(from, to).await
+    }
+
+    async fn delete_key(&self, key: &[u8]) -> Result<(), BackendError> {
+        self.delete_bytes(key).await
     }
 
     async fn upload(

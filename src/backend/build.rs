@@ -175,9 +175,11 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                     creds.account
                 ),
             };
+            // The endpoint may come from a blobfuse connection.cfg rather than -o endpoint=.
+            let http = container_url.starts_with("http://");
             let copier = AzureRaw::new(
                 store.clone(),
-                &client_options(cfg),
+                &client_options(cfg).with_allow_http(http),
                 &container_url,
                 &creds.account,
             )?

@@ -47,7 +47,7 @@ impl Hidden {
             let Some(raw_page) = raw.list(full, token.as_deref(), max_keys).await? else {
                 return Ok(None);
             };
-            let mut page = self.page(prefix, full, raw_page);
+            let mut page = self.page(prefix, full, raw_page, raw.addresses_keys());
             page.marker |= marker;
             marker = page.marker;
             if page.next_token.is_none() || !page.objects.is_empty() || !page.prefixes.is_empty() {
@@ -62,7 +62,9 @@ impl Hidden {
     }
 
     /// A raw page of the full prefix `full` as the page of the mount-relative `prefix`.
-    pub fn page(&self, prefix: &str, full: &[u8], raw: RawPage) -> ListPage {
+    /// With `escapes`, unusable names are shown escaped; without (a store whose requests
+    /// cannot reach such keys), they are hidden too.
+    pub fn page(&self, prefix: &str, full: &[u8], raw: RawPage, escapes: bool) -> ListPage {
         let mut page = ListPage {
             next_token: raw.next_token,
             ..ListPage::default()
@@ -75,7 +77,7 @@ impl Hidden {
             let Some(rest) = o.key.strip_prefix(full) else {
                 continue;
             };
-            match name_of(rest) {
+            match shown(rest, escapes) {
                 Ok(name) => page.objects.push(ObjectInfo {
                     key: format!("{prefix}{name}"),
                     size: o.size,
@@ -91,12 +93,22 @@ impl Hidden {
             let Some(rest) = p.strip_prefix(full).and_then(|r| r.strip_suffix(b"/")) else {
                 continue;
             };
-            match name_of(rest) {
+            match shown(rest, escapes) {
                 Ok(name) => page.prefixes.push(format!("{prefix}{name}/")),
                 Err(why) => self.hide(&p, why),
             }
         }
         page
+    }
+}
+
+/// The name key segment `seg` is shown under (see [`Hidden::page`]).
+fn shown(seg: &[u8], escapes: bool) -> Result<std::borrow::Cow<'_, str>, &'static str> {
+    match name_of(seg)? {
+        std::borrow::Cow::Owned(_) if !escapes => {
+            Err("a name that must be escaped, on a store whose requests cannot reach it")
+        }
+        name => Ok(name),
     }
 }
 
@@ -133,10 +145,14 @@ mod tests {
             ],
             next_token: None,
         };
-        let p = Hidden::default().page("dir/", b"pre/dir/", raw);
+        let p = Hidden::default().page("dir/", b"pre/dir/", raw.clone(), true);
         assert!(p.marker);
         let keys: Vec<&str> = p.objects.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, ["dir/ok", "dir/%%..", "dir/%%a%01", "dir/%%%FF"]);
         assert_eq!(p.prefixes, ["dir/%%/", "dir/sub/", "dir/%%./"]);
+        let p = Hidden::default().page("dir/", b"pre/dir/", raw, false);
+        let keys: Vec<&str> = p.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["dir/ok"], "hidden where they could not be reached");
+        assert_eq!(p.prefixes, ["dir/sub/"]);
     }
 }

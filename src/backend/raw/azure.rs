@@ -174,6 +174,41 @@ impl RawStore for AzureRaw {
         .map(|_| ())
     }
 
+    async fn list(
+        &self,
+        prefix: &[u8],
+        token: Option<&str>,
+        max_keys: usize,
+    ) -> Result<Option<super::list::RawPage>, BackendError> {
+        const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let enc = |s: &[u8]| percent_encoding::percent_encode(s, QUERY).to_string();
+        let mut url = format!(
+            "{}?restype=container&comp=list&delimiter=%2F&maxresults={}&prefix={}",
+            self.container_url,
+            max_keys.clamp(1, 5000),
+            enc(prefix)
+        );
+        if let Some(t) = token {
+            url.push_str(&format!("&marker={}", enc(t.as_bytes())));
+        }
+        let (_, body) = self
+            .send_authorized(Request {
+                method: http::Method::GET,
+                url: &url,
+                headers: &[("x-ms-version", VERSION.to_string())],
+                body: Bytes::new(),
+                what: "List Blobs",
+            })
+            .await?;
+        Ok(Some(super::list::parse_list_blobs(
+            &String::from_utf8_lossy(&body),
+        )))
+    }
+
     async fn has_marker(&self, key: &str) -> Result<Option<bool>, BackendError> {
         let head = self
             .send_authorized(Request {

@@ -75,9 +75,69 @@ pub fn parse_list_v2(xml: &str) -> RawPage {
     }
 }
 
+/// The name in an Azure `<Name>` element: percent-decoded when the service encoded it
+/// (`<Name Encoded="true">`, for characters XML cannot carry).
+fn azure_name(block: &str) -> Option<Vec<u8>> {
+    const ENCODED: &str = "<Name Encoded=\"true\">";
+    if let Some(start) = block.find(ENCODED) {
+        let rest = &block[start + ENCODED.len()..];
+        let text = &rest[..rest.find("</Name>")?];
+        return Some(percent_encoding::percent_decode_str(text).collect());
+    }
+    xml_text(block, "Name").map(String::into_bytes)
+}
+
+/// An Azure List Blobs answer (`delimiter=/`): blobs and blob prefixes, and the marker of
+/// the next page.
+pub fn parse_list_blobs(xml: &str) -> RawPage {
+    let objects = xml_blocks(xml, "Blob")
+        .into_iter()
+        .filter_map(|b| {
+            Some(RawObject {
+                key: azure_name(b)?,
+                size: xml_text(b, "Content-Length")?.trim().parse().ok()?,
+                mtime: xml_text(b, "Last-Modified")
+                    .and_then(|t| chrono::DateTime::parse_from_rfc2822(t.trim()).ok())
+                    .map_or(SystemTime::UNIX_EPOCH, |t| {
+                        SystemTime::from(t.with_timezone(&chrono::Utc))
+                    }),
+                etag: xml_text(b, "Etag"),
+            })
+        })
+        .collect();
+    let prefixes = xml_blocks(xml, "BlobPrefix")
+        .into_iter()
+        .filter_map(azure_name)
+        .collect();
+    RawPage {
+        objects,
+        prefixes,
+        next_token: xml_text(xml, "NextMarker").filter(|m| !m.trim().is_empty()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn azure_listings_decode_encoded_names() {
+        let xml = "<?xml version=\"1.0\"?><EnumerationResults><Prefix>d/</Prefix><Blobs>\
+            <Blob><Name>d/a//b</Name><Properties><Last-Modified>Thu, 03 Dec 2026 10:00:00 GMT</Last-Modified><Etag>0x8D1</Etag><Content-Length>3</Content-Length></Properties></Blob>\
+            <Blob><Name Encoded=\"true\">d/ctl%01</Name><Properties><Content-Length>1</Content-Length></Properties></Blob>\
+            <BlobPrefix><Name>d/sub/</Name></BlobPrefix></Blobs><NextMarker>m2</NextMarker></EnumerationResults>";
+        let p = parse_list_blobs(xml);
+        assert_eq!(p.objects.len(), 2);
+        assert_eq!(p.objects[0].key, b"d/a//b");
+        assert_eq!(p.objects[0].etag.as_deref(), Some("0x8D1"));
+        assert_ne!(p.objects[0].mtime, SystemTime::UNIX_EPOCH);
+        assert_eq!(p.objects[1].key, b"d/ctl\x01");
+        assert_eq!(p.prefixes, [b"d/sub/".to_vec()]);
+        assert_eq!(p.next_token.as_deref(), Some("m2"));
+        let last =
+            parse_list_blobs("<EnumerationResults><Blobs/><NextMarker /></EnumerationResults>");
+        assert_eq!(last.next_token, None);
+    }
 
     #[test]
     fn url_encoded_listings_decode_to_bytes() {

@@ -17,5 +17,7 @@ pub mod fs;
 pub mod fuse;
 #[cfg(test)]
 mod fuzz;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz_targets;
 pub mod read;
 pub mod write;

@@ -117,7 +117,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 &region,
             )?
             .signing_payloads(cfg.signs_payload())
-            .retrying(cfg.retries);
+            .retrying(cfg.retries)
+            .literal_requests(cfg.request_timeout, cfg.connect_timeout);
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)

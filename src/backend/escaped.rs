@@ -26,7 +26,7 @@ pub const MARK: &str = "%%";
 const NAME_MAX: usize = 255;
 
 /// Whether `seg` cannot be a file name as it is.
-fn unusable(seg: &[u8]) -> bool {
+pub(crate) fn unusable(seg: &[u8]) -> bool {
     match std::str::from_utf8(seg) {
         Err(_) => true,
         Ok(s) => s.is_empty() || s == "." || s == ".." || s.chars().any(char::is_control),

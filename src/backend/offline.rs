@@ -108,15 +108,43 @@ impl Connectivity {
         }
     }
 
-    /// Run `request` unless the store is known not to answer, and note its outcome.
+    /// Run `request` unless the store is known not to answer, and note its outcome. A
+    /// request that timed out may only have asked for something slow (one stalled object):
+    /// the store counts as down only if a one-key listing through `prober` gets no answer
+    /// within [`CONFIRM`] either.
     async fn guard<T>(
         &self,
+        prober: &dyn Backend,
         request: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
         let started = self.admit()?;
         let result = request.await;
+        if let Err(BackendError::Unreachable(why)) = &result {
+            if timed_out(why) && answers(prober).await {
+                tracing::debug!(error = %why, "a request timed out, but the store answers");
+                return result;
+            }
+        }
         self.observe(started, &result);
         result
+    }
+}
+
+/// How long a store whose request timed out has to answer a one-key listing.
+const CONFIRM: Duration = Duration::from_secs(2);
+
+/// Whether an error says a request timed out (rather than found no server at all).
+fn timed_out(why: &str) -> bool {
+    ["timed out", "timeout", "no answer within"]
+        .iter()
+        .any(|t| why.contains(t))
+}
+
+/// Whether `backend` answers a one-key listing of the mounted root within [`CONFIRM`].
+async fn answers(backend: &dyn Backend) -> bool {
+    match tokio::time::timeout(CONFIRM, backend.list("", None, 1)).await {
+        Ok(Err(BackendError::Unreachable(_))) | Err(_) => false,
+        Ok(_) => true,
     }
 }
 
@@ -148,17 +176,24 @@ impl Guarded {
 struct GuardedUpload {
     inner: Box<dyn Upload>,
     conn: Arc<Connectivity>,
+    prober: Arc<dyn Backend>,
 }
 
 #[async_trait]
 impl Upload for GuardedUpload {
     async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
-        self.conn.guard(self.inner.put_part(data)).await
+        self.conn
+            .guard(self.prober.as_ref(), self.inner.put_part(data))
+            .await
     }
 
     async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
-        let GuardedUpload { inner, conn } = *self;
-        conn.guard(inner.complete(size)).await
+        let GuardedUpload {
+            inner,
+            conn,
+            prober,
+        } = *self;
+        conn.guard(prober.as_ref(), inner.complete(size)).await
     }
 
     async fn abort(self: Box<Self>) {
@@ -173,7 +208,9 @@ impl Backend for Guarded {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
-        self.conn.guard(self.inner.head(key)).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.head(key))
+            .await
     }
 
     async fn list(
@@ -183,7 +220,10 @@ impl Backend for Guarded {
         max_keys: usize,
     ) -> Result<ListPage, BackendError> {
         self.conn
-            .guard(self.inner.list(prefix, token, max_keys))
+            .guard(
+                self.inner.as_ref(),
+                self.inner.list(prefix, token, max_keys),
+            )
             .await
     }
 
@@ -194,7 +234,7 @@ impl Backend for Guarded {
         etag: Option<&str>,
     ) -> Result<Bytes, BackendError> {
         self.conn
-            .guard(self.inner.get_range(key, range, etag))
+            .guard(self.inner.as_ref(), self.inner.get_range(key, range, etag))
             .await
     }
 
@@ -204,7 +244,9 @@ impl Backend for Guarded {
         data: Bytes,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        self.conn.guard(self.inner.put(key, data, meta)).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.put(key, data, meta))
+            .await
     }
 
     async fn start_upload(
@@ -212,10 +254,14 @@ impl Backend for Guarded {
         key: &str,
         meta: &PosixMeta,
     ) -> Result<Box<dyn Upload>, BackendError> {
-        let inner = self.conn.guard(self.inner.start_upload(key, meta)).await?;
+        let inner = self
+            .conn
+            .guard(self.inner.as_ref(), self.inner.start_upload(key, meta))
+            .await?;
         Ok(Box::new(GuardedUpload {
             inner,
             conn: self.conn.clone(),
+            prober: self.inner.clone(),
         }))
     }
 
@@ -228,7 +274,10 @@ impl Backend for Guarded {
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
         self.conn
-            .guard(self.inner.put_file(key, file, size, part_size, meta))
+            .guard(
+                self.inner.as_ref(),
+                self.inner.put_file(key, file, size, part_size, meta),
+            )
             .await
     }
 
@@ -243,6 +292,7 @@ impl Backend for Guarded {
     ) -> Result<ObjectInfo, BackendError> {
         self.conn
             .guard(
+                self.inner.as_ref(),
                 self.inner
                     .put_file_if(key, file, size, part_size, meta, cond),
             )
@@ -276,6 +326,7 @@ impl Backend for Guarded {
     ) -> Result<ObjectInfo, BackendError> {
         self.conn
             .guard(
+                self.inner.as_ref(),
                 self.inner
                     .put_file_reusing(key, file, size, parts, etag, meta),
             )
@@ -283,19 +334,27 @@ impl Backend for Guarded {
     }
 
     async fn put_marker(&self, dir: &str, meta: &PosixMeta) -> Result<(), BackendError> {
-        self.conn.guard(self.inner.put_marker(dir, meta)).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.put_marker(dir, meta))
+            .await
     }
 
     async fn has_marker(&self, dir: &str) -> Result<Option<bool>, BackendError> {
-        self.conn.guard(self.inner.has_marker(dir)).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.has_marker(dir))
+            .await
     }
 
     async fn delete_marker(&self, dir: &str) -> Result<(), BackendError> {
-        self.conn.guard(self.inner.delete_marker(dir)).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.delete_marker(dir))
+            .await
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        self.conn.guard(self.inner.copy(from, to)).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.copy(from, to))
+            .await
     }
 
     async fn abort_stale_uploads(
@@ -304,7 +363,10 @@ impl Backend for Guarded {
         keep: &std::collections::HashSet<String>,
     ) -> Result<usize, BackendError> {
         self.conn
-            .guard(self.inner.abort_stale_uploads(older_than, keep))
+            .guard(
+                self.inner.as_ref(),
+                self.inner.abort_stale_uploads(older_than, keep),
+            )
             .await
     }
 
@@ -317,7 +379,9 @@ impl Backend for Guarded {
     }
 
     async fn changes(&self) -> Result<Vec<String>, BackendError> {
-        self.conn.guard(self.inner.changes()).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.changes())
+            .await
     }
 
     fn renames(&self) -> bool {
@@ -325,11 +389,15 @@ impl Backend for Guarded {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        self.conn.guard(self.inner.rename(from, to)).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.rename(from, to))
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        self.conn.guard(self.inner.delete(key)).await
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.delete(key))
+            .await
     }
 }
 

@@ -32,7 +32,7 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn apply_toml(cfg: &mut MountConfig, text: &str) -> Result<(), (Option<usize>, String)> {
+pub(crate) fn apply_toml(cfg: &mut MountConfig, text: &str) -> Result<(), (Option<usize>, String)> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let line = e
             .span()

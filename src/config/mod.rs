@@ -5,7 +5,7 @@
 //! TOML file uses the same names as keys.
 
 pub mod drive;
-mod file;
+pub(crate) mod file;
 pub mod options;
 mod source;
 mod values;

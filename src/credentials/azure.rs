@@ -75,7 +75,7 @@ pub fn from_connection_cfg(path: &Path) -> Result<AzureCredentials, String> {
     })
 }
 
-fn parse_connection_cfg(text: &str) -> Result<AzureCredentials, (usize, String)> {
+pub(crate) fn parse_connection_cfg(text: &str) -> Result<AzureCredentials, (usize, String)> {
     let (mut account, mut key, mut sas, mut auth_type, mut container, mut endpoint) =
         (None, None, None, None, None, None);
     for (i, raw) in text.lines().enumerate() {

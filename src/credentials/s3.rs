@@ -93,7 +93,10 @@ type PasswdLine = (usize, String, String);
 
 /// `(line, access key, secret key)` for `bucket`; errors are `(line, message)` and never
 /// contain the line's text, which holds a secret.
-fn parse_passwd(text: &str, bucket: &str) -> Result<Option<PasswdLine>, (usize, String)> {
+pub(crate) fn parse_passwd(
+    text: &str,
+    bucket: &str,
+) -> Result<Option<PasswdLine>, (usize, String)> {
     let mut default = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -182,7 +185,10 @@ fn from_profile(profile: &str, explicit: bool) -> Result<Option<S3Credentials>, 
 
 type ProfileKeys = (String, String, Option<String>);
 
-fn parse_profile(text: &str, profile: &str) -> Result<Option<ProfileKeys>, (usize, String)> {
+pub(crate) fn parse_profile(
+    text: &str,
+    profile: &str,
+) -> Result<Option<ProfileKeys>, (usize, String)> {
     let mut in_profile = false;
     let (mut ak, mut sk, mut token) = (None, None, None);
     let mut section_line = 0;

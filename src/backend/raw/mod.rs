@@ -11,6 +11,7 @@
 
 pub mod azure;
 pub mod list;
+pub mod literal;
 pub mod s3;
 
 use super::{BackendError, PartSource, PosixMeta};
@@ -71,6 +72,12 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
 
     /// Whether the `*_key` requests below are offered.
     fn addresses_keys(&self) -> bool {
+        false
+    }
+
+    /// Whether they also reach keys with a `.` or `..` segment (which need a URL path sent
+    /// as written: [`literal`]).
+    fn addresses_dot_keys(&self) -> bool {
         false
     }
 
@@ -220,6 +227,17 @@ pub async fn execute(
         .bytes()
         .await
         .map_err(|e| BackendError::Other(format!("{what}: {e}")))?;
+    answer(status, parts.headers, body, what)
+}
+
+/// What an answer means: its headers and body when it succeeded, else the error its status
+/// (and S3 error code) says.
+pub fn answer(
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+    what: &str,
+) -> Result<(http::HeaderMap, Bytes), BackendError> {
     let text = String::from_utf8_lossy(&body);
     if status.is_success() && !text.contains("<Error>") {
         if !xml_complete(&text) {
@@ -230,7 +248,7 @@ pub async fn execute(
                 body.len()
             )));
         }
-        return Ok((parts.headers, body));
+        return Ok((headers, body));
     }
     let code = xml_text(&text, "Code").unwrap_or_default();
     let message = format!("{what}: HTTP {status} {code}");

@@ -15,6 +15,7 @@ use object_store::client::{HttpClient, HttpConnector, ReqwestConnector};
 use object_store::ClientOptions;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What S3 keeps unencoded in a path (RFC 3986 unreserved characters and `/`).
 const PATH: &AsciiSet = &NON_ALPHANUMERIC
@@ -46,6 +47,8 @@ pub struct S3Raw {
     sign_payload: bool,
     /// Tries of a failed request after the first (`-o retries=`).
     retries: u32,
+    /// For keys with `.`/`..` segments (see [`super::literal`]); `None`: such keys are refused.
+    literal: Option<Arc<super::literal::LiteralClient>>,
 }
 
 impl std::fmt::Debug for S3Raw {
@@ -76,7 +79,20 @@ impl S3Raw {
             region: region.to_string(),
             sign_payload: false,
             retries: super::RETRIES,
+            literal: None,
         })
+    }
+
+    /// Reach keys with `.`/`..` segments too, through a client that sends URL paths as
+    /// written (requests time out after `timeout`); without TLS roots it stays off.
+    pub fn literal_requests(mut self, timeout: Duration, connect_timeout: Duration) -> Self {
+        match super::literal::LiteralClient::new(timeout, connect_timeout) {
+            Ok(c) => self.literal = Some(Arc::new(c)),
+            Err(e) => {
+                tracing::warn!(error = %e, "keys with `.` or `..` segments cannot be read or written")
+            }
+        }
+        self
     }
 
     /// Try a failed request `retries` more times (`-o retries=`).
@@ -101,6 +117,16 @@ impl S3Raw {
 
     /// Sign and send one request.
     async fn send(&self, r: Request<'_>) -> Result<(http::HeaderMap, Bytes), BackendError> {
+        self.send_via(r, None).await
+    }
+
+    /// Sign and send one request, through `literal` when given (its URL path goes out as
+    /// written).
+    async fn send_via(
+        &self,
+        r: Request<'_>,
+        literal: Option<&super::literal::LiteralClient>,
+    ) -> Result<(http::HeaderMap, Bytes), BackendError> {
         super::with_retries(self.retries, || async {
             let mut request = r.build()?;
             let credential = self
@@ -113,7 +139,10 @@ impl S3Raw {
                 .with_sign_payload(self.sign_payload)
                 .try_authorize(&mut request, None)
                 .map_err(|e| BackendError::Other(format!("{}: {e}", r.what)))?;
-            execute(&self.client, request, r.what).await
+            match literal {
+                Some(l) => l.execute(request, r.body.clone(), r.what).await,
+                None => execute(&self.client, request, r.what).await,
+            }
         })
         .await
     }
@@ -343,6 +372,10 @@ impl RawStore for S3Raw {
 
     fn addresses_keys(&self) -> bool {
         true
+    }
+
+    fn addresses_dot_keys(&self) -> bool {
+        self.literal.is_some()
     }
 
     async fn head_key(&self, key: &[u8]) -> Result<RawHead, BackendError> {

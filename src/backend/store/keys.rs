@@ -32,10 +32,11 @@ impl ObjectStoreBackend {
         };
         let why = match &self.raw {
             Some(raw) if raw.addresses_keys() => {
-                if !escaped::has_dot_segment(&full) {
+                if !escaped::has_dot_segment(&full) || raw.addresses_dot_keys() {
                     return Ok(());
                 }
-                "it has a `.` or `..` segment, which HTTP clients resolve, so no request reaches it"
+                "it has a `.` or `..` segment, and no client that sends URL paths as written \
+                 could be set up"
             }
             _ => "this store has no requests for keys its paths cannot hold",
         };
@@ -60,7 +61,7 @@ impl ObjectStoreBackend {
         full: &[u8],
     ) -> Result<ObjectInfo, BackendError> {
         let raw = self.raw_for(key)?;
-        if escaped::has_dot_segment(full) {
+        if escaped::has_dot_segment(full) && !raw.addresses_dot_keys() {
             // No HEAD reaches it; a one-key listing from it does (the key is in the query).
             let page = raw.list(full, None, 1).await?;
             let o = page

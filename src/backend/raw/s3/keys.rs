@@ -1,11 +1,12 @@
 //! S3 requests for one object named by its key as bytes, for keys object_store's paths cannot
 //! hold (`a//b`, control characters, invalid UTF-8: [`crate::backend::escaped`]).
 //!
-//! A key with a `.` or `..` segment cannot be sent in a URL at all: the HTTP client resolves
-//! dot segments, even percent-encoded ones (`dir/%2E%2E/x` goes out as `x`), so such a
-//! request would reach another key. Those keys are refused here, except for deletes, which go
-//! in the body of a DeleteObjects request instead.
+//! A key with a `.` or `..` segment goes through [`super::super::literal`]: reqwest resolves
+//! dot segments, even percent-encoded ones (`dir/%2E%2E/x` goes out as `x`), so through it the
+//! request would reach another key. Without that client such keys are refused, except for
+//! deletes, which then go in the body of a DeleteObjects request.
 
+use super::super::literal::LiteralClient;
 use super::super::{deleted, escape, etag_header, meta_headers, unsupported_key, xml_text};
 use super::super::{BackendError, PosixMeta, RawHead, Request};
 use super::{S3Raw, PATH};
@@ -17,32 +18,50 @@ use percent_encoding::percent_encode;
 use std::ops::Range;
 
 impl S3Raw {
-    /// The URL of object `key`, or why it cannot have one.
-    fn key_url(&self, key: &[u8], query: &str) -> Result<String, BackendError> {
-        if has_dot_segment(key) {
-            return Err(BackendError::Unsupported(format!(
-                "{:?}: a key with a `.` or `..` segment cannot be sent in a URL (HTTP clients \
-                 resolve dot segments, so the request would reach another key); use the \
-                 store's own tools for it",
-                String::from_utf8_lossy(key)
-            )));
+    /// The URL of object `key`, and the client that must send it (`None`: the usual one), or
+    /// why no request can reach it.
+    fn key_url(
+        &self,
+        key: &[u8],
+        query: &str,
+    ) -> Result<(String, Option<&LiteralClient>), BackendError> {
+        let url = format!("{}/{}{query}", self.bucket_url, percent_encode(key, PATH));
+        if !has_dot_segment(key) {
+            return Ok((url, None));
         }
-        Ok(format!(
-            "{}/{}{query}",
-            self.bucket_url,
-            percent_encode(key, PATH)
-        ))
+        match &self.literal {
+            Some(l) => Ok((url, Some(l))),
+            None => Err(BackendError::Unsupported(format!(
+                "{:?}: a key with a `.` or `..` segment needs its URL path sent as written, and \
+                 no such client could be set up (see the log at mount time); use the store's own \
+                 tools for it",
+                String::from_utf8_lossy(key)
+            ))),
+        }
+    }
+
+    /// Send request `r` for object `key` (whose URL `r.url` is).
+    async fn send_key(
+        &self,
+        r: Request<'_>,
+        literal: Option<&LiteralClient>,
+    ) -> Result<(http::HeaderMap, Bytes), BackendError> {
+        self.send_via(r, literal).await
     }
 
     pub(super) async fn head_bytes(&self, key: &[u8]) -> Result<RawHead, BackendError> {
+        let (url, via) = self.key_url(key, "")?;
         let (headers, _) = self
-            .send(Request {
-                method: http::Method::HEAD,
-                url: &self.key_url(key, "")?,
-                headers: &[],
-                body: Bytes::new(),
-                what: "HeadObject",
-            })
+            .send_key(
+                Request {
+                    method: http::Method::HEAD,
+                    url: &url,
+                    headers: &[],
+                    body: Bytes::new(),
+                    what: "HeadObject",
+                },
+                via,
+            )
             .await?;
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let size = text("content-length")
@@ -81,14 +100,18 @@ impl S3Raw {
         if let Some(e) = etag {
             headers.push(("if-match", e.to_string()));
         }
+        let (url, via) = self.key_url(key, "")?;
         let (_, body) = self
-            .send(Request {
-                method: http::Method::GET,
-                url: &self.key_url(key, "")?,
-                headers: &headers,
-                body: Bytes::new(),
-                what: "GetObject",
-            })
+            .send_key(
+                Request {
+                    method: http::Method::GET,
+                    url: &url,
+                    headers: &headers,
+                    body: Bytes::new(),
+                    what: "GetObject",
+                },
+                via,
+            )
             .await?;
         Ok(body)
     }
@@ -102,31 +125,37 @@ impl S3Raw {
         let names = meta_headers("x-amz-meta-", meta);
         let headers: Vec<(&str, String)> =
             names.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        let (url, via) = self.key_url(key, "")?;
         let (headers, _) = self
-            .send(Request {
-                method: http::Method::PUT,
-                url: &self.key_url(key, "")?,
-                headers: &headers,
-                body: data,
-                what: "PutObject",
-            })
+            .send_key(
+                Request {
+                    method: http::Method::PUT,
+                    url: &url,
+                    headers: &headers,
+                    body: data,
+                    what: "PutObject",
+                },
+                via,
+            )
             .await?;
         Ok(etag_header(&headers, "PutObject").ok())
     }
 
     pub(super) async fn copy_bytes(&self, from: &[u8], to: &[u8]) -> Result<(), BackendError> {
-        if has_dot_segment(from) {
-            return Err(unsupported_key(from));
-        }
+        // The source goes in a header, which nothing resolves; the target is the URL.
         let source = format!("/{}/{}", self.bucket, percent_encode(from, PATH));
+        let (url, via) = self.key_url(to, "")?;
         let (_, body) = self
-            .send(Request {
-                method: http::Method::PUT,
-                url: &self.key_url(to, "")?,
-                headers: &[("x-amz-copy-source", source)],
-                body: Bytes::new(),
-                what: "CopyObject",
-            })
+            .send_key(
+                Request {
+                    method: http::Method::PUT,
+                    url: &url,
+                    headers: &[("x-amz-copy-source", source)],
+                    body: Bytes::new(),
+                    what: "CopyObject",
+                },
+                via,
+            )
             .await?;
         match xml_text(&String::from_utf8_lossy(&body), "ETag") {
             Some(_) => Ok(()),
@@ -137,19 +166,18 @@ impl S3Raw {
     }
 
     pub(super) async fn delete_bytes(&self, key: &[u8]) -> Result<(), BackendError> {
-        if !has_dot_segment(key) {
-            return deleted(
-                self.send(Request {
-                    method: http::Method::DELETE,
-                    url: &self.key_url(key, "")?,
-                    headers: &[],
-                    body: Bytes::new(),
-                    what: "DeleteObject",
-                })
-                .await,
-            );
+        if let Ok((url, via)) = self.key_url(key, "") {
+            let r = Request {
+                method: http::Method::DELETE,
+                url: &url,
+                headers: &[],
+                body: Bytes::new(),
+                what: "DeleteObject",
+            };
+            return deleted(self.send_key(r, via).await);
         }
-        // The key goes in the body, where nothing resolves it.
+        // No client sends its URL path as written: the key goes in the body instead, where
+        // nothing resolves it.
         let Ok(text) = std::str::from_utf8(key) else {
             return Err(unsupported_key(key));
         };

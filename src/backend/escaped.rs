@@ -59,7 +59,10 @@ fn decode(body: &str) -> Option<Vec<u8>> {
         if b[i] == b'%' {
             let hex = body.get(i + 1..i + 3)?;
             // Two upper-case hex digits, nothing else (from_str_radix would take `+1`).
-            if !hex.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c)) {
+            if !hex
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+            {
                 return None;
             }
             let v = u8::from_str_radix(hex, 16).ok()?;

@@ -22,6 +22,9 @@ use std::sync::Arc;
 const UPLOAD_CONCURRENCY: usize = 4;
 
 mod keys;
+mod upload;
+
+use upload::StoreUpload;
 
 /// A [`Backend`] on top of any `object_store` store.
 pub struct ObjectStoreBackend {
@@ -423,12 +426,7 @@ impl Backend for ObjectStoreBackend {
             )));
         }
         let upload = self.begin_multipart(key, meta).await?;
-        Ok(Box::new(StoreUpload {
-            key: key.to_string(),
-            meta: meta.clone(),
-            upload: tokio::sync::Mutex::new(Some(upload)),
-            in_flight: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
-        }))
+        Ok(Box::new(StoreUpload::new(key, meta, upload)))
     }
 
     async fn put_file(
@@ -639,79 +637,4 @@ fn written(key: &str, size: u64, res: object_store::PutResult, meta: &PosixMeta)
 /// error).
 pub(super) async fn read_exactly(file: &std::fs::File, size: u64) -> Result<Bytes, BackendError> {
     super::raw::read_range(file, 0..size).await
-}
-
-/// A streaming multipart upload through object_store: every `put_part` is one part, as the
-/// caller sized it (see [`super::PartPlan::stream`]), at most `UPLOAD_CONCURRENCY` in flight
-/// (the mutexes only make it `Sync`; every use has `&mut self`).
-struct StoreUpload {
-    key: String,
-    meta: PosixMeta,
-    upload: tokio::sync::Mutex<Option<Box<dyn object_store::MultipartUpload>>>,
-    in_flight: tokio::sync::Mutex<tokio::task::JoinSet<object_store::Result<()>>>,
-}
-
-impl fmt::Debug for StoreUpload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreUpload")
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
-/// Wait for one part in flight; its error, if it failed.
-async fn one_part(
-    set: &mut tokio::task::JoinSet<object_store::Result<()>>,
-) -> Result<(), BackendError> {
-    match set.join_next().await {
-        Some(Ok(Ok(()))) | None => Ok(()),
-        Some(Ok(Err(e))) => Err(e.into()),
-        Some(Err(e)) => Err(BackendError::Other(format!("a part upload ended: {e}"))),
-    }
-}
-
-#[async_trait]
-impl super::Upload for StoreUpload {
-    async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
-        let set = self.in_flight.get_mut();
-        while set.len() >= UPLOAD_CONCURRENCY {
-            one_part(set).await?;
-        }
-        let upload =
-            self.upload.get_mut().as_mut().ok_or_else(|| {
-                BackendError::Other(format!("upload of {} already ended", self.key))
-            })?;
-        set.spawn(upload.put_part(PutPayload::from_iter(data)));
-        Ok(())
-    }
-
-    async fn complete(mut self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
-        let mut upload =
-            self.upload.get_mut().take().ok_or_else(|| {
-                BackendError::Other(format!("upload of {} already ended", self.key))
-            })?;
-        let set = self.in_flight.get_mut();
-        while !set.is_empty() {
-            if let Err(e) = one_part(set).await {
-                set.abort_all();
-                let _ = upload.abort().await;
-                return Err(e);
-            }
-        }
-        let res = match upload.complete().await {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = upload.abort().await;
-                return Err(e.into());
-            }
-        };
-        Ok(written(&self.key, size, res, &self.meta))
-    }
-
-    async fn abort(mut self: Box<Self>) {
-        self.in_flight.get_mut().abort_all();
-        if let Some(mut u) = self.upload.get_mut().take() {
-            let _ = u.abort().await;
-        }
-    }
 }

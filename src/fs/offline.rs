@@ -30,9 +30,16 @@ impl CloudFs {
         self.guard.probe().await
     }
 
-    /// Whether `e` means the store does not answer and the mount serves what it has instead.
+    /// Whether `e` means the store does not answer and the mount serves what it has instead:
+    /// a request not sent because the mount is offline, or one that got no answer and turned
+    /// it offline (not one that timed out while the store still answers others).
     pub(super) fn serves_offline(&self, e: &BackendError) -> bool {
-        self.cfg.offline && matches!(e, BackendError::Unreachable(_) | BackendError::Offline(_))
+        self.cfg.offline
+            && match e {
+                BackendError::Offline(_) => true,
+                BackendError::Unreachable(_) => !self.conn.is_online(),
+                _ => false,
+            }
     }
 
     /// The kernel TTL for what `node` says: `full`, or at most 1 s while the store does not

@@ -1099,7 +1099,15 @@ impl DelayProxy {
     /// Like `start`, listening on `port` (0: any), e.g. the port of an earlier proxy, so a
     /// mount sees the same endpoint again.
     pub fn start_on(port: u16, upstream: &str, needle: &str, delay: Duration) -> DelayProxy {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("DelayProxy bind");
+        // The sockets of an earlier proxy on this port may take a moment to close.
+        let until = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() > until => panic!("DelayProxy bind {port}: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         let port = listener.local_addr().expect("addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let delayed = Arc::new(AtomicUsize::new(0));

@@ -130,6 +130,7 @@ fn cached_data_answers_while_the_store_is_gone_and_closed_writes_arrive_after() 
     let t = Instant::now();
     let err = std::fs::read(m.p("cold/never.bin")).expect_err("an uncached read must fail");
     let took = t.elapsed();
+    println!("an uncached read failed after {took:?}: {err}");
     assert!(
         matches!(
             err.raw_os_error(),
@@ -156,10 +157,15 @@ fn cached_data_answers_while_the_store_is_gone_and_closed_writes_arrive_after() 
 
     // The server comes back: the file arrives without a remount.
     let _proxy = DelayProxy::start_on(port, &upstream, "", Duration::ZERO);
+    let back_at = Instant::now();
     let arrived = support::wait_until(Duration::from_secs(20), || {
         stored(&s3, "warm/new.txt").is_some()
     });
     assert!(arrived, "not uploaded; log:\n{}", m.log_text());
+    println!(
+        "the journaled file reached the server {:?} after the proxy came back",
+        back_at.elapsed()
+    );
     assert_eq!(
         stored(&s3, "warm/new.txt").expect("stored"),
         b"written while the store was gone\n"

@@ -29,15 +29,18 @@ pub struct MountConfig {
     pub default_permissions: Option<bool>,
     /// Mount read-only (`ro`). Writes are not implemented yet, so they fail with EROFS anyway.
     pub read_only: bool,
-    /// Owner reported for every file and directory; default: the mounting user.
+    /// Owner of every file and directory, whatever an object's stored metadata says; unset:
+    /// the stored owner, else the mounting user (docs/permissions.md).
     pub uid: Option<u32>,
-    /// Group reported for every file and directory; default: the mounting user's group.
+    /// Group of every file and directory, whatever an object's stored metadata says; unset:
+    /// the stored group, else the mounting user's group.
     pub gid: Option<u32>,
-    /// Bits cleared from the default modes 0666 (files) and 0777 (directories); default 022.
-    pub umask: u32,
-    /// Permission bits of files; overrides `umask` for files.
+    /// Bits cleared from every mode shown: stored ones, and the defaults 0666 (files) and 0777
+    /// (directories); unset: stored modes as they are, defaults with 022 cleared.
+    pub umask: Option<u32>,
+    /// Permission bits of every file, whatever its stored mode says (overrides `umask`).
     pub file_mode: Option<u32>,
-    /// Permission bits of directories; overrides `umask` for directories.
+    /// Permission bits of every directory, whatever its stored mode says.
     pub dir_mode: Option<u32>,
     /// Service endpoint URL (S3-compatible server, Azurite, private endpoint).
     pub endpoint: Option<String>,
@@ -184,7 +187,7 @@ impl Default for MountConfig {
             read_only: false,
             uid: None,
             gid: None,
-            umask: 0o022,
+            umask: None,
             file_mode: None,
             dir_mode: None,
             endpoint: None,
@@ -244,9 +247,14 @@ impl MountConfig {
             .unwrap_or(self.allow_other || self.allow_root)
     }
 
-    /// Permission bits of files.
+    /// Bits cleared from default modes (`umask`, else 022).
+    pub fn default_umask(&self) -> u32 {
+        self.umask.unwrap_or(0o022)
+    }
+
+    /// Permission bits of files without a stored mode.
     pub fn file_perm(&self) -> u16 {
-        (self.file_mode.unwrap_or(0o666 & !self.umask) & 0o7777) as u16
+        (self.file_mode.unwrap_or(0o666 & !self.default_umask()) & 0o7777) as u16
     }
 
     /// The block cache's root directory, or `None` when the cache is off.
@@ -259,9 +267,9 @@ impl MountConfig {
         )
     }
 
-    /// Permission bits of directories.
+    /// Permission bits of directories without a stored mode.
     pub fn dir_perm(&self) -> u16 {
-        (self.dir_mode.unwrap_or(0o777 & !self.umask) & 0o7777) as u16
+        (self.dir_mode.unwrap_or(0o777 & !self.default_umask()) & 0o7777) as u16
     }
 }
 
@@ -298,7 +306,7 @@ mod tests {
     #[test]
     fn modes_follow_umask_unless_set() {
         let c = MountConfig {
-            umask: 0o027,
+            umask: Some(0o027),
             ..Default::default()
         };
         assert_eq!((c.file_perm(), c.dir_perm()), (0o640, 0o750));

@@ -98,33 +98,60 @@ pub struct Entry {
 }
 
 /// Owner, modes and times of inodes: from the object's POSIX metadata where it has some
-/// (s3fs's `mode`, `uid`, `gid`, `mtime`), else from the mount options.
+/// (s3fs's `mode`, `uid`, `gid`, `mtime`), bounded by the mount options as s3fs bounds them
+/// (docs/permissions.md): `uid=`/`gid=` replace the stored owner, `umask=` masks stored modes
+/// too, `file_mode=`/`dir_mode=` replace them; objects without metadata get the defaults.
 #[derive(Debug, Clone)]
 pub struct AttrPolicy {
+    /// The owner without `uid=`/`gid=` and without a stored one: the mounting user.
     uid: u32,
     gid: u32,
+    /// `uid=`/`gid=`: every inode's owner.
+    force_uid: Option<u32>,
+    force_gid: Option<u32>,
+    /// Modes of inodes without a stored mode.
     file_perm: u16,
     dir_perm: u16,
+    /// `file_mode=`/`dir_mode=`: every file's or directory's mode.
+    force_file: Option<u16>,
+    force_dir: Option<u16>,
+    /// `umask=`: bits cleared from stored modes.
+    umask: u16,
 }
 
 impl AttrPolicy {
     /// From the mount options; owner defaults to the mounting user.
     pub fn new(cfg: &MountConfig) -> Self {
+        let perm = |m: Option<u32>| m.map(|m| (m & 0o7777) as u16);
         AttrPolicy {
-            uid: cfg.uid.unwrap_or_else(|| nix::unistd::geteuid().as_raw()),
-            gid: cfg.gid.unwrap_or_else(|| nix::unistd::getegid().as_raw()),
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            force_uid: cfg.uid,
+            force_gid: cfg.gid,
             file_perm: cfg.file_perm(),
             dir_perm: cfg.dir_perm(),
+            force_file: perm(cfg.file_mode),
+            force_dir: perm(cfg.dir_mode),
+            umask: (cfg.umask.unwrap_or(0) & 0o7777) as u16,
+        }
+    }
+
+    /// The permission bits shown for `kind` with stored mode `stored`.
+    fn perm(&self, kind: Kind, stored: Option<u32>) -> u16 {
+        let (forced, default) = match kind {
+            Kind::Dir => (self.force_dir, self.dir_perm),
+            Kind::File => (self.force_file, self.file_perm),
+            Kind::Symlink => return 0o777,
+        };
+        match (forced, stored) {
+            (Some(p), _) => p,
+            (None, Some(mode)) => (mode & 0o7777) as u16 & !self.umask,
+            (None, None) => default,
         }
     }
 
     /// The attributes of inode `ino`.
     pub fn attr(&self, ino: u64, kind: Kind, stat: &Stat) -> Attr {
-        let default_perm = match kind {
-            Kind::Dir => self.dir_perm,
-            Kind::File => self.file_perm,
-            Kind::Symlink => 0o777,
-        };
         let m = &stat.meta;
         let mtime = m.mtime.unwrap_or(stat.mtime);
         Attr {
@@ -134,9 +161,9 @@ impl AttrPolicy {
             mtime,
             ctime: m.ctime.unwrap_or(mtime),
             nlink: if kind == Kind::Dir { 2 } else { 1 },
-            perm: m.mode.map_or(default_perm, |mode| (mode & 0o7777) as u16),
-            uid: m.uid.unwrap_or(self.uid),
-            gid: m.gid.unwrap_or(self.gid),
+            perm: self.perm(kind, m.mode),
+            uid: self.force_uid.or(m.uid).unwrap_or(self.uid),
+            gid: self.force_gid.or(m.gid).unwrap_or(self.gid),
         }
     }
 }

@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 # ---------------------------------------------------------------- Debian packages
 # useradd is in 'passwd', runuser in 'util-linux', md5sum/id in 'coreutils', systemd-analyze
 # (the unit tests' verifier) and systemd-escape in 'systemd'.
-DEB_PKGS=(fuse3 libfuse3-dev pkg-config curl openssl util-linux procps passwd coreutils systemd)
+DEB_PKGS=(fuse3 libfuse3-dev pkg-config curl openssl util-linux procps passwd coreutils systemd media-types)
 apt_updated=0
 apt_install() { # apt_install PKG...  -- apt-get update once, then install
   if [ "$apt_updated" -eq 0 ]; then

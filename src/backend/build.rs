@@ -122,7 +122,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
-                        .with_raw(copier),
+                        .with_raw(copier)
+                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load)),
                 ),
                 credentials,
             )
@@ -188,7 +189,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
-                        .with_raw(copier),
+                        .with_raw(copier)
+                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load)),
                 ),
                 credentials,
             )
@@ -216,12 +218,10 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                     .map_err(|e| format!("GCS client for {name}: {e}"))?,
             );
             (
-                Arc::new(ObjectStoreBackend::new(
-                    store.clone(),
-                    Some(store),
-                    prefix,
-                    name,
-                )),
+                Arc::new(
+                    ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
+                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load)),
+                ),
                 credentials,
             )
         }

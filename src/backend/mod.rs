@@ -19,6 +19,7 @@ mod hostile;
 mod local;
 pub mod memory;
 pub mod meta;
+pub mod mime;
 pub mod offline;
 pub mod part_size;
 pub mod raw;

@@ -44,6 +44,8 @@ pub struct ObjectStoreBackend {
     part_copies_refused: std::sync::atomic::AtomicBool,
     /// Keys hidden from listings (no file name can carry them).
     hidden: super::hostile::Hidden,
+    /// Content-Types by file name (`-o mime=`); `None`: none is set.
+    mime: Option<Arc<super::mime::MimeTypes>>,
 }
 
 impl fmt::Debug for ObjectStoreBackend {
@@ -77,7 +79,19 @@ impl ObjectStoreBackend {
             raw: None,
             part_copies_refused: Default::default(),
             hidden: Default::default(),
+            mime: None,
         }
+    }
+
+    /// Set each upload's Content-Type from its name, by `types`.
+    pub fn with_mime(mut self, types: Option<super::mime::MimeTypes>) -> Self {
+        self.mime = types.map(Arc::new);
+        self
+    }
+
+    /// The Content-Type to store object `key` with, if any.
+    fn content_type(&self, key: &str) -> Option<&str> {
+        self.mime.as_deref().map(|m| m.of(key))
     }
 
     /// Re-upload edited objects by copying their unchanged parts with `copier`.
@@ -137,7 +151,7 @@ impl ObjectStoreBackend {
         meta: &PosixMeta,
     ) -> Result<Box<dyn object_store::MultipartUpload>, BackendError> {
         let opts = PutMultipartOptions {
-            attributes: self.attributes(meta),
+            attributes: self.attributes(key, meta),
             ..Default::default()
         };
         Ok(self
@@ -146,9 +160,13 @@ impl ObjectStoreBackend {
             .await?)
     }
 
-    /// `meta` as object metadata; the local directory store keeps none.
-    fn attributes(&self, meta: &PosixMeta) -> Attributes {
+    /// `meta` as object metadata, and the Content-Type of `key`; the local directory store
+    /// keeps none.
+    fn attributes(&self, key: &str, meta: &PosixMeta) -> Attributes {
         let mut a = Attributes::new();
+        if let (Some(t), None) = (self.content_type(key), &self.local_dir) {
+            a.insert(Attribute::ContentType, AttributeValue::from(t.to_string()));
+        }
         if self.local_dir.is_none() {
             for (k, v) in meta.to_pairs() {
                 a.insert(
@@ -366,7 +384,7 @@ impl Backend for ObjectStoreBackend {
         }
         let size = data.len() as u64;
         let opts = PutOptions {
-            attributes: self.attributes(meta),
+            attributes: self.attributes(key, meta),
             ..Default::default()
         };
         let res = self
@@ -404,7 +422,7 @@ impl Backend for ObjectStoreBackend {
             }
         };
         let opts = PutOptions {
-            attributes: self.attributes(meta),
+            attributes: self.attributes(key, meta),
             mode,
             ..Default::default()
         };
@@ -547,7 +565,10 @@ impl Backend for ObjectStoreBackend {
             )));
         }
         let full = self.path(key)?;
-        let new_etag = match copier.upload(&full, file, parts, etag, meta).await {
+        let new_etag = match copier
+            .upload(&full, file, parts, etag, meta, self.content_type(key))
+            .await
+        {
             Ok(e) => e,
             Err(e @ (BackendError::Other(_) | BackendError::Unsupported(_))) => {
                 use std::sync::atomic::Ordering;
@@ -569,6 +590,14 @@ impl Backend for ObjectStoreBackend {
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        // A new name with another type: the copy takes the type of its name, as in s3fs.
+        if let (Some(raw), Some(kind)) = (&self.raw, self.content_type(to)) {
+            if raw.addresses_keys() && self.content_type(from) != Some(kind) {
+                let meta = self.head(from).await?.meta;
+                let (a, b) = (self.key_bytes(from), self.key_bytes(to));
+                return raw.copy_key_retyped(&a, &b, &meta, kind).await;
+            }
+        }
         if self.escaped_key(from).is_some() || self.escaped_key(to).is_some() {
             return self.copy_escaped(from, to).await;
         }

@@ -137,6 +137,9 @@ pub struct MountConfig {
     /// Keep serving cached listings, attributes and blocks while the store does not answer,
     /// fail uncached reads at once, journal closed writes and upload them once it answers.
     pub offline: bool,
+    /// The mime types table uploads take their Content-Type from, by file name extension
+    /// (s3fs's `mime`); `None` (`mime=off`): no Content-Type is set.
+    pub mime: Option<PathBuf>,
     /// Let the kernel read files that are fully in the disk cache straight from their cache file
     /// (FUSE passthrough, Linux 6.9 or later, daemon running as root).
     pub passthrough: bool,
@@ -224,6 +227,7 @@ impl Default for MountConfig {
             max_memory: 24 << 20,
             passthrough: true,
             offline: true,
+            mime: Some(PathBuf::from("/etc/mime.types")),
             sign_payload: None,
             suid: false,
             dev: false,

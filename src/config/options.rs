@@ -219,6 +219,11 @@ pub static OPTIONS: &[OptionSpec] = &[
         }),
     opt!("sign_payload", [], Takes::Flag, "S3: hash every request body into its SigV4 signature. By default bodies are signed only over plain http to another host; over https TLS already protects them, and on loopback nothing is in between (UNSIGNED-PAYLOAD saves about 1 CPU second per GB written). sign_payload=false never signs, sign_payload always does.",
         |c, v| c.sign_payload = Some(flag(v)?)),
+    opt!("mime", [], Takes::Value("FILE|off"), "S3, Azure and GCS: uploads set the object's Content-Type from the file name's extension, looked up in this mime types table, as s3fs does, and on S3 a rename to a name of another type re-types the copy (default /etc/mime.types; application/octet-stream for unknown extensions); off sets none.",
+        |c, v| {
+            let f = need(v)?;
+            c.mime = if f == "off" { None } else { Some(PathBuf::from(f)) }
+        }),
     opt!("offline", [], Takes::Flag, "When the store does not answer (connection refused, DNS failure, timeouts once `retries` ran out), keep serving: cached listings and attributes answer past their TTL (marked stale: the kernel keeps them 1 s), blocks in the disk cache are read, uncached reads fail at once with ENETUNREACH instead of a timeout each, and closed writes are journaled and uploaded in the background once the store answers (probed every second); `cloudmount status` shows since when (on by default; offline=off fails every operation that needs the store, after its timeouts).",
         |c, v| c.offline = flag(v)?),
     opt!("passthrough", [], Takes::Flag, "Files fully in the disk cache are read by the kernel straight from their cache file, without the daemon (FUSE passthrough; Linux 6.9 or later, daemon running as root; on by default, passthrough=false turns it off). Falls back to normal reads where unavailable.",

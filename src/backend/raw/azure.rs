@@ -246,6 +246,7 @@ impl RawStore for AzureRaw {
         parts: &[PartSource],
         etag: &str,
         meta: &PosixMeta,
+        content_type: Option<&str>,
     ) -> Result<Option<String>, BackendError> {
         let source = self.sas(http::Method::GET, path).await?;
         let dest = self.sas(http::Method::PUT, path).await?;
@@ -307,6 +308,9 @@ impl RawStore for AzureRaw {
         let mut headers = vec![("x-ms-version", VERSION.to_string())];
         let names = meta_headers("x-ms-meta-", meta);
         headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
+        if let Some(t) = content_type {
+            headers.push(("x-ms-blob-content-type", t.to_string()));
+        }
         let (answer, _) = self
             .send(Request {
                 method: http::Method::PUT,

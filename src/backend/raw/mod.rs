@@ -98,14 +98,15 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         Err(unsupported_key(key))
     }
 
-    /// Store `data` as object `key` with `meta`; its entity tag.
+    /// Store `data` as object `key` with `meta` (and `content_type`); its entity tag.
     async fn put_key(
         &self,
         key: &[u8],
         data: Bytes,
         meta: &PosixMeta,
+        content_type: Option<&str>,
     ) -> Result<Option<String>, BackendError> {
-        let _ = (data, meta);
+        let _ = (data, meta, content_type);
         Err(unsupported_key(key))
     }
 
@@ -115,14 +116,27 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         Err(unsupported_key(from))
     }
 
+    /// Copy object `from` to `to` on the server with `meta` and `content_type` instead of the
+    /// source's (s3fs sets a renamed object's Content-Type from its new name).
+    async fn copy_key_retyped(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        meta: &PosixMeta,
+        content_type: &str,
+    ) -> Result<(), BackendError> {
+        let _ = (to, meta, content_type);
+        Err(unsupported_key(from))
+    }
+
     /// Delete object `key` (a missing one is fine).
     async fn delete_key(&self, key: &[u8]) -> Result<(), BackendError> {
         Err(unsupported_key(key))
     }
 
     /// Store open local file `file` as object `path` from `parts` (in order, covering it),
-    /// the `Copy` ones taken from `path`'s current version, which must still be `etag`.
-    /// Returns the new object's entity tag.
+    /// the `Copy` ones taken from `path`'s current version, which must still be `etag`, with
+    /// `meta` and `content_type`. Returns the new object's entity tag.
     async fn upload(
         &self,
         path: &object_store::path::Path,
@@ -130,6 +144,7 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         parts: &[PartSource],
         etag: &str,
         meta: &PosixMeta,
+        content_type: Option<&str>,
     ) -> Result<Option<String>, BackendError>;
 }
 

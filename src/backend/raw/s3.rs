@@ -396,12 +396,23 @@ impl RawStore for S3Raw {
         key: &[u8],
         data: Bytes,
         meta: &PosixMeta,
+        content_type: Option<&str>,
     ) -> Result<Option<String>, BackendError> {
-        self.put_bytes(key, data, meta).await
+        self.put_bytes(key, data, meta, content_type).await
     }
 
     async fn copy_key(&self, from: &[u8], to: &[u8]) -> Result<(), BackendError> {
-        self.copy_bytes(from, to).await
+        self.copy_bytes(from, to, None).await
+    }
+
+    async fn copy_key_retyped(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        meta: &PosixMeta,
+        content_type: &str,
+    ) -> Result<(), BackendError> {
+        self.copy_bytes(from, to, Some((meta, content_type))).await
     }
 
     async fn delete_key(&self, key: &[u8]) -> Result<(), BackendError> {
@@ -415,13 +426,17 @@ impl RawStore for S3Raw {
         parts: &[PartSource],
         etag: &str,
         meta: &PosixMeta,
+        content_type: Option<&str>,
     ) -> Result<Option<String>, BackendError> {
         let key = path.as_ref();
         let headers = meta_headers("x-amz-meta-", meta);
-        let headers: Vec<(&str, String)> = headers
+        let mut headers: Vec<(&str, String)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.clone()))
             .collect();
+        if let Some(t) = content_type {
+            headers.push(("content-type", t.to_string()));
+        }
         let (_, body) = self
             .send(Request {
                 method: http::Method::POST,

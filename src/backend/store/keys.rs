@@ -113,7 +113,8 @@ impl ObjectStoreBackend {
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
         let size = data.len() as u64;
-        let etag = self.raw_for(key)?.put_key(full, data, meta).await?;
+        let kind = self.content_type(&String::from_utf8_lossy(full));
+        let etag = self.raw_for(key)?.put_key(full, data, meta, kind).await?;
         Ok(ObjectInfo {
             key: key.to_string(),
             size,

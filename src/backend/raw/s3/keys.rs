@@ -121,10 +121,14 @@ impl S3Raw {
         key: &[u8],
         data: Bytes,
         meta: &PosixMeta,
+        content_type: Option<&str>,
     ) -> Result<Option<String>, BackendError> {
         let names = meta_headers("x-amz-meta-", meta);
-        let headers: Vec<(&str, String)> =
+        let mut headers: Vec<(&str, String)> =
             names.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        if let Some(t) = content_type {
+            headers.push(("content-type", t.to_string()));
+        }
         let (url, via) = self.key_url(key, "")?;
         let (headers, _) = self
             .send_key(
@@ -141,16 +145,30 @@ impl S3Raw {
         Ok(etag_header(&headers, "PutObject").ok())
     }
 
-    pub(super) async fn copy_bytes(&self, from: &[u8], to: &[u8]) -> Result<(), BackendError> {
+    /// CopyObject; with `replace`, the copy gets that metadata and Content-Type instead of
+    /// the source's.
+    pub(super) async fn copy_bytes(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        replace: Option<(&PosixMeta, &str)>,
+    ) -> Result<(), BackendError> {
         // The source goes in a header, which nothing resolves; the target is the URL.
         let source = format!("/{}/{}", self.bucket, percent_encode(from, PATH));
+        let names = replace.map_or_else(Vec::new, |(m, _)| meta_headers("x-amz-meta-", m));
+        let mut headers: Vec<(&str, String)> = vec![("x-amz-copy-source", source)];
+        if let Some((_, kind)) = replace {
+            headers.push(("x-amz-metadata-directive", "REPLACE".to_string()));
+            headers.push(("content-type", kind.to_string()));
+            headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
+        }
         let (url, via) = self.key_url(to, "")?;
         let (_, body) = self
             .send_key(
                 Request {
                     method: http::Method::PUT,
                     url: &url,
-                    headers: &[("x-amz-copy-source", source)],
+                    headers: &headers,
                     body: Bytes::new(),
                     what: "CopyObject",
                 },

@@ -292,17 +292,34 @@ impl Prefetcher {
         })
     }
 
+    /// Bytes `offset..end` from the disk cache, if every block they span is there (a read
+    /// across a block boundary too: it must not need the store when the cache has it all).
+    async fn cached_range(&self, offset: u64, end: u64) -> Option<Bytes> {
+        let bs = self.src.block_size();
+        let (b0, b1) = (offset / bs, (end - 1) / bs);
+        if b1 - b0 > 1 {
+            return None;
+        }
+        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        for b in b0..=b1 {
+            let block = self.src.cached_block(&self.obj, b).await?;
+            let start = b * bs;
+            let (a, z) = (offset.max(start) - start, end.min(start + bs) - start);
+            if z as usize > block.len() {
+                return None;
+            }
+            if b0 == b1 {
+                return Some(block.slice(a as usize..z as usize));
+            }
+            out.extend_from_slice(&block[a as usize..z as usize]);
+        }
+        Some(out.freeze())
+    }
+
     /// A read elsewhere: a cached block if it holds the range, else one small aligned GET.
     async fn random_read(&self, offset: u64, end: u64) -> Result<Bytes, BackendError> {
-        let bs = self.src.block_size();
-        let b0 = offset / bs;
-        if b0 == (end - 1) / bs {
-            if let Some(block) = self.src.cached_block(&self.obj, b0).await {
-                let start = b0 * bs;
-                if (end - start) as usize <= block.len() {
-                    return Ok(block.slice((offset - start) as usize..(end - start) as usize));
-                }
-            }
+        if let Some(cached) = self.cached_range(offset, end).await {
+            return Ok(cached);
         }
         let align = self.cfg.random_align.max(1);
         let a = offset / align * align;

@@ -278,3 +278,38 @@ async fn parts_still_fetching_stay_in_the_budget_until_they_finish() {
         budget.used()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_read_across_a_block_boundary_comes_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
+    let (_b, src, obj, d) = setup(3 << 20, Some(cache.clone()), 1 << 20).await;
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(64 << 20),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    assert_eq!(&p.read(0, 3 << 20).await.unwrap()[..], &d[..]);
+    for _ in 0..200 {
+        if cache.stats.writes.load(Relaxed) >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let gets = src.stats.gets.load(Relaxed);
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(64 << 20),
+        obj,
+        PrefetchConfig::default(),
+    );
+    let at = (1 << 20) - 100;
+    let got = p.read(at, 4096).await.unwrap();
+    assert_eq!(&got[..], &d[at as usize..at as usize + 4096]);
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        gets,
+        "both blocks were cached: no request (offline, it would fail)"
+    );
+}

@@ -24,6 +24,22 @@ fn drop_pages(path: &Path) {
     assert_eq!(rc, 0, "posix_fadvise");
 }
 
+/// A numeric field of the `cloudmount status --raw` report of the mount at `m`.
+fn status_raw_field(m: &Mounted, name: &str) -> Option<u64> {
+    let out = harness::run_bounded(
+        std::process::Command::new(bin()).args(["status", "--raw"]),
+        Duration::from_secs(20),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mine = text.split("\n\n").find(|r| {
+        r.lines()
+            .any(|l| l == format!("mountpoint={}", m.path.display()))
+    })?;
+    mine.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The `cloudmount status` block of the mount at `m`.
 fn status_of(m: &Mounted) -> String {
     let out = harness::run_bounded(
@@ -99,6 +115,15 @@ fn cached_data_answers_while_the_store_is_gone_and_closed_writes_arrive_after() 
     );
     assert!(std::fs::read(m.p("warm/big.bin")).expect("read big") == big);
     let _ = std::fs::metadata(m.p("cold")).expect("stat cold");
+    // The block cache writes on its own threads: the warmed data is on disk before the outage.
+    let cached = support::wait_until(Duration::from_secs(20), || {
+        status_raw_field(&m, "cache_used").is_some_and(|n| n >= (big.len() + 6) as u64)
+    });
+    assert!(
+        cached,
+        "the warmed data never reached the block cache: {}",
+        status_of(&m)
+    );
 
     // The server goes away; every TTL runs out.
     drop(proxy);
@@ -117,8 +142,11 @@ fn cached_data_answers_while_the_store_is_gone_and_closed_writes_arrive_after() 
     assert_eq!(meta.len(), big.len() as u64);
     drop_pages(&m.p("warm/big.bin"));
     drop_pages(&m.p("warm/a.txt"));
+
     assert!(
-        std::fs::read(m.p("warm/big.bin")).expect("read big offline") == big,
+        std::fs::read(m.p("warm/big.bin"))
+            .unwrap_or_else(|e| panic!("read big offline: {e}\nlog:\n{}", m.log_text()))
+            == big,
         "blocks from the disk cache"
     );
     assert_eq!(

@@ -293,11 +293,12 @@ impl Prefetcher {
     }
 
     /// Bytes `offset..end` from the disk cache, if every block they span is there (a read
-    /// across a block boundary too: it must not need the store when the cache has it all).
+    /// across block boundaries too: it must not need the store when the cache has it all).
     async fn cached_range(&self, offset: u64, end: u64) -> Option<Bytes> {
         let bs = self.src.block_size();
         let (b0, b1) = (offset / bs, (end - 1) / bs);
-        if b1 - b0 > 1 {
+        // Reads are at most a few MiB (FUSE's max_read); anything larger is no random read.
+        if b1 - b0 >= 64 {
             return None;
         }
         let mut out = BytesMut::with_capacity((end - offset) as usize);

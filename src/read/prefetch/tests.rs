@@ -307,6 +307,9 @@ async fn a_random_read_across_a_block_boundary_comes_from_the_cache() {
     let at = (1 << 20) - 100;
     let got = p.read(at, 4096).await.unwrap();
     assert_eq!(&got[..], &d[at as usize..at as usize + 4096]);
+    // Across three blocks too.
+    let got = p.read(100, (2 << 20) + 100).await.unwrap();
+    assert_eq!(&got[..], &d[100..(2 << 20) + 200]);
     assert_eq!(
         src.stats.gets.load(Relaxed),
         gets,

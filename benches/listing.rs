@@ -25,7 +25,7 @@ fn main() {
             let rules = ListRules {
                 suffix: ".file".into(),
                 page_size: 1000,
-                probe_max: 0,
+                probe_max: None,
             };
             let mut s = DirStream::new("dir/", &rules, SystemTime::UNIX_EPOCH);
             let mut c = 0usize;

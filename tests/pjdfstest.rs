@@ -13,7 +13,7 @@ use std::time::Duration;
 use support::S3Server;
 
 /// Passing tests measured when the expected-failure list was made; raise it, never lower it.
-const MIN_PASSED: usize = 161;
+const MIN_PASSED: usize = 300;
 
 fn pjdfstest_bin() -> std::path::PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
@@ -52,13 +52,8 @@ fn pjdfstest_passes_except_the_listed_object_storage_limits() {
         .collect();
     let s3 = S3Server::start_moto();
     s3.create_bucket("posix");
-    // pjdfstest checks that changes show at once, and runs some steps as other users.
-    let opts = [
-        "attr_timeout=0",
-        "entry_timeout=0",
-        "negative_timeout=0",
-        "allow_other",
-    ];
+    // Defaults, as an operator mounts it; pjdfstest runs some steps as other users.
+    let opts = ["allow_other"];
     let m = MountCmd::s3(&s3, "posix", &opts).mount();
     let work = m.p("pjd");
     std::fs::create_dir(&work).expect("mkdir in the mount");

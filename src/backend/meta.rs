@@ -1,6 +1,7 @@
 //! POSIX attributes stored as object metadata, with s3fs's names so that a bucket written by
 //! s3fs shows the same modes, owners and times through cloudmount, and the reverse:
-//! `mode` (decimal `st_mode`, file type bits included), `uid`, `gid`, `mtime` and `ctime`
+//! `mode` (decimal `st_mode`, file type bits included), `uid`, `gid`, `rdev` (the device
+//! number of a device file, decimal), `mtime` and `ctime`
 //! (seconds since the epoch, with nanoseconds after a dot when there are any, as s3fs writes
 //! them since 1.89; whole seconds are read too). On S3 they travel as `x-amz-meta-<name>`
 //! headers, on Azure as `x-ms-meta-<name>`.
@@ -13,6 +14,8 @@ pub const MODE: &str = "mode";
 pub const UID: &str = "uid";
 /// Group.
 pub const GID: &str = "gid";
+/// Device number of a character or block device file.
+pub const RDEV: &str = "rdev";
 /// Modification time.
 pub const MTIME: &str = "mtime";
 /// Status change time (chmod, chown, utimes and every content change move it).
@@ -27,6 +30,8 @@ pub struct PosixMeta {
     pub uid: Option<u32>,
     /// Owner's group id.
     pub gid: Option<u32>,
+    /// Device number (`st_rdev`) of a device file.
+    pub rdev: Option<u64>,
     /// Modification time.
     pub mtime: Option<SystemTime>,
     /// Status change time; when missing, the modification time stands in.
@@ -49,6 +54,7 @@ impl PosixMeta {
                 MODE => m.mode = value.parse().ok(),
                 UID => m.uid = value.parse().ok(),
                 GID => m.gid = value.parse().ok(),
+                RDEV => m.rdev = value.parse().ok(),
                 MTIME => m.mtime = parse_time(value),
                 CTIME => m.ctime = parse_time(value),
                 _ => {}
@@ -68,6 +74,9 @@ impl PosixMeta {
         }
         if let Some(v) = self.gid {
             out.push((GID, v.to_string()));
+        }
+        if let Some(v) = self.rdev {
+            out.push((RDEV, v.to_string()));
         }
         if let Some(t) = self.mtime {
             out.push((MTIME, format_time(t)));
@@ -94,6 +103,7 @@ impl PosixMeta {
             mode: other.mode.or(self.mode),
             uid: other.uid.or(self.uid),
             gid: other.gid.or(self.gid),
+            rdev: other.rdev.or(self.rdev),
             mtime: other.mtime.or(self.mtime),
             ctime: other.ctime.or(self.ctime),
         }

@@ -116,8 +116,9 @@ pub struct MountConfig {
     pub upload_part_size: u64,
     /// Objects of at most this many bytes that a directory listing returns are HEADed for
     /// their stored metadata (modes, owners, s3fs symbolic links), which LIST answers do not
-    /// carry; 0 HEADs none (objects then show the mount's defaults until looked up by name).
-    pub meta_probe_size: u64,
+    /// carry; 0 HEADs only empty objects (FIFOs, sockets and device files are empty), `None`
+    /// none (objects then show the mount's defaults until looked up by name).
+    pub meta_probe_size: Option<u64>,
     /// Bytes of a streaming upload's sent data its staging file keeps (0: all); older sent
     /// parts are dropped, so a large copy needs about this much local space, but the file can
     /// then only be appended to until it is closed.
@@ -234,7 +235,7 @@ impl Default for MountConfig {
             exec: true,
             upload_part_size: 8 << 20,
             rename_dir_limit: 10_000,
-            meta_probe_size: 0,
+            meta_probe_size: Some(0),
             stream_staging_max: 1 << 30,
             upload_unclosed: false,
             abort_stale_uploads: Duration::from_secs(24 * 3600),

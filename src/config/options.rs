@@ -193,9 +193,12 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !((5u64 << 20)..=(5u64 << 30)).contains(&n) { return Err("must be 5M to 5G".to_string()); }
             c.upload_part_size = n
         }),
-    opt!("meta_probe_size", [], Takes::Value("SIZE"), "Objects up to this size in a directory listing are HEADed for their stored modes, owners and s3fs symbolic links, which LIST answers lack (default 0: none; 4K finds every s3fs symlink, at one request per small object). Without it, such attributes show once a name is looked up.",
+    opt!("meta_probe_size", [], Takes::Value("SIZE"), "Objects up to this size in a directory listing are HEADed for their stored modes, owners, s3fs symbolic links and special files, which LIST answers lack (default 0: empty objects only, the ones that can be FIFOs, sockets or device files; 4K also finds every s3fs symbolic link, at one request per small object; off: none). Without it, such attributes show once a name is looked up.",
         |c, v| {
-            c.meta_probe_size = size(need(v)?)?
+            c.meta_probe_size = match need(v)? {
+                "off" => None,
+                v => Some(size(v)?),
+            }
         }),
     opt!("stream_staging_max", [], Takes::Value("SIZE"), "How much already-uploaded data of a file written in order (a streaming upload) stays in the staging area (default 1G; 0 keeps all). Older sent parts are dropped, so copying a file of any size needs about this much local space; past that point the file can only be appended to until it is closed (rewriting, truncating or reading its start fails with ENOTSUP and a log line).",
         |c, v| {

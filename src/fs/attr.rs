@@ -4,7 +4,7 @@ use crate::backend::PosixMeta;
 use crate::config::MountConfig;
 use std::time::{Duration, SystemTime};
 
-/// File, directory or symbolic link.
+/// File, directory, symbolic link or special file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A regular file (an object).
@@ -14,14 +14,27 @@ pub enum Kind {
     /// A symbolic link: an object whose content is the target and whose stored `mode` has the
     /// `S_IFLNK` type bits (how s3fs stores one).
     Symlink,
+    /// A named pipe: an empty object whose stored `mode` has the `S_IFIFO` type bits (how
+    /// s3fs stores what `mkfifo` makes). The kernel serves its opens, reads and writes.
+    Fifo,
+    /// A socket file, stored like a FIFO with `S_IFSOCK`.
+    Socket,
+    /// A character device file, stored like a FIFO with `S_IFCHR` and its device number.
+    CharDevice,
+    /// A block device file, stored like a FIFO with `S_IFBLK` and its device number.
+    BlockDevice,
 }
 
 impl Kind {
-    /// The kind of an object with stored attributes `meta`: a symbolic link when its mode
-    /// says so, else a regular file.
+    /// The kind of an object with stored attributes `meta`: what the type bits of its mode
+    /// say, a regular file when it has none (or a directory's, which an object cannot be).
     pub fn of_object(meta: &PosixMeta) -> Kind {
-        match meta.mode {
-            Some(m) if m & libc::S_IFMT == libc::S_IFLNK => Kind::Symlink,
+        match meta.mode.map(|m| m & libc::S_IFMT) {
+            Some(libc::S_IFLNK) => Kind::Symlink,
+            Some(libc::S_IFIFO) => Kind::Fifo,
+            Some(libc::S_IFSOCK) => Kind::Socket,
+            Some(libc::S_IFCHR) => Kind::CharDevice,
+            Some(libc::S_IFBLK) => Kind::BlockDevice,
             _ => Kind::File,
         }
     }
@@ -32,7 +45,20 @@ impl Kind {
             Kind::File => libc::S_IFREG,
             Kind::Dir => libc::S_IFDIR,
             Kind::Symlink => libc::S_IFLNK,
+            Kind::Fifo => libc::S_IFIFO,
+            Kind::Socket => libc::S_IFSOCK,
+            Kind::CharDevice => libc::S_IFCHR,
+            Kind::BlockDevice => libc::S_IFBLK,
         }
+    }
+
+    /// A FIFO, socket or device file: an empty object that only its metadata makes special,
+    /// never opened through the mount (the kernel serves it).
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice
+        )
     }
 }
 
@@ -84,6 +110,8 @@ pub struct Attr {
     pub uid: u32,
     /// Group.
     pub gid: u32,
+    /// Device number of a device file (0 for others).
+    pub rdev: u32,
 }
 
 /// A name resolved to an inode, with how long the kernel may trust it.
@@ -140,8 +168,9 @@ impl AttrPolicy {
     fn perm(&self, kind: Kind, stored: Option<u32>) -> u16 {
         let (forced, default) = match kind {
             Kind::Dir => (self.force_dir, self.dir_perm),
-            Kind::File => (self.force_file, self.file_perm),
             Kind::Symlink => return 0o777,
+            // Special files are files to `file_mode=` and the defaults, as in s3fs.
+            _ => (self.force_file, self.file_perm),
         };
         match (forced, stored) {
             (Some(p), _) => p,
@@ -164,6 +193,12 @@ impl AttrPolicy {
             perm: self.perm(kind, m.mode),
             uid: self.force_uid.or(m.uid).unwrap_or(self.uid),
             gid: self.force_gid.or(m.gid).unwrap_or(self.gid),
+            rdev: match kind {
+                Kind::CharDevice | Kind::BlockDevice => {
+                    m.rdev.and_then(|r| u32::try_from(r).ok()).unwrap_or(0)
+                }
+                _ => 0,
+            },
         }
     }
 }

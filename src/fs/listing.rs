@@ -32,8 +32,9 @@ pub struct ListRules {
     /// Most entries asked for per LIST request.
     pub page_size: usize,
     /// Objects of at most this many bytes are HEADed for their stored metadata (modes,
-    /// owners, s3fs symbolic links), which LIST answers do not carry; 0: none are.
-    pub probe_max: u64,
+    /// owners, s3fs symbolic links and special files), which LIST answers do not carry;
+    /// `None`: none are.
+    pub probe_max: Option<u64>,
 }
 
 /// HEADs in flight at once while probing one page.
@@ -169,11 +170,15 @@ impl DirStream {
 
 /// `objects` of a page, those of at most `max` bytes with the metadata a HEAD finds (an
 /// object whose HEAD fails keeps what the listing said).
-async fn probe(backend: &dyn Backend, objects: Vec<ObjectInfo>, max: u64) -> Vec<ObjectInfo> {
+async fn probe(
+    backend: &dyn Backend,
+    objects: Vec<ObjectInfo>,
+    max: Option<u64>,
+) -> Vec<ObjectInfo> {
     use futures::StreamExt;
-    if max == 0 || !objects.iter().any(|o| o.size <= max) {
+    let Some(max) = max.filter(|&m| objects.iter().any(|o| o.size <= m)) else {
         return objects;
-    }
+    };
     futures::stream::iter(objects)
         .map(|o| async move {
             if o.size > max {
@@ -203,10 +208,15 @@ mod tests {
     use std::time::SystemTime;
 
     async fn all(b: &MemoryBackend, prefix: &str, page: usize) -> Vec<(String, Kind)> {
-        probed(b, prefix, page, 0).await
+        probed(b, prefix, page, None).await
     }
 
-    async fn probed(b: &MemoryBackend, prefix: &str, page: usize, max: u64) -> Vec<(String, Kind)> {
+    async fn probed(
+        b: &MemoryBackend,
+        prefix: &str,
+        page: usize,
+        max: Option<u64>,
+    ) -> Vec<(String, Kind)> {
         let rules = ListRules {
             suffix: ".file".into(),
             page_size: page,
@@ -254,29 +264,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn probing_small_objects_finds_s3fs_symlinks() {
+    async fn probing_small_objects_finds_s3fs_symlinks_and_special_files() {
         let b = MemoryBackend::new();
-        let link = crate::backend::PosixMeta {
-            mode: Some(0o120777),
+        let mode = |m| crate::backend::PosixMeta {
+            mode: Some(m),
             ..Default::default()
         };
-        b.insert_with_meta("link", "target", link);
+        b.insert_with_meta("link", "target", mode(0o120777));
+        b.insert_with_meta("pipe", "", mode(0o010644));
         b.insert("big", vec![0u8; 5000]);
-        let files = vec![
-            ("big".to_string(), Kind::File),
-            ("link".to_string(), Kind::File),
-        ];
+        let listed = |link, pipe| {
+            vec![
+                ("big".to_string(), Kind::File),
+                ("link".to_string(), link),
+                ("pipe".to_string(), pipe),
+            ]
+        };
         assert_eq!(
-            probed(&b, "", 1, 0).await,
-            files,
+            probed(&b, "", 1, None).await,
+            listed(Kind::File, Kind::File),
             "no probe: LIST has no metadata"
         );
-        let found = vec![
-            ("big".to_string(), Kind::File),
-            ("link".to_string(), Kind::Symlink),
-        ];
+        assert_eq!(
+            probed(&b, "", 1, Some(0)).await,
+            listed(Kind::File, Kind::Fifo),
+            "the default probes empty objects only"
+        );
+        let found = listed(Kind::Symlink, Kind::Fifo);
         for page in [1, 5] {
-            assert_eq!(probed(&b, "", page, 4096).await, found, "page size {page}");
+            assert_eq!(
+                probed(&b, "", page, Some(4096)).await,
+                found,
+                "page size {page}"
+            );
         }
     }
 }

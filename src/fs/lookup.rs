@@ -119,7 +119,7 @@ impl CloudFs {
                 return Ok(Some(Listed {
                     name: name.to_string(),
                     key: base_key,
-                    kind: Kind::File,
+                    kind: Kind::of_object(&stat.meta),
                     stat,
                 }));
             }

@@ -24,6 +24,7 @@ mod namespace;
 pub mod negative;
 mod offline;
 mod sessions;
+mod special;
 mod upload;
 mod write_ops;
 

@@ -8,12 +8,10 @@
 //! directory: [`crate::backend::Backend::renames`]). Open files follow their new names.
 
 use super::sessions::OpenWrite;
-use super::Stat;
 use super::{parent_key, CloudFs, Entry, FsError, FsResult, Kind, Node};
 use crate::backend::{BackendError, PosixMeta};
 use crate::write::journal::Expect;
 use crate::write::Staged;
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::OwnedMutexGuard;
@@ -138,76 +136,6 @@ impl CloudFs {
         Ok(self.entry(&self.node(ino)?))
     }
 
-    /// Make symbolic link `name` in `parent` pointing at `target`, stored at once as s3fs
-    /// stores one: an object whose content is the target, with `meta` (mode `S_IFLNK|0777`
-    /// and the creator) as its metadata.
-    pub async fn symlink(
-        &self,
-        parent: u64,
-        name: &str,
-        target: &[u8],
-        meta: PosixMeta,
-    ) -> FsResult<Entry> {
-        self.writable()?;
-        if target.is_empty() {
-            return Err(FsError::NotFound);
-        }
-        if target.len() >= libc::PATH_MAX as usize {
-            return Err(FsError::NameTooLong);
-        }
-        match self.resolve(parent, name).await {
-            Ok(_) => return Err(FsError::Exists),
-            Err(FsError::NotFound) => {}
-            Err(e) => return Err(e),
-        }
-        if !self.backend.stores_metadata() {
-            return Err(FsError::Unsupported(format!(
-                "symbolic links are stored as objects with metadata, which {} cannot keep",
-                self.backend.describe()
-            )));
-        }
-        let dir = self.node(parent)?;
-        let key = format!("{}{name}", dir.key);
-        let meta = PosixMeta {
-            mode: Some(libc::S_IFLNK | 0o777),
-            mtime: Some(SystemTime::now()),
-            ..meta
-        };
-        let info = self
-            .backend
-            .put(&key, Bytes::copy_from_slice(target), &meta)
-            .await?;
-        let stat = Stat {
-            size_unknown: false,
-            meta,
-            ..Stat::from(info)
-        };
-        let ino = self
-            .inodes
-            .upsert(parent, name, &key, Kind::Symlink, stat, self.expiry());
-        self.negative.remove(parent, name);
-        self.dirs.invalidate(&dir.key);
-        self.touch_dir(parent);
-        self.inodes.remember(ino);
-        Ok(self.entry(&self.node(ino)?))
-    }
-
-    /// The target of symbolic link `ino` (the object's content).
-    pub async fn readlink(&self, ino: u64) -> FsResult<Bytes> {
-        let node = self.fresh_node(ino).await?;
-        if node.kind != Kind::Symlink {
-            return Err(FsError::Invalid("not a symbolic link"));
-        }
-        if node.stat.size == 0 {
-            return Ok(Bytes::new());
-        }
-        let target = self
-            .backend
-            .get_range(&node.key, 0..node.stat.size, node.stat.etag.as_deref())
-            .await?;
-        Ok(target)
-    }
-
     /// Whether directory `node` has no entries, here or in the store.
     async fn dir_is_empty(&self, node: &Node) -> FsResult<bool> {
         Ok(self.dir_state(node).await?.0)
@@ -302,8 +230,8 @@ impl CloudFs {
                 return Err(FsError::Exists);
             }
             match (src.kind, dst.kind) {
-                (Kind::File | Kind::Symlink, Kind::Dir) => return Err(FsError::IsDir),
-                (Kind::Dir, Kind::File | Kind::Symlink) => return Err(FsError::NotDir),
+                (from, Kind::Dir) if from != Kind::Dir => return Err(FsError::IsDir),
+                (Kind::Dir, to) if to != Kind::Dir => return Err(FsError::NotDir),
                 (Kind::Dir, Kind::Dir) if !self.dir_is_empty(dst).await? => {
                     return Err(FsError::NotEmpty)
                 }

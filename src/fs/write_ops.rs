@@ -175,7 +175,8 @@ impl CloudFs {
         }
         self.inodes.remember(ino);
         let fh = self.add_handle(&node, true);
-        let entry = self.entry(&self.with_staged_size(node));
+        // As staging left it: starting the session moved its times.
+        let entry = self.entry(&self.with_staged_size(self.node(ino)?));
         Ok((
             entry,
             Opened {

@@ -9,7 +9,7 @@ pub use passthrough::{Passthrough, Served};
 pub use session::{mount, tune_read_ahead, KernelCache, MountHandle, KERNEL_READ_AHEAD_KB};
 
 use crate::backend::PosixMeta;
-use crate::fs::{Access, Attr, CloudFs, DirReplier, FsError, Kind};
+use crate::fs::{Access, Attr, CloudFs, DirReplier, Entry, FsError, Kind};
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
@@ -59,7 +59,7 @@ fn file_attr(a: &Attr) -> FileAttr {
         nlink: a.nlink,
         uid: a.uid,
         gid: a.gid,
-        rdev: 0,
+        rdev: a.rdev,
         blksize: 4096,
         flags: 0,
     }
@@ -70,6 +70,10 @@ fn file_type(k: Kind) -> FileType {
         Kind::File => FileType::RegularFile,
         Kind::Dir => FileType::Directory,
         Kind::Symlink => FileType::Symlink,
+        Kind::Fifo => FileType::NamedPipe,
+        Kind::Socket => FileType::Socket,
+        Kind::CharDevice => FileType::CharDevice,
+        Kind::BlockDevice => FileType::BlockDevice,
     }
 }
 
@@ -90,6 +94,7 @@ fn creator(req: &Request, mode: u32) -> PosixMeta {
         mode: Some(mode),
         uid: Some(req.uid()),
         gid: Some(req.gid()),
+        rdev: None,
         mtime: None,
         ctime: None,
     }
@@ -99,6 +104,19 @@ fn creator(req: &Request, mode: u32) -> PosixMeta {
 fn empty(fs: &CloudFs, reply: ReplyEmpty, op: &str, r: Result<(), FsError>) {
     match r {
         Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(fs, op, &e)),
+    }
+}
+
+/// Answer an operation that resolves or makes a name.
+fn entry(fs: &CloudFs, reply: ReplyEntry, op: &str, r: Result<Entry, FsError>) {
+    match r {
+        Ok(e) => reply.entry_with_ttls(
+            &e.attr_ttl,
+            &e.entry_ttl,
+            &file_attr(&e.attr),
+            Generation(0),
+        ),
         Err(e) => reply.error(errno(fs, op, &e)),
     }
 }
@@ -170,15 +188,8 @@ impl Filesystem for FuseAdapter {
         };
         self.rt.spawn(
             async move {
-                match fs.lookup(parent.0, &name).await {
-                    Ok(e) => reply.entry_with_ttls(
-                        &e.attr_ttl,
-                        &e.entry_ttl,
-                        &file_attr(&e.attr),
-                        Generation(0),
-                    ),
-                    Err(e) => reply.error(errno(&fs, "lookup", &e)),
-                }
+                let r = fs.lookup(parent.0, &name).await;
+                entry(&fs, reply, "lookup", r)
             }
             .instrument(span),
         );
@@ -313,6 +324,7 @@ impl Filesystem for FuseAdapter {
             mode,
             uid,
             gid,
+            rdev: None,
             mtime: mtime.map(|t| match t {
                 TimeOrNow::SpecificTime(t) => t,
                 TimeOrNow::Now => SystemTime::now(),
@@ -347,19 +359,29 @@ impl Filesystem for FuseAdapter {
 
     fn mknod(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        _rdev: u32,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno(
-            &self.fs,
-            "mknod",
-            &FsError::Unsupported("device files and fifos cannot be stored".into()),
-        ));
+        let meta = creator(req, (mode & libc::S_IFMT) | (mode & !umask & 0o7777));
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!("mknod", req = req.unique().0, parent = parent.0, ?name),
+        );
+        let Some(name) = utf8(name) else {
+            return reply.error(Errno::EINVAL);
+        };
+        self.rt.spawn(
+            async move {
+                let r = fs.mknod(parent.0, &name, meta, u64::from(rdev)).await;
+                entry(&fs, reply, "mknod", r)
+            }
+            .instrument(span),
+        );
     }
 
     fn mkdir(
@@ -381,15 +403,8 @@ impl Filesystem for FuseAdapter {
         };
         self.rt.spawn(
             async move {
-                match fs.mkdir(parent.0, &name, meta).await {
-                    Ok(e) => reply.entry_with_ttls(
-                        &e.attr_ttl,
-                        &e.entry_ttl,
-                        &file_attr(&e.attr),
-                        Generation(0),
-                    ),
-                    Err(e) => reply.error(errno(&fs, "mkdir", &e)),
-                }
+                let r = fs.mkdir(parent.0, &name, meta).await;
+                entry(&fs, reply, "mkdir", r)
             }
             .instrument(span),
         );
@@ -442,15 +457,8 @@ impl Filesystem for FuseAdapter {
         let target = std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec();
         self.rt.spawn(
             async move {
-                match fs.symlink(parent.0, &name, &target, meta).await {
-                    Ok(e) => reply.entry_with_ttls(
-                        &e.attr_ttl,
-                        &e.entry_ttl,
-                        &file_attr(&e.attr),
-                        Generation(0),
-                    ),
-                    Err(e) => reply.error(errno(&fs, "symlink", &e)),
-                }
+                let r = fs.symlink(parent.0, &name, &target, meta).await;
+                entry(&fs, reply, "symlink", r)
             }
             .instrument(span),
         );

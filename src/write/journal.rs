@@ -211,6 +211,7 @@ mod tests {
                 mode: Some(0o100640),
                 uid: Some(7),
                 gid: None,
+                rdev: None,
                 mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
                 ctime: Some(std::time::UNIX_EPOCH + std::time::Duration::new(1_600_000_001, 5)),
             },

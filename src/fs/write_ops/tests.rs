@@ -340,6 +340,7 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         mode: Some(0o100640),
         uid: Some(1234),
         gid: Some(99),
+        rdev: None,
         mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
         ctime: None,
     };
@@ -358,6 +359,7 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         mode: Some(0o100600),
         uid: Some(42),
         gid: Some(43),
+        rdev: None,
         mtime: None,
         ctime: None,
     };
@@ -382,6 +384,7 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         mode: Some(0o755),
         uid: Some(7),
         gid: None,
+        rdev: None,
         mtime: Some(when),
         ctime: None,
     };
@@ -477,6 +480,7 @@ async fn symlinks_are_stored_as_s3fs_stores_them_and_stay_links_after_a_listing(
         mode: Some(libc::S_IFLNK | 0o777),
         uid: Some(5),
         gid: Some(6),
+        rdev: None,
         mtime: None,
         ctime: None,
     };

@@ -14,8 +14,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 # ---------------------------------------------------------------- Debian packages
 # useradd is in 'passwd', runuser in 'util-linux', md5sum/id in 'coreutils', systemd-analyze
-# (the unit tests' verifier) and systemd-escape in 'systemd'.
-DEB_PKGS=(fuse3 libfuse3-dev pkg-config curl openssl util-linux procps passwd coreutils systemd media-types)
+# (the unit tests' verifier) and systemd-escape in 'systemd'; setfacl in 'acl' and
+# setfattr/getfattr in 'attr' (the xattr tests); s3fs for the interoperability test.
+DEB_PKGS=(fuse3 libfuse3-dev pkg-config curl openssl util-linux procps passwd coreutils systemd media-types acl attr s3fs)
 apt_updated=0
 apt_install() { # apt_install PKG...  -- apt-get update once, then install
   if [ "$apt_updated" -eq 0 ]; then

@@ -10,6 +10,13 @@ use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
+
+/// User metadata one S3 object may carry: 2 KiB of names and values (AWS's documented limit).
+const S3_META_LIMIT: usize = 2048;
+/// Metadata one Azure blob may carry: 8 KiB of names and values.
+const AZURE_META_LIMIT: usize = 8192;
+/// Custom metadata one GCS object may carry: 8 KiB of names and values.
+const GCS_META_LIMIT: usize = 8192;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,7 +130,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
                         .with_raw(copier)
-                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load)),
+                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load))
+                        .with_meta_limit(S3_META_LIMIT),
                 ),
                 credentials,
             )
@@ -190,7 +198,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
                         .with_raw(copier)
-                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load)),
+                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load))
+                        .with_meta_limit(AZURE_META_LIMIT),
                 ),
                 credentials,
             )
@@ -220,7 +229,8 @@ pub fn build_backend(source: &Source, cfg: &MountConfig) -> Result<BuiltBackend,
             (
                 Arc::new(
                     ObjectStoreBackend::new(store.clone(), Some(store), prefix, name)
-                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load)),
+                        .with_mime(cfg.mime.as_deref().map(super::mime::MimeTypes::load))
+                        .with_meta_limit(GCS_META_LIMIT),
                 ),
                 credentials,
             )

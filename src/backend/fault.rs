@@ -311,6 +311,18 @@ impl Backend for Faulty {
         self.0.gate(Op::Copy, from).await?;
         self.0.inner.copy(from, to).await
     }
+    fn metadata_fits(&self, pairs: &[(&'static str, String)]) -> bool {
+        self.0.inner.metadata_fits(pairs)
+    }
+    async fn set_meta(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        self.0.gate(Op::Copy, key).await?;
+        self.0.inner.set_meta(key, meta, etag).await
+    }
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.0.gate(Op::Delete, key).await?;
         self.0.inner.delete(key).await

@@ -361,6 +361,27 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    async fn set_meta(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        self.copies.fetch_add(1, Ordering::Relaxed);
+        let data = {
+            let map = self.lock();
+            let obj = map
+                .get(key)
+                .ok_or_else(|| BackendError::NotFound(key.into()))?;
+            if obj.etag != etag {
+                return Err(BackendError::Changed(key.into()));
+            }
+            obj.data.clone()
+        };
+        self.insert_with_meta(key, data, meta.clone());
+        Ok(self.lock().get(key).map(|o| o.etag.clone()))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.remove(key);
         Ok(())

@@ -3,9 +3,11 @@
 //! `mode` (decimal `st_mode`, file type bits included), `uid`, `gid`, `rdev` (the device
 //! number of a device file, decimal), `mtime` and `ctime`
 //! (seconds since the epoch, with nanoseconds after a dot when there are any, as s3fs writes
-//! them since 1.89; whole seconds are read too). On S3 they travel as `x-amz-meta-<name>`
-//! headers, on Azure as `x-ms-meta-<name>`.
+//! them since 1.89; whole seconds are read too), and `xattr`, the extended attributes in
+//! s3fs's format ([`super::xattr`]). On S3 they travel as `x-amz-meta-<name>` headers, on
+//! Azure as `x-ms-meta-<name>`.
 
+use super::xattr::{self, Xattrs};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Metadata names (without the store's prefix).
@@ -20,6 +22,8 @@ pub const RDEV: &str = "rdev";
 pub const MTIME: &str = "mtime";
 /// Status change time (chmod, chown, utimes and every content change move it).
 pub const CTIME: &str = "ctime";
+/// Extended attributes.
+pub const XATTR: &str = "xattr";
 
 /// The POSIX attributes an object carries; each may be missing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +40,10 @@ pub struct PosixMeta {
     pub mtime: Option<SystemTime>,
     /// Status change time; when missing, the modification time stands in.
     pub ctime: Option<SystemTime>,
+    /// Extended attributes: `None` when not known (a LIST answer carries no metadata), else
+    /// what the object has (metadata read from the store always sets it, empty when it has
+    /// none).
+    pub xattrs: Option<Xattrs>,
 }
 
 impl PosixMeta {
@@ -44,8 +52,27 @@ impl PosixMeta {
         *self == PosixMeta::default()
     }
 
+    /// The attributes of an object as the store answered them, from all its metadata
+    /// `(name, value)` pairs: like [`PosixMeta::from_pairs`], and without an `xattr` pair it
+    /// is known to have no extended attributes.
+    pub fn from_stored<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> PosixMeta {
+        let mut saw_xattr = false;
+        let m = PosixMeta::from_pairs(pairs.into_iter().inspect(|(name, _)| {
+            saw_xattr |= name.eq_ignore_ascii_case(XATTR);
+        }));
+        if saw_xattr {
+            m
+        } else {
+            PosixMeta {
+                xattrs: Some(Xattrs::new()),
+                ..m
+            }
+        }
+    }
+
     /// Read the attributes from metadata `(name, value)` pairs; names are matched without
-    /// regard to case, values that do not parse are ignored.
+    /// regard to case, values that do not parse are ignored (an `xattr` value that does not
+    /// parse leaves the extended attributes unknown, so they are never rewritten from it).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> PosixMeta {
         let mut m = PosixMeta::default();
         for (name, value) in pairs {
@@ -57,6 +84,7 @@ impl PosixMeta {
                 RDEV => m.rdev = value.parse().ok(),
                 MTIME => m.mtime = parse_time(value),
                 CTIME => m.ctime = parse_time(value),
+                XATTR => m.xattrs = xattr::decode(value),
                 _ => {}
             }
         }
@@ -84,6 +112,9 @@ impl PosixMeta {
         if let Some(t) = self.ctime {
             out.push((CTIME, format_time(t)));
         }
+        if let Some(x) = self.xattrs.as_ref().filter(|x| !x.is_empty()) {
+            out.push((XATTR, xattr::encode(x)));
+        }
         out
     }
 
@@ -106,6 +137,7 @@ impl PosixMeta {
             rdev: other.rdev.or(self.rdev),
             mtime: other.mtime.or(self.mtime),
             ctime: other.ctime.or(self.ctime),
+            xattrs: other.xattrs.clone().or_else(|| self.xattrs.clone()),
         }
     }
 }
@@ -196,6 +228,14 @@ mod tests {
                 ..PosixMeta::default()
             }
         );
+        let stored = PosixMeta::from_stored([("uid", "7")]);
+        assert_eq!(
+            stored.xattrs,
+            Some(Default::default()),
+            "known to have none"
+        );
+        let junk = PosixMeta::from_stored([("XATTR", "%7B")]);
+        assert_eq!(junk.xattrs, None, "unreadable: unknown, never rewritten");
         assert!(PosixMeta::default().is_empty());
         let base = PosixMeta {
             mode: Some(1),

@@ -25,6 +25,7 @@ pub mod part_size;
 pub mod raw;
 mod reloadable;
 mod store;
+pub mod xattr;
 
 pub use build::{build_backend, BuiltBackend};
 pub use error::BackendError;
@@ -249,6 +250,28 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// keeps none). Symbolic links need them.
     fn stores_metadata(&self) -> bool {
         true
+    }
+
+    /// Whether an object may carry metadata `pairs` (names without the store's prefix) within
+    /// the store's limits on user metadata (S3: 2 KiB of names and values per object).
+    fn metadata_fits(&self, pairs: &[(&'static str, String)]) -> bool {
+        let _ = pairs;
+        true
+    }
+
+    /// Replace the metadata of object `key`, which must still have entity tag `etag` (else
+    /// `Changed`), with `meta`, without sending its content again; its new entity tag.
+    /// `Unsupported` where the store cannot: the caller uploads the object again.
+    async fn set_meta(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        let _ = (meta, etag);
+        Err(BackendError::Unsupported(format!(
+            "{key}: metadata changes without an upload"
+        )))
     }
 
     /// Whether [`Backend::put_file_reusing`] can copy parts on the server.

@@ -358,6 +358,21 @@ impl Backend for Guarded {
             .await
     }
 
+    fn metadata_fits(&self, pairs: &[(&'static str, String)]) -> bool {
+        self.inner.metadata_fits(pairs)
+    }
+
+    async fn set_meta(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.set_meta(key, meta, etag))
+            .await
+    }
+
     async fn abort_stale_uploads(
         &self,
         older_than: Duration,

@@ -147,6 +147,19 @@ impl Backend for Reloadable {
         self.now().copy(from, to).await
     }
 
+    fn metadata_fits(&self, pairs: &[(&'static str, String)]) -> bool {
+        self.now().metadata_fits(pairs)
+    }
+
+    async fn set_meta(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        self.now().set_meta(key, meta, etag).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.now().delete(key).await
     }

@@ -46,6 +46,8 @@ pub struct ObjectStoreBackend {
     hidden: super::hostile::Hidden,
     /// Content-Types by file name (`-o mime=`); `None`: none is set.
     mime: Option<Arc<super::mime::MimeTypes>>,
+    /// Most bytes of metadata names and values one object may carry, if the store limits it.
+    meta_limit: Option<usize>,
 }
 
 impl fmt::Debug for ObjectStoreBackend {
@@ -80,12 +82,20 @@ impl ObjectStoreBackend {
             part_copies_refused: Default::default(),
             hidden: Default::default(),
             mime: None,
+            meta_limit: None,
         }
     }
 
     /// Set each upload's Content-Type from its name, by `types`.
     pub fn with_mime(mut self, types: Option<super::mime::MimeTypes>) -> Self {
         self.mime = types.map(Arc::new);
+        self
+    }
+
+    /// Limit the metadata of each object to `bytes` of names and values (S3: 2 KiB; Azure and
+    /// GCS: 8 KiB).
+    pub fn with_meta_limit(mut self, bytes: usize) -> Self {
+        self.meta_limit = Some(bytes);
         self
     }
 
@@ -274,6 +284,28 @@ impl Backend for ObjectStoreBackend {
         self.check_addressable(key)
     }
 
+    fn metadata_fits(&self, pairs: &[(&'static str, String)]) -> bool {
+        let used: usize = pairs.iter().map(|(n, v)| n.len() + v.len()).sum();
+        self.meta_limit.is_none_or(|limit| used <= limit)
+    }
+
+    async fn set_meta(
+        &self,
+        key: &str,
+        meta: &PosixMeta,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        match &self.raw {
+            Some(raw) => {
+                let kind = self.content_type(key);
+                raw.set_meta(&self.key_bytes(key), meta, kind, etag).await
+            }
+            None => Err(BackendError::Unsupported(format!(
+                "{key}: metadata changes without an upload"
+            ))),
+        }
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
         if let Some(full) = self.escaped_key(key) {
             return self.head_escaped(key, &full).await;
@@ -294,7 +326,7 @@ impl Backend for ObjectStoreBackend {
         let mut info = self
             .info(res.meta.clone())
             .ok_or_else(|| BackendError::NotFound(key.to_string()))?;
-        info.meta = PosixMeta::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        info.meta = PosixMeta::from_stored(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Ok(info)
     }
 

@@ -27,6 +27,12 @@ pub struct MountConfig {
     /// Kernel permission checks against the mode bits. `None` means automatic: on with
     /// `allow_other` or `allow_root`, off otherwise.
     pub default_permissions: Option<bool>,
+    /// Extended attributes (`user.*`, `trusted.*`) stored with objects in s3fs's format;
+    /// off answers ENOSYS, so the kernel stops asking.
+    pub xattr: bool,
+    /// POSIX ACLs (`system.posix_acl_access`/`_default`), stored like extended attributes and
+    /// enforced by the kernel; turns on kernel permission checks.
+    pub acl: bool,
     /// Mount read-only (`ro`). Writes are not implemented yet, so they fail with EROFS anyway.
     pub read_only: bool,
     /// Owner of every file and directory, whatever an object's stored metadata says; unset:
@@ -188,6 +194,8 @@ impl Default for MountConfig {
             allow_other: false,
             allow_root: false,
             default_permissions: None,
+            xattr: true,
+            acl: false,
             read_only: false,
             uid: None,
             gid: None,
@@ -248,8 +256,10 @@ impl Default for MountConfig {
 impl MountConfig {
     /// Whether the kernel checks permissions against the mode bits.
     pub fn kernel_permission_checks(&self) -> bool {
-        self.default_permissions
-            .unwrap_or(self.allow_other || self.allow_root)
+        self.acl
+            || self
+                .default_permissions
+                .unwrap_or(self.allow_other || self.allow_root)
     }
 
     /// Bits cleared from default modes (`umask`, else 022).

@@ -53,6 +53,15 @@ pub enum FsError {
     /// Too many objects for one operation (e.g. renaming a large directory).
     #[error("{0}")]
     TooMany(String),
+    /// The extended attribute is not there.
+    #[error("no such extended attribute")]
+    NoAttribute,
+    /// An extended attribute that alone does not fit the store's metadata.
+    #[error("{0}")]
+    AttributeTooBig(String),
+    /// The object's metadata would not fit the store's limit.
+    #[error("{0}")]
+    MetadataFull(String),
     /// The backend failed.
     #[error("{0}")]
     Backend(#[from] BackendError),
@@ -86,6 +95,9 @@ impl FsError {
             FsError::LocalIo(_) => libc::EIO,
             FsError::TooMany(_) => libc::EMLINK,
             FsError::TooManyWriters(_) => libc::ENFILE,
+            FsError::NoAttribute => libc::ENODATA,
+            FsError::AttributeTooBig(_) => libc::E2BIG,
+            FsError::MetadataFull(_) => libc::ENOSPC,
             FsError::Backend(b) => match b {
                 BackendError::NotFound(_) => libc::ENOENT,
                 BackendError::Changed(_) => libc::ESTALE,
@@ -110,6 +122,7 @@ impl FsError {
                 | FsError::IsDir
                 | FsError::Exists
                 | FsError::NotEmpty
+                | FsError::NoAttribute
         ) || matches!(
             self,
             // Offline: the log said so once, when the store stopped answering.

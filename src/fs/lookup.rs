@@ -137,6 +137,20 @@ impl CloudFs {
         Ok((attr, self.ttl(&node, self.cfg.attr_timeout)))
     }
 
+    /// The node of `ino` with its stored metadata read: a file known only from a listing
+    /// (which carries none) is asked of the store, so that a change of its attributes or
+    /// content keeps the rest of what it stores (owner, mode, extended attributes).
+    /// Directories keep what this mount knows (markers' metadata is not read back yet).
+    pub(super) async fn node_with_meta(&self, ino: u64) -> FsResult<Node> {
+        let node = self.fresh_node(ino).await?;
+        let known = node.stat.meta.xattrs.is_some();
+        if known || node.kind == Kind::Dir || node.unlinked || self.inodes.is_local(ino) {
+            return Ok(node);
+        }
+        self.inodes.expire(ino);
+        self.fresh_node(ino).await
+    }
+
     /// The node of `ino`, refreshed from the store when it is a file whose TTL ran out; a
     /// file open for writing has the size of its staged content. An unlinked inode is not
     /// asked of the store, where its old name may hold another object by now.

@@ -27,6 +27,7 @@ mod sessions;
 mod special;
 mod upload;
 mod write_ops;
+pub mod xattr;
 
 pub use attr::{Attr, Entry, Kind, Stat};
 pub use error::{FsError, FsResult};
@@ -151,6 +152,10 @@ pub struct CoreConfig {
     pub max_open_writes: usize,
     /// See [`MountConfig::offline`].
     pub offline: bool,
+    /// See [`MountConfig::xattr`].
+    pub xattr: bool,
+    /// See [`MountConfig::acl`].
+    pub acl: bool,
 }
 
 impl From<&MountConfig> for CoreConfig {
@@ -176,6 +181,8 @@ impl From<&MountConfig> for CoreConfig {
             stream_staging_max: c.stream_staging_max,
             max_open_writes: c.max_open_writes,
             offline: c.offline,
+            xattr: c.xattr,
+            acl: c.acl,
         }
     }
 }
@@ -274,6 +281,11 @@ impl CloudFs {
         self.cfg.entry_timeout
     }
 
+    /// Whether extended attributes, and POSIX ACLs, are kept (`-o xattr`, `-o acl`).
+    pub fn xattr_support(&self) -> (bool, bool) {
+        (self.cfg.xattr, self.cfg.acl)
+    }
+
     /// Number of inodes currently known (for tests and metrics).
     pub fn inode_count(&self) -> usize {
         self.inodes.len()
@@ -303,7 +315,11 @@ impl CloudFs {
     /// Open a file for reading. `keep_cache` tells the kernel it may keep the pages it cached
     /// from an earlier open, because the object's ETag has not changed since.
     pub async fn open(&self, ino: u64, access: Access) -> FsResult<Opened> {
-        let node = self.fresh_node(ino).await?;
+        let node = match access {
+            // What it stores besides its content is kept by the upload.
+            Access::Write { .. } => self.node_with_meta(ino).await?,
+            Access::Read => self.fresh_node(ino).await?,
+        };
         if node.kind == Kind::Dir {
             return Err(FsError::IsDir);
         }

@@ -354,16 +354,18 @@ impl CloudFs {
         }
     }
 
-    /// Set mode, owner or mtime of `ino` (chmod, chown, utimens); each also moves its ctime to
-    /// now. A file's attributes go to the store with its content: at the next upload when it
-    /// is open for writing, else by uploading it again now. A directory's go on its marker
-    /// object, or stay in the mount where the store keeps no markers.
+    /// Set mode, owner, mtime or extended attributes of `ino` (chmod, chown, utimens,
+    /// setxattr); each also moves its ctime to now. A file's attributes go to the store with
+    /// its content at the next upload when it is open for writing; else onto the stored
+    /// object where the store can change metadata alone, or by uploading it again. A
+    /// directory's go on its marker object, or stay in the mount where the store keeps no
+    /// markers.
     pub async fn set_attrs(&self, ino: u64, change: PosixMeta) -> FsResult<()> {
         if change.is_empty() {
             return Ok(());
         }
         self.writable()?;
-        let node = self.fresh_node(ino).await?;
+        let node = self.node_with_meta(ino).await?;
         let mut stat = node.stat.clone();
         stat.meta = stat.meta.merged(&PosixMeta {
             // Keep the file type bits the object had (or a regular file's).
@@ -401,7 +403,10 @@ impl CloudFs {
         if self.inodes.is_local(ino) {
             return Ok(());
         }
-        // Closed: object stores change metadata only with the content, so send it again.
+        if self.stored_meta_alone(&node).await? {
+            return Ok(());
+        }
+        // Closed, on a store that changes metadata only with the content: send it again.
         let w = self.stage(&node, false).await?;
         let result = {
             let mut st = w.staged.lock().await;
@@ -410,6 +415,35 @@ impl CloudFs {
         };
         self.end_handle(ino).await;
         result
+    }
+
+    /// Store the metadata of closed file `node` (as the inode has it now) without sending its
+    /// content, where the store can; false where it cannot, or refused for this object (S3
+    /// copies objects of at most 5 GiB onto themselves).
+    async fn stored_meta_alone(&self, node: &Node) -> FsResult<bool> {
+        let Some(etag) = node.stat.etag.as_deref() else {
+            return Ok(false);
+        };
+        let meta = self.meta_to_store(node.ino);
+        match self.backend.set_meta(&node.key, &meta, etag).await {
+            Ok(new_etag) => {
+                if let Some(mut now) = self.inodes.get(node.ino) {
+                    now.stat.etag = new_etag.or(now.stat.etag);
+                    self.inodes.refresh(node.ino, now.stat, self.expiry());
+                }
+                Ok(true)
+            }
+            Err(BackendError::Unsupported(_)) => Ok(false),
+            Err(BackendError::Other(e)) => {
+                tracing::debug!(key = %node.key, error = %e, "metadata change refused; the object is uploaded again");
+                Ok(false)
+            }
+            Err(BackendError::Changed(_)) => {
+                self.inodes.expire(node.ino);
+                Err(FsError::Stale)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Close handle `fh`. The last write handle of an inode retries a failed upload; if that

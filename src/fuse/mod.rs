@@ -4,6 +4,7 @@
 
 mod passthrough;
 mod session;
+mod xattr;
 
 pub use passthrough::{Passthrough, Served};
 pub use session::{mount, tune_read_ahead, KernelCache, MountHandle, KERNEL_READ_AHEAD_KB};
@@ -97,6 +98,7 @@ fn creator(req: &Request, mode: u32) -> PosixMeta {
         rdev: None,
         mtime: None,
         ctime: None,
+        xattrs: None,
     }
 }
 
@@ -164,6 +166,13 @@ impl Filesystem for FuseAdapter {
                 ?missing,
                 "kernel lacks atomic O_TRUNC; truncation comes as setattr"
             );
+        }
+        if self.fs.xattr_support().1 {
+            // The kernel reads, caches and enforces ACLs (with default_permissions, which
+            // -o acl turns on).
+            if let Err(missing) = config.add_capabilities(InitFlags::FUSE_POSIX_ACL) {
+                tracing::warn!(?missing, "kernel lacks FUSE POSIX ACL support; -o acl stores ACLs but the kernel does not enforce them");
+            }
         }
         let _ = config.set_max_readahead(MAX_READAHEAD);
         if self.passthrough.enabled() {
@@ -331,6 +340,7 @@ impl Filesystem for FuseAdapter {
             }),
             // The core moves ctime with every change.
             ctime: None,
+            xattrs: None,
         };
         let (fs, span) = (
             self.fs.clone(),
@@ -631,22 +641,29 @@ impl Filesystem for FuseAdapter {
         );
     }
 
-    // No extended attributes. ENOSYS (not ENODATA) makes the kernel stop asking for the rest of
-    // the mount's life: `ls -l` otherwise sends two getxattr per entry (ACL and SELinux probes),
-    // 20,000 requests for a 10,000-entry directory.
-    fn getxattr(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
-        reply: ReplyXattr,
-    ) {
-        reply.error(Errno::ENOSYS);
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.get_xattr(req, ino, name, size, reply)
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
-        reply.error(Errno::ENOSYS);
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.list_xattr(req, ino, size, reply)
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        position: u32,
+        reply: ReplyEmpty,
+    ) {
+        self.set_xattr(req, ino, name, value, flags, position, reply)
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove_xattr(req, ino, name, reply)
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

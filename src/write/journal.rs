@@ -214,6 +214,7 @@ mod tests {
                 rdev: None,
                 mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
                 ctime: Some(std::time::UNIX_EPOCH + std::time::Duration::new(1_600_000_001, 5)),
+                xattrs: None,
             },
             base: Some(("\"abc-3\"".into(), Ranges::from_range(5..10))),
             state: RecordState::Unclosed,

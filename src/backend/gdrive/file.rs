@@ -140,7 +140,7 @@ impl DriveFile {
 
     /// The POSIX attributes kept in `appProperties`.
     pub fn meta(&self) -> PosixMeta {
-        PosixMeta::from_pairs(
+        PosixMeta::from_stored(
             self.app_properties
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),

@@ -209,6 +209,34 @@ impl RawStore for AzureRaw {
         )))
     }
 
+    async fn set_meta(
+        &self,
+        key: &[u8],
+        meta: &PosixMeta,
+        content_type: Option<&str>,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        // Set Blob Metadata keeps the content and its Content-Type.
+        let _ = content_type;
+        let key = std::str::from_utf8(key).map_err(|_| super::unsupported_key(key))?;
+        let mut headers = vec![
+            ("content-length", "0".to_string()),
+            ("if-match", etag.to_string()),
+        ];
+        let names = meta_headers("x-ms-meta-", meta);
+        headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
+        let (answer, _) = self
+            .send_authorized(Request {
+                method: http::Method::PUT,
+                url: &format!("{}?comp=metadata", self.blob_url(key)),
+                headers: &headers,
+                body: Bytes::new(),
+                what: "Set Blob Metadata",
+            })
+            .await?;
+        Ok(Some(super::etag_header(&answer, "Set Blob Metadata")?))
+    }
+
     async fn has_marker(&self, key: &str) -> Result<Option<bool>, BackendError> {
         let head = self
             .send_authorized(Request {

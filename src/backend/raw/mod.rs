@@ -70,6 +70,23 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Replace the metadata of object `key` (full key) with `meta` and `content_type` without
+    /// sending its content (S3: a copy onto itself; Azure: Set Blob Metadata), while its
+    /// entity tag is still `etag` (else `Changed`); the new entity tag.
+    async fn set_meta(
+        &self,
+        key: &[u8],
+        meta: &PosixMeta,
+        content_type: Option<&str>,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        let _ = (meta, content_type, etag);
+        Err(BackendError::Unsupported(format!(
+            "{}: metadata changes without an upload",
+            String::from_utf8_lossy(key)
+        )))
+    }
+
     /// Whether the `*_key` requests below are offered.
     fn addresses_keys(&self) -> bool {
         false

@@ -402,7 +402,20 @@ impl RawStore for S3Raw {
     }
 
     async fn copy_key(&self, from: &[u8], to: &[u8]) -> Result<(), BackendError> {
-        self.copy_bytes(from, to, None).await
+        self.copy_bytes(from, to, None, None).await.map(|_| ())
+    }
+
+    async fn set_meta(
+        &self,
+        key: &[u8],
+        meta: &PosixMeta,
+        content_type: Option<&str>,
+        etag: &str,
+    ) -> Result<Option<String>, BackendError> {
+        let etag = self
+            .copy_bytes(key, key, Some((meta, content_type)), Some(etag))
+            .await?;
+        Ok(Some(etag))
     }
 
     async fn copy_key_retyped(
@@ -412,7 +425,9 @@ impl RawStore for S3Raw {
         meta: &PosixMeta,
         content_type: &str,
     ) -> Result<(), BackendError> {
-        self.copy_bytes(from, to, Some((meta, content_type))).await
+        self.copy_bytes(from, to, Some((meta, Some(content_type))), None)
+            .await
+            .map(|_| ())
     }
 
     async fn delete_key(&self, key: &[u8]) -> Result<(), BackendError> {

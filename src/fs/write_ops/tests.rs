@@ -343,6 +343,7 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         rdev: None,
         mtime: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)),
         ctime: None,
+        xattrs: None,
     };
     b.insert_with_meta("theirs", b"data".to_vec(), written_by_s3fs.clone());
     let fs = fs(&b);
@@ -362,6 +363,7 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         rdev: None,
         mtime: None,
         ctime: None,
+        xattrs: None,
     };
     let (e, o) = fs.create(ROOT_INO, "mine", mine).await.unwrap();
     assert_eq!(e.attr.perm, 0o600);
@@ -387,6 +389,7 @@ async fn posix_attributes_follow_s3fs_metadata_both_ways() {
         rdev: None,
         mtime: Some(when),
         ctime: None,
+        xattrs: None,
     };
     let before = std::time::SystemTime::now();
     fs.set_attrs(ino, change).await.unwrap();
@@ -483,6 +486,7 @@ async fn symlinks_are_stored_as_s3fs_stores_them_and_stay_links_after_a_listing(
         rdev: None,
         mtime: None,
         ctime: None,
+        xattrs: None,
     };
     let e = fs
         .symlink(ROOT_INO, "link", b"dir/target.txt", me.clone())

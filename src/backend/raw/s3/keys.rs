@@ -83,7 +83,7 @@ impl S3Raw {
             size,
             mtime,
             etag: text("etag").map(str::to_string),
-            meta: PosixMeta::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            meta: PosixMeta::from_stored(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         })
     }
 
@@ -146,21 +146,28 @@ impl S3Raw {
     }
 
     /// CopyObject; with `replace`, the copy gets that metadata and Content-Type instead of
-    /// the source's.
+    /// the source's; with `if_match`, only while the source has that entity tag. The copy's
+    /// entity tag.
     pub(super) async fn copy_bytes(
         &self,
         from: &[u8],
         to: &[u8],
-        replace: Option<(&PosixMeta, &str)>,
-    ) -> Result<(), BackendError> {
+        replace: Option<(&PosixMeta, Option<&str>)>,
+        if_match: Option<&str>,
+    ) -> Result<String, BackendError> {
         // The source goes in a header, which nothing resolves; the target is the URL.
         let source = format!("/{}/{}", self.bucket, percent_encode(from, PATH));
         let names = replace.map_or_else(Vec::new, |(m, _)| meta_headers("x-amz-meta-", m));
         let mut headers: Vec<(&str, String)> = vec![("x-amz-copy-source", source)];
         if let Some((_, kind)) = replace {
             headers.push(("x-amz-metadata-directive", "REPLACE".to_string()));
-            headers.push(("content-type", kind.to_string()));
+            if let Some(kind) = kind {
+                headers.push(("content-type", kind.to_string()));
+            }
             headers.extend(names.iter().map(|(n, v)| (n.as_str(), v.clone())));
+        }
+        if let Some(etag) = if_match {
+            headers.push(("x-amz-copy-source-if-match", etag.to_string()));
         }
         let (url, via) = self.key_url(to, "")?;
         let (_, body) = self
@@ -175,12 +182,9 @@ impl S3Raw {
                 via,
             )
             .await?;
-        match xml_text(&String::from_utf8_lossy(&body), "ETag") {
-            Some(_) => Ok(()),
-            None => Err(BackendError::Other(
-                "CopyObject: no ETag in the answer".into(),
-            )),
-        }
+        // A copy can fail after its 200 status line; only an ETag in the answer is success.
+        xml_text(&String::from_utf8_lossy(&body), "ETag")
+            .ok_or_else(|| BackendError::Other("CopyObject: no ETag in the answer".into()))
     }
 
     pub(super) async fn delete_bytes(&self, key: &[u8]) -> Result<(), BackendError> {

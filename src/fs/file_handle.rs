@@ -13,4 +13,7 @@ pub struct FileHandle {
     pub write: bool,
     /// The size is unknown until read: reads go straight to the backend.
     pub size_unknown: bool,
+    /// Some read of this handle has returned data: a change on the server from now on is a
+    /// change while open (`ESTALE`), not one made before the open.
+    pub served: std::sync::atomic::AtomicBool,
 }

@@ -35,8 +35,12 @@ impl CloudFs {
         if self.negative.contains(parent, name) {
             return Err(FsError::NotFound);
         }
-        let found = match self.dirs.get(&dir.key) {
-            Some(listing) => listing.get(name).cloned(),
+        // A cached listing answers for the names it has; a name it lacks may have been made
+        // elsewhere since, so it is asked of the store (then kept as missing for
+        // negative_timeout).
+        let listed = self.dirs.get(&dir.key).and_then(|l| l.get(name).cloned());
+        let found = match listed {
+            Some(found) => Some(found),
             None => match self.remote_lookup(&dir.key, name).await {
                 Ok(found) => found,
                 Err(FsError::Backend(e)) if self.serves_offline(&e) => {

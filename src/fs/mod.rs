@@ -401,6 +401,33 @@ impl CloudFs {
             return Ok(self.backend.get_range(key, offset..end, None).await?);
         }
         match handle.reader.read(offset, size as u64).await {
+            Ok(b) => {
+                handle.served.store(true, Ordering::Relaxed);
+                Ok(b)
+            }
+            Err(BackendError::Changed(_)) if !handle.served.load(Ordering::Relaxed) => {
+                // Changed before this open, within the attribute TTL (the open trusted the
+                // version it knew): nothing was read yet, so the handle takes the new one.
+                self.inodes.expire(handle.ino);
+                let node = self.fresh_node(handle.ino).await?;
+                tracing::debug!(key = %node.key, "a newer version than the one known at open; reading it");
+                self.set_handle(fh, &node, handle.write);
+                let handle = self.handle(fh)?;
+                let data = handle.reader.read(offset, size as u64).await;
+                handle.served.store(true, Ordering::Relaxed);
+                self.stale_if_changed(&handle, data)
+            }
+            r => self.stale_if_changed(&handle, r),
+        }
+    }
+
+    /// A read's result; a change of the object on the server while open is `ESTALE`.
+    fn stale_if_changed(
+        &self,
+        handle: &FileHandle,
+        r: Result<Bytes, BackendError>,
+    ) -> FsResult<Bytes> {
+        match r {
             Ok(b) => Ok(b),
             Err(BackendError::Changed(msg)) => {
                 tracing::warn!(key = %handle.reader.object().key, %msg, "object changed on the server while open");

@@ -205,6 +205,7 @@ async fn second_listing_and_lookups_come_from_the_listing_cache() {
         MountConfig {
             list_page_size: 10,
             attr_timeout: Duration::ZERO,
+            negative_timeout: Duration::from_millis(100),
             ..cfg()
         },
     );
@@ -215,13 +216,30 @@ async fn second_listing_and_lookups_come_from_the_listing_cache() {
     assert_eq!(first.len(), second.len());
     assert!(fs.lookup(dir, "f7").await.is_ok());
     assert_eq!(
-        fs.lookup(dir, "missing").await.unwrap_err(),
-        FsError::NotFound
-    );
-    assert_eq!(
         (b.counters.list.load(Relaxed), b.counters.head.load(Relaxed)),
         (lists, heads),
-        "no request for a cached directory"
+        "no request for a name of a cached listing"
+    );
+    // A name the listing lacks is asked of the store (it may have been made elsewhere since),
+    // then kept as missing for negative_timeout.
+    for _ in 0..3 {
+        assert_eq!(
+            fs.lookup(dir, "missing").await.unwrap_err(),
+            FsError::NotFound
+        );
+    }
+    assert_eq!(b.counters.head.load(Relaxed), heads + 1, "one lookup");
+    assert_eq!(fs.lookup(dir, "new").await.unwrap_err(), FsError::NotFound);
+    b.insert("d/new", "made elsewhere");
+    assert_eq!(
+        fs.lookup(dir, "new").await.unwrap_err(),
+        FsError::NotFound,
+        "missing for negative_timeout"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        fs.lookup(dir, "new").await.is_ok(),
+        "found once negative_timeout passed, with the listing still cached"
     );
 }
 
@@ -427,4 +445,30 @@ async fn complete_cached_files_are_offered_whole_unless_the_kernel_kept_pages() 
         off.open(ino, Access::Read).await.unwrap().whole.is_none(),
         "passthrough=false"
     );
+}
+
+#[tokio::test]
+async fn an_open_after_a_change_elsewhere_reads_the_new_version_and_a_change_while_open_is_stale() {
+    let b = Arc::new(MemoryBackend::new());
+    let (one, two, three) = (vec![1u8; 8 << 20], vec![2u8; 8 << 20], vec![3u8; 8 << 20]);
+    b.insert("f", one);
+    // The default attribute TTL: the open trusts the version it knows.
+    let fs = fs_with(&b, cfg());
+    let ino = fs.lookup(ROOT_INO, "f").await.unwrap().attr.ino;
+    b.insert("f", two.clone());
+    let fh = fs.open(ino, Access::Read).await.unwrap().fh;
+    assert_eq!(
+        fs.read(fh, 0, 4096).await.unwrap(),
+        &two[..4096],
+        "nothing was read from this handle yet: the new version, not ESTALE"
+    );
+    // Changed while open, after data was served: ESTALE where the data is not in memory.
+    b.insert("f", three.clone());
+    assert_eq!(
+        fs.read(fh, 7 << 20, 4096).await.unwrap_err(),
+        FsError::Stale
+    );
+    fs.release(fh).await;
+    let fh = fs.open(ino, Access::Read).await.unwrap().fh;
+    assert_eq!(fs.read(fh, 7 << 20, 4096).await.unwrap(), &three[..4096]);
 }

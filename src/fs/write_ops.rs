@@ -230,6 +230,12 @@ impl CloudFs {
     /// Register an open handle of `node`.
     pub(super) fn add_handle(&self, node: &Node, write: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.set_handle(fh, node, write);
+        fh
+    }
+
+    /// Make `fh` a handle of `node` as it is now (a new read-ahead stream).
+    pub(super) fn set_handle(&self, fh: u64, node: &Node, write: bool) {
         let obj = ObjectRef {
             key: node.key.clone(),
             etag: node.stat.etag.clone(),
@@ -248,12 +254,12 @@ impl CloudFs {
                 reader,
                 write,
                 size_unknown: node.stat.size_unknown,
+                served: Default::default(),
             }),
         );
-        fh
     }
 
-    fn handle(&self, fh: u64) -> FsResult<Arc<FileHandle>> {
+    pub(super) fn handle(&self, fh: u64) -> FsResult<Arc<FileHandle>> {
         lock(&self.files)
             .get(&fh)
             .cloned()

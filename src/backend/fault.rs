@@ -311,6 +311,15 @@ impl Backend for Faulty {
         self.0.gate(Op::Copy, from).await?;
         self.0.inner.copy(from, to).await
     }
+    async fn copy_with_meta(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &PosixMeta,
+    ) -> Result<(), BackendError> {
+        self.0.gate(Op::Copy, from).await?;
+        self.0.inner.copy_with_meta(from, to, meta).await
+    }
     fn metadata_fits(&self, pairs: &[(&'static str, String)]) -> bool {
         self.0.inner.metadata_fits(pairs)
     }

@@ -361,6 +361,22 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    async fn copy_with_meta(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &PosixMeta,
+    ) -> Result<(), BackendError> {
+        self.copies.fetch_add(1, Ordering::Relaxed);
+        let data = self
+            .lock()
+            .get(from)
+            .map(|o| o.data.clone())
+            .ok_or_else(|| BackendError::NotFound(from.into()))?;
+        self.insert_with_meta(to, data, meta.clone());
+        Ok(())
+    }
+
     async fn set_meta(
         &self,
         key: &str,

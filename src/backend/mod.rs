@@ -329,6 +329,19 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Server-side copy of `from` to `to`.
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError>;
 
+    /// Copy object `from` to `to` on the server with `meta` instead of the source's metadata
+    /// (a renamed file's ctime moves), in the same request where the store can; elsewhere a
+    /// copy with the source's metadata.
+    async fn copy_with_meta(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &PosixMeta,
+    ) -> Result<(), BackendError> {
+        let _ = meta;
+        self.copy(from, to).await
+    }
+
     /// Abort the multipart uploads the server holds unfinished under the mounted root that
     /// were started more than `older_than` ago, except those of keys in `keep` (content the
     /// mount still has to send); how many were aborted. Stores without such uploads: 0.

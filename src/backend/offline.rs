@@ -358,6 +358,20 @@ impl Backend for Guarded {
             .await
     }
 
+    async fn copy_with_meta(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &PosixMeta,
+    ) -> Result<(), BackendError> {
+        self.conn
+            .guard(
+                self.inner.as_ref(),
+                self.inner.copy_with_meta(from, to, meta),
+            )
+            .await
+    }
+
     fn metadata_fits(&self, pairs: &[(&'static str, String)]) -> bool {
         self.inner.metadata_fits(pairs)
     }

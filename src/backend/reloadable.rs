@@ -147,6 +147,15 @@ impl Backend for Reloadable {
         self.now().copy(from, to).await
     }
 
+    async fn copy_with_meta(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &PosixMeta,
+    ) -> Result<(), BackendError> {
+        self.now().copy_with_meta(from, to, meta).await
+    }
+
     fn metadata_fits(&self, pairs: &[(&'static str, String)]) -> bool {
         self.now().metadata_fits(pairs)
     }

@@ -627,13 +627,29 @@ impl Backend for ObjectStoreBackend {
             if raw.addresses_keys() && self.content_type(from) != Some(kind) {
                 let meta = self.head(from).await?.meta;
                 let (a, b) = (self.key_bytes(from), self.key_bytes(to));
-                return raw.copy_key_retyped(&a, &b, &meta, kind).await;
+                return raw.copy_key_retyped(&a, &b, &meta, Some(kind)).await;
             }
         }
         if self.escaped_key(from).is_some() || self.escaped_key(to).is_some() {
             return self.copy_escaped(from, to).await;
         }
         Ok(self.store.copy(&self.path(from)?, &self.path(to)?).await?)
+    }
+
+    async fn copy_with_meta(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &PosixMeta,
+    ) -> Result<(), BackendError> {
+        match &self.raw {
+            Some(raw) if raw.addresses_keys() => {
+                let (a, b) = (self.key_bytes(from), self.key_bytes(to));
+                raw.copy_key_retyped(&a, &b, meta, self.content_type(to))
+                    .await
+            }
+            _ => self.copy(from, to).await,
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {

@@ -309,9 +309,13 @@ impl CloudFs {
         if local && replaces {
             self.backend.delete(new_key).await?;
         }
+        // A rename moves the file's ctime; stored with the copy when all it stores is known
+        // (else the copy keeps what the object has, rather than lose any of it).
+        self.touch_ctime(src.ino);
+        let meta = (src.stat.meta.xattrs.is_some()).then(|| self.meta_to_store(src.ino));
         let Some(st) = session else {
             if !local {
-                self.move_object(&src.key, new_key).await?;
+                self.move_object(&src.key, new_key, meta.as_ref()).await?;
             }
             return Ok(());
         };
@@ -322,20 +326,36 @@ impl CloudFs {
             self.fetch_missing(st, 0..size).await?;
         }
         if !local {
-            self.move_object(&src.key, new_key).await?;
+            self.move_object(&src.key, new_key, meta.as_ref()).await?;
         }
         self.follow_rename(src.ino, st, new_key, local).await;
         Ok(())
     }
 
     /// Move object `from` to `to` on the server: one step where the store can, else a copy
-    /// and a delete.
-    async fn move_object(&self, from: &str, to: &str) -> Result<(), BackendError> {
+    /// (with `meta` instead of the object's, when given) and a delete.
+    async fn move_object(
+        &self,
+        from: &str,
+        to: &str,
+        meta: Option<&PosixMeta>,
+    ) -> Result<(), BackendError> {
         if self.backend.renames() {
             return self.backend.rename(from, to).await;
         }
-        self.backend.copy(from, to).await?;
+        match meta {
+            Some(meta) => self.backend.copy_with_meta(from, to, meta).await?,
+            None => self.backend.copy(from, to).await?,
+        }
         self.backend.delete(from).await
+    }
+
+    /// The ctime of `ino` moves to now (in the mount; stored with its next change).
+    fn touch_ctime(&self, ino: u64) {
+        if let Some(mut node) = self.inodes.get(ino) {
+            node.stat.meta.ctime = Some(SystemTime::now());
+            self.inodes.refresh(ino, node.stat, node.expires);
+        }
     }
 
     /// A session's file moved to `new_key` (the server confirmed it): later uploads go there,

@@ -140,7 +140,7 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
         from: &[u8],
         to: &[u8],
         meta: &PosixMeta,
-        content_type: &str,
+        content_type: Option<&str>,
     ) -> Result<(), BackendError> {
         let _ = (to, meta, content_type);
         Err(unsupported_key(from))

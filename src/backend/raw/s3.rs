@@ -423,9 +423,9 @@ impl RawStore for S3Raw {
         from: &[u8],
         to: &[u8],
         meta: &PosixMeta,
-        content_type: &str,
+        content_type: Option<&str>,
     ) -> Result<(), BackendError> {
-        self.copy_bytes(from, to, Some((meta, Some(content_type))), None)
+        self.copy_bytes(from, to, Some((meta, content_type)), None)
             .await
             .map(|_| ())
     }

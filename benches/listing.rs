@@ -26,6 +26,7 @@ fn main() {
                 suffix: ".file".into(),
                 page_size: 1000,
                 probe_max: None,
+                name_max: 255,
             };
             let mut s = DirStream::new("dir/", &rules, SystemTime::UNIX_EPOCH);
             let mut c = 0usize;

@@ -1,20 +1,23 @@
 //! Key segments no file name can carry, shown under reversible escaped names.
 //!
 //! Object keys are bytes split at `/`. A segment can be a file name unless it is empty (from
-//! `a//b`), `.` or `..`, holds a control character, or is not UTF-8. Such a segment is shown
-//! as `%%` followed by the segment with `%`, control characters, DEL and every byte that is
-//! not ASCII written as `%XX`:
+//! `a//b`), `.` or `..`, holds a NUL byte, or is not UTF-8 (control characters such as CR and
+//! LF are fine: Linux file names may hold them). Such a segment is shown as `%%` followed by
+//! the segment with `%`, control characters, DEL and every byte that is not ASCII written as
+//! `%XX`:
 //!
 //! | key segment | shown as |
 //! |---|---|
 //! | (empty, from `a//b`) | `%%` |
 //! | `.` / `..` | `%%.` / `%%..` |
-//! | `ctl<0x01>name.txt` | `%%ctl%01name.txt` |
+//! | `nul<0x00>name.txt` | `%%nul%00name.txt` |
 //! | `bad<0xFF>` (not UTF-8) | `%%bad%FF` |
+//! | `ctl<0x01>name.txt` | itself |
 //!
-//! A real name that already has that form (`%%x%01`) is escaped once more, so every shown
+//! A real name that already has that form (`%%x%00`) is escaped once more, so every shown
 //! name stands for exactly one key and back; any other name beginning with `%%` is itself.
-//! Names longer than 255 bytes once escaped cannot be shown and are hidden (with one log
+//! Names longer than 1,024 bytes (what FUSE carries) once escaped cannot be shown and are
+//! hidden (with one log
 //! line). Every operation on an escaped name reaches the key it stands for.
 
 use std::borrow::Cow;
@@ -22,14 +25,14 @@ use std::borrow::Cow;
 /// What begins an escaped name.
 pub const MARK: &str = "%%";
 
-/// Longest name shown (`NAME_MAX`).
-const NAME_MAX: usize = 255;
+/// Longest name shown: what FUSE carries (the mount's `name_max` may hide more).
+const NAME_MAX: usize = 1024;
 
 /// Whether `seg` cannot be a file name as it is.
 pub(crate) fn unusable(seg: &[u8]) -> bool {
     match std::str::from_utf8(seg) {
         Err(_) => true,
-        Ok(s) => s.is_empty() || s == "." || s == ".." || s.chars().any(char::is_control),
+        Ok(s) => s.is_empty() || s == "." || s == ".." || s.contains('\0'),
     }
 }
 
@@ -95,7 +98,7 @@ pub fn name_of(seg: &[u8]) -> Result<Cow<'_, str>, &'static str> {
         _ => Cow::Owned(encode(seg)),
     };
     if name.len() > NAME_MAX {
-        return Err("a name longer than 255 bytes");
+        return Err("a name longer than 1,024 bytes");
     }
     Ok(name)
 }
@@ -148,7 +151,8 @@ mod tests {
         assert_eq!(name_of(b"").unwrap(), "%%");
         assert_eq!(name_of(b".").unwrap(), "%%.");
         assert_eq!(name_of(b"..").unwrap(), "%%..");
-        assert_eq!(name_of(b"ctl\x01name.txt").unwrap(), "%%ctl%01name.txt");
+        assert_eq!(name_of(b"nul\x00name.txt").unwrap(), "%%nul%00name.txt");
+        assert_eq!(name_of(b"ctl\x01\r\nname").unwrap(), "ctl\x01\r\nname");
         assert_eq!(name_of(b"bad\xff").unwrap(), "%%bad%FF");
         assert_eq!(name_of(b"100%.txt").unwrap(), "100%.txt");
         assert_eq!(
@@ -157,14 +161,23 @@ mod tests {
             "not an escape: itself"
         );
         assert_eq!(
-            name_of(b"%%x%01").unwrap(),
-            "%%%25%25x%2501",
+            name_of(b"%%x%00").unwrap(),
+            "%%%25%25x%2500",
             "looks like an escape: escaped once more"
         );
-        assert!(name_of(&[b'L'; 256]).is_err());
+        assert_eq!(
+            name_of(b"%%x%01").unwrap(),
+            "%%x%01",
+            "no escape stands for it"
+        );
+        assert!(name_of(&[b'L'; 1025]).is_err());
+        assert!(
+            name_of(&[b'L'; 1024]).is_ok(),
+            "the mount's name_max decides below that"
+        );
         assert!(has_dot_segment(b"a/../b") && has_dot_segment(b"..") && has_dot_segment(b"a/./b"));
         assert!(!has_dot_segment(b"a/..b/c.") && !has_dot_segment(b"a//b"));
-        assert!(name_of(&[1u8; 100]).is_err(), "300 bytes once escaped");
+        assert!(name_of(&[0u8; 400]).is_err(), "1,202 bytes once escaped");
         assert_eq!(store_key("dir/ok.txt"), None);
         assert_eq!(store_key("dir/%%plain"), None);
         // Found by cargo fuzz: `%+1` is no escape (from_str_radix takes a sign).

@@ -1,7 +1,7 @@
 //! Listings that any key can be in: keys no file name can carry (`a//b`, `.` and `..`
-//! segments, control characters, invalid UTF-8) are listed under their escaped names
-//! ([`super::escaped`]); the few that cannot be shown even so (longer than 255 bytes once
-//! escaped) are hidden, each with one log line, instead of failing the directory. Nothing the
+//! segments, NUL bytes, invalid UTF-8) are listed under their escaped names
+//! ([`super::escaped`]); the few that cannot be shown even so (longer than 1,024 bytes
+//! once escaped) are hidden, each with one log line, instead of failing the directory. Nothing the
 //! mount shows can name a path outside the mount or the cache directory.
 
 use super::escaped::name_of;
@@ -108,6 +108,9 @@ fn shown(seg: &[u8], escapes: bool) -> Result<std::borrow::Cow<'_, str>, &'stati
         std::borrow::Cow::Owned(_) if !escapes => {
             Err("a name that must be escaped, on a store whose requests cannot reach it")
         }
+        name if !escapes && name.bytes().any(|b| b.is_ascii_control()) => {
+            Err("a name with a control character, on a store whose requests cannot reach it")
+        }
         name => Ok(name),
     }
 }
@@ -128,7 +131,7 @@ mod tests {
 
     #[test]
     fn unusable_names_are_escaped_and_too_long_ones_hidden() {
-        let long = [&b"pre/dir/"[..], &[b'L'; 256]].concat();
+        let long = [&b"pre/dir/"[..], &[b'L'; 1025]].concat();
         let raw = RawPage {
             objects: vec![
                 obj(b"pre/dir/"),
@@ -148,7 +151,7 @@ mod tests {
         let p = Hidden::default().page("dir/", b"pre/dir/", raw.clone(), true);
         assert!(p.marker);
         let keys: Vec<&str> = p.objects.iter().map(|o| o.key.as_str()).collect();
-        assert_eq!(keys, ["dir/ok", "dir/%%..", "dir/%%a%01", "dir/%%%FF"]);
+        assert_eq!(keys, ["dir/ok", "dir/%%..", "dir/a\x01", "dir/%%%FF"]);
         assert_eq!(p.prefixes, ["dir/%%/", "dir/sub/", "dir/%%./"]);
         let p = Hidden::default().page("dir/", b"pre/dir/", raw, false);
         let keys: Vec<&str> = p.objects.iter().map(|o| o.key.as_str()).collect();

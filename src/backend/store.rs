@@ -124,8 +124,8 @@ impl ObjectStoreBackend {
 
     fn path(&self, key: &str) -> Result<Path, BackendError> {
         let full = self.full_key(key);
-        if super::escaped::store_key(key).is_some() {
-            // Its real key is another: only the raw requests can reach it (store/keys.rs).
+        if self.escaped_key(key).is_some() {
+            // Only the raw requests can reach its key (store/keys.rs).
             return Err(BackendError::InvalidKey {
                 key: full,
                 reason: "an escaped name cannot go through object_store".into(),

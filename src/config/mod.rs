@@ -79,6 +79,9 @@ pub struct MountConfig {
     pub dir_cache_max_entries: usize,
     /// Objects asked for per LIST request (1..=1000 on S3).
     pub list_page_size: usize,
+    /// Longest file name, in bytes (255, what POSIX tools expect, up to 1024, what FUSE
+    /// carries); `statfs` reports it, longer names answer ENAMETOOLONG and are not listed.
+    pub name_max: usize,
     /// Name suffix under which a file stays reachable when a directory has the same name.
     pub conflict_suffix: String,
     /// Debug logging (`debug`); `RUST_LOG` overrides the level.
@@ -217,6 +220,7 @@ impl Default for MountConfig {
             dir_cache_timeout: Duration::from_secs(60),
             dir_cache_max_entries: 200_000,
             list_page_size: 1000,
+            name_max: 255,
             conflict_suffix: ".file".to_string(),
             debug: false,
             foreground: false,

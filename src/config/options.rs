@@ -123,6 +123,12 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| c.dir_cache_timeout = duration(need(v)?)?),
     opt!("dir_cache_max_entries", [], Takes::Value("N"), "Largest directory kept in the listing cache (default 200000); larger ones are always streamed page by page.",
         |c, v| c.dir_cache_max_entries = uint(need(v)?)?),
+    opt!("name_max", [], Takes::Value("N"), "Longest file name in bytes, 1 to 1024 (default 255, the NAME_MAX POSIX tools expect; statfs reports it). Up to 1024 works where the store allows the key: S3 keys, paths included, end at 1024 bytes. Longer names answer ENAMETOOLONG and are not listed.",
+        |c, v| {
+            let n: usize = uint(need(v)?)?;
+            if !(1..=1024).contains(&n) { return Err(format!("must be 1 to 1024, got {n}")); }
+            c.name_max = n
+        }),
     opt!("list_page_size", [], Takes::Value("N"), "Objects per LIST request, 1 to 1000 (default 1000).",
         |c, v| {
             let n: usize = uint(need(v)?)?;

@@ -35,6 +35,8 @@ pub struct ListRules {
     /// owners, s3fs symbolic links and special files), which LIST answers do not carry;
     /// `None`: none are.
     pub probe_max: Option<u64>,
+    /// Names longer than this many bytes are not listed (`name_max`).
+    pub name_max: usize,
 }
 
 /// HEADs in flight at once while probing one page.
@@ -81,6 +83,9 @@ impl DirStream {
     pub async fn next(&mut self, backend: &dyn Backend) -> Result<Option<Listed>, BackendError> {
         loop {
             if let Some(e) = self.ready.pop_front() {
+                if e.name.len() > self.rules.name_max {
+                    continue; // longer than `name_max`: no program could use it
+                }
                 return Ok(Some(e));
             }
             if self.started && self.token.is_none() {
@@ -221,6 +226,7 @@ mod tests {
             suffix: ".file".into(),
             page_size: page,
             probe_max: max,
+            name_max: 255,
         };
         let mut s = DirStream::new(prefix, &rules, SystemTime::UNIX_EPOCH);
         let mut out = vec![];

@@ -22,7 +22,7 @@ impl CloudFs {
         if dir.kind != Kind::Dir {
             return Err(FsError::NotDir);
         }
-        check_name(&dir.key, name)?;
+        check_name(&dir.key, name, self.cfg.listing.name_max)?;
         if let Some(node) = self.inodes.child(parent, name) {
             // What exists only in the mount, or is being written, is not asked of the store.
             if Instant::now() < node.expires

@@ -55,12 +55,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Longest object key S3 accepts, in bytes.
 const MAX_KEY_LEN: usize = 1024;
-/// Longest name of one entry (`NAME_MAX`, also what `statfs` reports), in bytes.
-const NAME_MAX: usize = 255;
 
 /// `ENAMETOOLONG` for a name or a key a store cannot take.
-fn check_name(dir_key: &str, name: &str) -> FsResult<()> {
-    if name.len() > NAME_MAX || dir_key.len() + name.len() > MAX_KEY_LEN {
+fn check_name(dir_key: &str, name: &str, name_max: usize) -> FsResult<()> {
+    if name.len() > name_max || dir_key.len() + name.len() > MAX_KEY_LEN {
         return Err(FsError::NameTooLong);
     }
     Ok(())
@@ -167,6 +165,7 @@ impl From<&MountConfig> for CoreConfig {
                 suffix: c.conflict_suffix.clone(),
                 page_size: c.list_page_size,
                 probe_max: c.meta_probe_size,
+                name_max: c.name_max,
             },
             prefetch: PrefetchConfig {
                 max_window: c.read_ahead_max,
@@ -559,7 +558,7 @@ impl CloudFs {
             files: 1 << 32,
             ffree: 1 << 32,
             bsize: 4096,
-            namelen: NAME_MAX as u32,
+            namelen: u32::try_from(self.cfg.listing.name_max).unwrap_or(255),
         }
     }
 }

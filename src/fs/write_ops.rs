@@ -164,7 +164,7 @@ impl CloudFs {
         if dir.kind != Kind::Dir {
             return Err(FsError::NotDir);
         }
-        super::check_name(&dir.key, name)?;
+        super::check_name(&dir.key, name, self.cfg.listing.name_max)?;
         let key = format!("{}{name}", dir.key);
         let ino = self.add_local(parent, name, &key, Kind::File, meta);
         let node = self.node(ino)?;

@@ -43,8 +43,10 @@ impl SetMode {
 }
 
 impl CloudFs {
-    /// Whether this mount keeps attribute `name`; the reason when it does not.
-    fn stored_name(&self, name: &str) -> FsResult<()> {
+    /// Whether this mount keeps attribute `name`; the reason when it does not. Answers at
+    /// once: the kernel asks for `security.capability` before every write(2), and `ls` for
+    /// `security.selinux` and the ACLs.
+    pub fn stored_name(&self, name: &str) -> FsResult<()> {
         let acl = name == ACL_ACCESS || name == ACL_DEFAULT;
         if name.starts_with("user.") || name.starts_with("trusted.") || (acl && self.cfg.acl) {
             return Ok(());

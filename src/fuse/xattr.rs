@@ -30,6 +30,10 @@ impl FuseAdapter {
         let Some(name) = utf8(name) else {
             return reply.error(Errno::ENODATA);
         };
+        // Names never stored (security.capability before every write) answer here, at once.
+        if let Err(e) = fs.stored_name(&name) {
+            return reply.error(Errno::from_i32(e.errno()));
+        }
         self.rt.spawn(
             async move {
                 let r = fs.getxattr(ino.0, &name).await;

@@ -11,9 +11,15 @@ use std::ops::Range;
 use std::sync::Arc;
 
 impl ObjectStoreBackend {
-    /// The full key in the bucket of mount key `key`, when a name in it is an escape.
+    /// The full key in the bucket of mount key `key`, when object_store's paths cannot carry
+    /// it: a name in it is an escape, or holds an ASCII control character (which file names
+    /// may: CR, LF, tab).
     pub(super) fn escaped_key(&self, key: &str) -> Option<Vec<u8>> {
-        let real = escaped::store_key(key)?;
+        let real = escaped::store_key(key).or_else(|| {
+            key.bytes()
+                .any(|b| b.is_ascii_control())
+                .then(|| key.as_bytes().to_vec())
+        })?;
         let mut full = self.root.as_bytes().to_vec();
         full.extend_from_slice(&real);
         Some(full)

@@ -38,8 +38,8 @@ fn mount_options_bound_what_stored_metadata_says() {
     // Defaults: the stored metadata as it is; the mounting user and 0644 without any.
     let m = MountCmd::s3(&s3, "own", &[]).mount();
     assert_eq!(shown(&m, "open.txt"), (0o777, 4242, 4343));
-    // (Directory markers' metadata is not read back yet: the directory gets the defaults.)
-    assert_eq!(shown(&m, "dir"), (0o755, me.0, me.1));
+    // A directory's metadata is on its marker object, read at lookup.
+    assert_eq!(shown(&m, "dir"), (0o777, 4242, 4343));
     assert_eq!(shown(&m, "plain.txt"), (0o644, me.0, me.1));
     drop(m);
 

@@ -299,6 +299,10 @@ impl Backend for Faulty {
         self.0.gate(Op::Put, dir).await?;
         self.0.inner.put_marker(dir, meta).await
     }
+    async fn marker_meta(&self, dir: &str) -> Result<Option<PosixMeta>, BackendError> {
+        self.0.gate(Op::Head, dir).await?;
+        self.0.inner.marker_meta(dir).await
+    }
     async fn has_marker(&self, dir: &str) -> Result<Option<bool>, BackendError> {
         self.0.gate(Op::Head, dir).await?;
         self.0.inner.has_marker(dir).await

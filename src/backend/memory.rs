@@ -361,6 +361,11 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    async fn marker_meta(&self, dir: &str) -> Result<Option<PosixMeta>, BackendError> {
+        self.counters.head.fetch_add(1, Ordering::Relaxed);
+        Ok(self.lock().get(dir).map(|o| o.meta.clone()))
+    }
+
     async fn copy_with_meta(
         &self,
         from: &str,

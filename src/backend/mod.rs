@@ -318,6 +318,14 @@ pub trait Backend: Send + Sync + Debug + 'static {
         Ok(None)
     }
 
+    /// The metadata stored on directory `dir`'s marker object (mode, owner, times, extended
+    /// attributes, as s3fs writes them), where the store can read it; `None` when there is
+    /// no marker or the store cannot tell.
+    async fn marker_meta(&self, dir: &str) -> Result<Option<PosixMeta>, BackendError> {
+        let _ = dir;
+        Ok(None)
+    }
+
     /// Delete the directory marker object `dir` (a missing one is fine).
     async fn delete_marker(&self, dir: &str) -> Result<(), BackendError> {
         Err(BackendError::Unsupported(format!(

@@ -340,6 +340,12 @@ impl Backend for Guarded {
             .await
     }
 
+    async fn marker_meta(&self, dir: &str) -> Result<Option<PosixMeta>, BackendError> {
+        self.conn
+            .guard(self.inner.as_ref(), self.inner.marker_meta(dir))
+            .await
+    }
+
     async fn has_marker(&self, dir: &str) -> Result<Option<bool>, BackendError> {
         self.conn
             .guard(self.inner.as_ref(), self.inner.has_marker(dir))

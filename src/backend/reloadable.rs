@@ -135,6 +135,10 @@ impl Backend for Reloadable {
         self.now().put_marker(dir, meta).await
     }
 
+    async fn marker_meta(&self, dir: &str) -> Result<Option<PosixMeta>, BackendError> {
+        self.now().marker_meta(dir).await
+    }
+
     async fn has_marker(&self, dir: &str) -> Result<Option<bool>, BackendError> {
         self.now().has_marker(dir).await
     }

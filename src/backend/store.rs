@@ -539,6 +539,17 @@ impl Backend for ObjectStoreBackend {
         }
     }
 
+    async fn marker_meta(&self, dir: &str) -> Result<Option<PosixMeta>, BackendError> {
+        match &self.raw {
+            Some(raw) if raw.addresses_keys() => match raw.head_key(&self.key_bytes(dir)).await {
+                Ok(h) => Ok(Some(h.meta)),
+                Err(BackendError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            _ => Ok(None),
+        }
+    }
+
     async fn has_marker(&self, dir: &str) -> Result<Option<bool>, BackendError> {
         match &self.raw {
             Some(raw) if self.local_dir.is_none() => raw.has_marker(&self.full_key(dir)).await,

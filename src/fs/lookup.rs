@@ -75,18 +75,23 @@ impl CloudFs {
         let as_dir = format!("{key}/");
         let (head, list) =
             tokio::join!(self.backend.head(&key), self.backend.list(&as_dir, None, 1));
-        let is_dir = match list {
-            Ok(p) => p.shows_directory(),
-            Err(BackendError::NotFound(_)) => false,
+        let (is_dir, marker) = match list {
+            Ok(p) => (p.shows_directory(), p.marker),
+            Err(BackendError::NotFound(_)) => (false, false),
             Err(e) => return Err(e.into()),
         };
         if is_dir {
+            // A marker object (s3fs writes one per directory) carries the mode and owner.
+            let meta = match marker {
+                true => self.backend.marker_meta(&as_dir).await?.unwrap_or_default(),
+                false => Default::default(),
+            };
             let stat = Stat {
                 size_unknown: false,
                 size: 0,
                 mtime: self.mounted_at,
                 etag: None,
-                meta: Default::default(),
+                meta,
             };
             return Ok(Some(Listed {
                 name: name.to_string(),
@@ -144,7 +149,7 @@ impl CloudFs {
     /// The node of `ino` with its stored metadata read: a file known only from a listing
     /// (which carries none) is asked of the store, so that a change of its attributes or
     /// content keeps the rest of what it stores (owner, mode, extended attributes).
-    /// Directories keep what this mount knows (markers' metadata is not read back yet).
+    /// Directories keep what this mount knows (their marker's metadata, read at lookup).
     pub(super) async fn node_with_meta(&self, ino: u64) -> FsResult<Node> {
         let node = self.fresh_node(ino).await?;
         let known = node.stat.meta.xattrs.is_some();

@@ -422,10 +422,11 @@ impl CloudFs {
             let to = format!("{new_key}{}", &key[src.key.len()..]);
             self.backend.copy(key, &to).await?;
         }
-        // Directory markers (their metadata is not read back: they get the mover's defaults).
+        // Directory markers, with the mode, owner and attributes they carry.
         for dir in &markers {
             let to = format!("{new_key}{}", &dir[src.key.len()..]);
-            self.backend.put_marker(&to, &PosixMeta::default()).await?;
+            let meta = self.backend.marker_meta(dir).await?.unwrap_or_default();
+            self.backend.put_marker(&to, &meta).await?;
         }
         for key in &keys {
             self.backend.delete(key).await?;

@@ -82,3 +82,40 @@ fn uploads_take_their_content_type_from_the_file_name() {
         "mime=off sets none"
     );
 }
+
+#[test]
+fn azure_blobs_get_the_type_of_their_name() {
+    let az = support::Azurite::start();
+    az.create_container("types");
+    let endpoint = format!("endpoint={}", az.blob_endpoint);
+    let m = MountCmd::new("az://types", &[&endpoint])
+        .env("AZURE_STORAGE_ACCOUNT", &az.account)
+        .env("AZURE_STORAGE_ACCESS_KEY", &az.key)
+        .mount();
+    write(&m, "photo.jpg", 100);
+    write(&m, "notes.nosuchext", 100);
+    drop(m);
+    let store = az.store("types");
+    let kind = |name: &'static str| {
+        let store = store.clone();
+        support::block_on(async move {
+            use object_store::{Attribute, GetOptions};
+            let opts = GetOptions {
+                head: true,
+                ..Default::default()
+            };
+            let got = store
+                .get_opts(&object_store::path::Path::from(name), opts)
+                .await
+                .unwrap_or_else(|e| panic!("HEAD {name}: {e}"));
+            got.attributes
+                .get(&Attribute::ContentType)
+                .map(|v| v.to_string())
+        })
+    };
+    assert_eq!(kind("photo.jpg").as_deref(), Some("image/jpeg"));
+    assert_eq!(
+        kind("notes.nosuchext").as_deref(),
+        Some("application/octet-stream")
+    );
+}

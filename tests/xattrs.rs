@@ -239,6 +239,13 @@ fn azure_keeps_attributes_in_blob_metadata() {
     let m = mount();
     let f = m.p("a.txt");
     std::fs::write(&f, b"azure").unwrap();
+    std::fs::create_dir(m.p("d")).unwrap();
+    std::fs::set_permissions(
+        m.p("d"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    set(&m.p("d"), "user.dir", b"on the marker", 0).expect("setxattr on a directory");
     set(&f, "user.foo", b"bar", 0).expect("setxattr on Azure");
     set(&f, "user.two", b"2", 0).expect("setxattr on Azure");
     remove(&f, "user.two").expect("removexattr on Azure");
@@ -262,5 +269,12 @@ fn azure_keeps_attributes_in_blob_metadata() {
     assert_eq!(stored.as_deref(), Some("%7B%22user.foo%22%3A%22YmFy%22%7D"));
     let m = mount();
     assert_eq!(get(&m.p("a.txt"), "user.foo").unwrap(), b"bar");
+    // A directory's mode and attributes come back from its marker blob.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(m.p("d")).unwrap().mode(),
+        libc::S_IFDIR | 0o750
+    );
+    assert_eq!(get(&m.p("d"), "user.dir").unwrap(), b"on the marker");
     assert_eq!(std::fs::read(m.p("a.txt")).unwrap(), b"azure");
 }

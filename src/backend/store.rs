@@ -541,10 +541,14 @@ impl Backend for ObjectStoreBackend {
 
     async fn marker_meta(&self, dir: &str) -> Result<Option<PosixMeta>, BackendError> {
         match &self.raw {
-            Some(raw) if raw.addresses_keys() => match raw.head_key(&self.key_bytes(dir)).await {
-                Ok(h) => Ok(Some(h.meta)),
-                Err(BackendError::NotFound(_)) => Ok(None),
-                Err(e) => Err(e),
+            Some(raw) if self.local_dir.is_none() => match self.escaped_key(dir) {
+                Some(_) if !raw.addresses_keys() => Ok(None),
+                Some(full) => match raw.head_key(&full).await {
+                    Ok(h) => Ok(Some(h.meta)),
+                    Err(BackendError::NotFound(_)) => Ok(None),
+                    Err(e) => Err(e),
+                },
+                None => raw.marker_meta(&self.full_key(dir)).await,
             },
             _ => Ok(None),
         }

@@ -237,6 +237,23 @@ impl RawStore for AzureRaw {
         Ok(Some(super::etag_header(&answer, "Set Blob Metadata")?))
     }
 
+    async fn marker_meta(&self, key: &str) -> Result<Option<PosixMeta>, BackendError> {
+        let head = self
+            .send_authorized(Request {
+                method: http::Method::HEAD,
+                url: &self.blob_url(key),
+                headers: &[],
+                body: Bytes::new(),
+                what: "Get Blob Properties (directory marker)",
+            })
+            .await;
+        match head {
+            Ok((headers, _)) => Ok(Some(super::meta_of_headers(&headers, "x-ms-meta-"))),
+            Err(BackendError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn has_marker(&self, key: &str) -> Result<Option<bool>, BackendError> {
         let head = self
             .send_authorized(Request {

@@ -33,6 +33,18 @@ pub trait RawStore: Send + Sync + std::fmt::Debug {
     /// Delete the directory marker object `key` (a missing one is fine).
     async fn delete_marker(&self, key: &str) -> Result<(), BackendError>;
 
+    /// The metadata of the directory marker object `key` (full key); `None` without one.
+    async fn marker_meta(&self, key: &str) -> Result<Option<PosixMeta>, BackendError> {
+        if !self.addresses_keys() {
+            return Ok(None);
+        }
+        match self.head_key(key.as_bytes()).await {
+            Ok(h) => Ok(Some(h.meta)),
+            Err(BackendError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether the directory marker object `key` exists, for stores whose listings through
     /// object_store do not show it (Azure); `None` when listings do.
     async fn has_marker(&self, key: &str) -> Result<Option<bool>, BackendError> {
@@ -195,6 +207,15 @@ pub struct PendingUpload {
     pub upload_id: String,
     /// When it was started.
     pub initiated: std::time::SystemTime,
+}
+
+/// The POSIX attributes in the metadata headers named `prefix` + name of an answer.
+pub fn meta_of_headers(headers: &http::HeaderMap, prefix: &str) -> PosixMeta {
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().strip_prefix(prefix)?, v.to_str().ok()?)))
+        .collect();
+    PosixMeta::from_stored(pairs)
 }
 
 /// `meta` as metadata headers named `prefix` + name (`x-amz-meta-`, `x-ms-meta-`).

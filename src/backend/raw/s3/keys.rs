@@ -72,18 +72,11 @@ impl S3Raw {
             .map_or(std::time::SystemTime::UNIX_EPOCH, |t| {
                 std::time::SystemTime::from(t.with_timezone(&chrono::Utc))
             });
-        let pairs: Vec<(String, String)> = headers
-            .iter()
-            .filter_map(|(n, v)| {
-                let name = n.as_str().strip_prefix("x-amz-meta-")?;
-                Some((name.to_string(), v.to_str().ok()?.to_string()))
-            })
-            .collect();
         Ok(RawHead {
             size,
             mtime,
             etag: text("etag").map(str::to_string),
-            meta: PosixMeta::from_stored(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            meta: super::super::meta_of_headers(&headers, "x-amz-meta-"),
         })
     }
 

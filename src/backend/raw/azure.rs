@@ -255,20 +255,7 @@ impl RawStore for AzureRaw {
     }
 
     async fn has_marker(&self, key: &str) -> Result<Option<bool>, BackendError> {
-        let head = self
-            .send_authorized(Request {
-                method: http::Method::HEAD,
-                url: &self.blob_url(key),
-                headers: &[],
-                body: Bytes::new(),
-                what: "Get Blob Properties (directory marker)",
-            })
-            .await;
-        match head {
-            Ok(_) => Ok(Some(true)),
-            Err(BackendError::NotFound(_)) => Ok(Some(false)),
-            Err(e) => Err(e),
-        }
+        Ok(Some(self.marker_meta(key).await?.is_some()))
     }
 
     async fn delete_marker(&self, key: &str) -> Result<(), BackendError> {

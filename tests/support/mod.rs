@@ -1081,7 +1081,8 @@ pub fn http_date(t: SystemTime) -> String {
 
 /// A loopback TCP proxy: forwards bytes both ways between clients and `upstream`; a chunk
 /// from a client that contains `needle` is held for `delay` before it is forwarded (only
-/// that connection waits). Stops on drop (closes the listener and all connections).
+/// that connection waits). Stops on drop (closes the listener and all connections; a chunk held
+/// then is dropped, never forwarded).
 pub struct DelayProxy {
     pub port: u16,
     stop: Arc<AtomicBool>,
@@ -1193,6 +1194,11 @@ fn pump(
                     let until = Instant::now() + d;
                     while Instant::now() < until && !stop.load(Ordering::SeqCst) {
                         std::thread::sleep(Duration::from_millis(10).min(until - Instant::now()));
+                    }
+                    if stop.load(Ordering::SeqCst) {
+                        // Stopped while holding it: the request is cut, never delivered late
+                        // (a held PUT forwarded after the drop landed after a newer version).
+                        break;
                     }
                     window.clear();
                 }

@@ -1,7 +1,8 @@
 //! Times through a real mount against moto: appends, renames, chmod, chown, utimens and
 //! extended-attribute changes move ctime (and content changes mtime) as on Linux, and what
 //! the mount showed is what a fresh mount reads back from the stored metadata. Directory
-//! entry changes move the directory's mtime and ctime. Access times are not kept (noatime).
+//! entry changes move the directory's mtime and ctime, stored on its marker object. Access
+//! times are not kept (noatime).
 
 mod harness;
 mod support;
@@ -108,12 +109,18 @@ fn changes_move_ctime_and_mtime_and_a_fresh_mount_reads_them_back() {
         "an entry change moves the directory's times"
     );
     let shown = times(&m.p("d/g"));
+    let dir_shown = times(&m.p("d"));
     drop(steps);
     drop(m);
 
     // Stored: a fresh mount shows the same times (to the nanosecond) and attributes.
     let m = MountCmd::s3(&s3, "times", &[]).mount();
     assert_eq!(times(&m.p("d/g")), shown, "stored with the rename");
+    assert_eq!(
+        times(&m.p("d")),
+        dir_shown,
+        "the directory's times, on its marker object"
+    );
     let md = std::fs::metadata(m.p("d/g")).unwrap();
     assert_eq!(
         (md.mode() & 0o7777, md.uid(), md.gid()),

@@ -6,6 +6,7 @@ mod checks;
 mod cleanup;
 mod control;
 mod daemonize;
+mod dir_times;
 mod events;
 mod logging;
 mod names;

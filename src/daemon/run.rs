@@ -96,6 +96,7 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
         ));
     }
     rt.spawn(super::offline::watch(fs.clone()));
+    rt.spawn(super::dir_times::flush(fs.clone()));
     let handle = crate::fuse::mount(
         fs.clone(),
         rt.handle().clone(),
@@ -176,6 +177,7 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     ));
     tracing::info!(%reason, pending = stats.open_for_writing + stats.uploads_in_flight, "stopping");
     let left = rt.block_on(fs.drain(req.config.stop_timeout));
+    rt.block_on(fs.store_dir_times());
     if left > 0 {
         tracing::warn!(left, stop_timeout = ?req.config.stop_timeout, "files not uploaded at the stop are kept in the staging directory: closed ones are sent by the next mount (an upload cut short by the stop timeout: -o stop_timeout= waits longer), unclosed ones go to lost+found (see the lines above for each file)");
     }

@@ -14,6 +14,7 @@ pub mod attr;
 mod changes;
 pub mod dir_cache;
 mod dir_handle;
+mod dir_times;
 mod error;
 mod file_handle;
 pub mod inode;
@@ -201,6 +202,8 @@ pub struct CloudFs {
     policy: AttrPolicy,
     inodes: InodeTable,
     negative: NegativeCache,
+    /// Directories whose times are to be written onto their markers.
+    dirty_dirs: dir_times::DirtyDirs,
     dirs: DirCache,
     /// Lock order: `files` and `dir_handles` are never held together, nor with `inodes`.
     files: Mutex<HashMap<u64, Arc<FileHandle>>>,
@@ -249,6 +252,7 @@ impl CloudFs {
                 meta: Default::default(),
             }),
             negative: NegativeCache::new(mount.negative_timeout),
+            dirty_dirs: Default::default(),
             dirs: DirCache::new(mount.dir_cache_timeout, mount.dir_cache_max_entries),
             files: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),

@@ -79,8 +79,9 @@ impl CloudFs {
         self.touch_dir(parent);
     }
 
-    /// Directory `ino` gained or lost an entry through the mount: its mtime is now (kept in
-    /// the mount; a prefix has no time of its own on the server).
+    /// Directory `ino` gained or lost an entry through the mount: its mtime and ctime are now,
+    /// in the mount at once and on its marker object at the next flush (a prefix without a
+    /// marker has no time of its own on the server): [`super::dir_times`].
     pub(super) fn touch_dir(&self, ino: u64) {
         if let Some(node) = self.inodes.get(ino) {
             let now = SystemTime::now();
@@ -89,6 +90,7 @@ impl CloudFs {
             stat.meta.mtime = Some(now);
             stat.meta.ctime = Some(now);
             self.inodes.refresh(ino, stat, node.expires);
+            self.dirty_dirs.mark(ino);
         }
     }
 
@@ -125,6 +127,11 @@ impl CloudFs {
         let ino = match self.backend.put_marker(&key, &meta).await {
             Ok(()) => {
                 self.dirs.invalidate(&dir.key);
+                // It has a marker now (its times are kept there): known to carry no xattrs.
+                let meta = PosixMeta {
+                    xattrs: Some(Default::default()),
+                    ..meta
+                };
                 self.add_entry(parent, name, &key, Kind::Dir, meta)
             }
             Err(BackendError::Unsupported(_)) => {
@@ -190,6 +197,7 @@ impl CloudFs {
         if !empty {
             return Err(FsError::NotEmpty);
         }
+        let _markers = self.dirty_dirs.markers().await;
         if marker {
             self.remove_marker(&node.key).await?;
         }
@@ -255,6 +263,11 @@ impl CloudFs {
         };
         let suffix = if src.kind == Kind::Dir { "/" } else { "" };
         let new_key = format!("{}{new_name}{suffix}", new_dir.key);
+        // A directory's markers move: no flush of its times may write the old one back.
+        let _markers = match src.kind {
+            Kind::Dir => Some(self.dirty_dirs.markers().await),
+            _ => None,
+        };
         if src.kind == Kind::Dir {
             self.move_prefix(&src, &new_key).await?;
         } else {

@@ -472,3 +472,32 @@ async fn an_open_after_a_change_elsewhere_reads_the_new_version_and_a_change_whi
     let fh = fs.open(ino, Access::Read).await.unwrap().fh;
     assert_eq!(fs.read(fh, 7 << 20, 4096).await.unwrap(), &three[..4096]);
 }
+
+#[tokio::test]
+async fn directory_times_reach_the_marker_once_per_flush_and_never_revive_a_removed_one() {
+    let b = Arc::new(MemoryBackend::new());
+    let fs = fs_with(&b, cfg());
+    use crate::backend::{Backend, PosixMeta};
+    let d = fs.mkdir(ROOT_INO, "d", PosixMeta::default()).await.unwrap();
+    let made = b.head("d/").await.unwrap().meta.mtime;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    for name in ["a", "b", "c"] {
+        fs.mknod(d.attr.ino, name, PosixMeta::default(), 0)
+            .await
+            .unwrap();
+    }
+    let shown = fs.getattr(d.attr.ino).await.unwrap().0.mtime;
+    assert_eq!(fs.store_dir_times().await, 1, "three changes, one write");
+    let stored = b.head("d/").await.unwrap().meta;
+    assert_eq!(stored.mtime, Some(shown));
+    assert!(stored.mtime > made);
+    assert_eq!(fs.store_dir_times().await, 0, "nothing changed since");
+
+    // Emptied and removed: a flush afterwards does not bring its marker back.
+    for name in ["a", "b", "c"] {
+        fs.unlink(d.attr.ino, name).await.unwrap();
+    }
+    fs.rmdir(ROOT_INO, "d").await.unwrap();
+    fs.store_dir_times().await;
+    assert!(b.head("d/").await.is_err(), "no marker after rmdir");
+}

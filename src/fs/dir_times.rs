@@ -44,8 +44,11 @@ impl CloudFs {
     /// prefix only) gets none: its times stay in the mount.
     pub async fn store_dir_times(&self) -> usize {
         let mut written = 0;
+        // Held for the whole flush: a flush that starts meanwhile (the one at the stop) waits
+        // until this one's writes are done, instead of finding nothing left to write and
+        // letting the process end under them.
+        let _writing = self.dirty_dirs.markers().await;
         for ino in self.dirty_dirs.take() {
-            let _writing = self.dirty_dirs.markers().await;
             let Some(node) = self.inodes.get(ino) else {
                 continue;
             };

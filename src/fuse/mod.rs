@@ -2,7 +2,9 @@
 //! reply into a task on the async runtime, calls one [`CloudFs`] method and answers with the
 //! result or its errno. No filesystem logic lives here.
 
+mod init;
 mod passthrough;
+mod reply;
 mod session;
 mod xattr;
 
@@ -10,21 +12,19 @@ pub use passthrough::{Passthrough, Served};
 pub use session::{mount, tune_read_ahead, KernelCache, MountHandle, KERNEL_READ_AHEAD_KB};
 
 use crate::backend::PosixMeta;
-use crate::fs::{Access, Attr, CloudFs, DirReplier, Entry, FsError, Kind};
+use crate::fs::{Access, CloudFs};
 use fuser::{
-    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
+    LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use reply::{creator, empty, entry, errno, file_attr, utf8, PlainReplier, PlusReplier, Replier};
 use std::ffi::OsStr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tokio::runtime::Handle;
 use tracing::Instrument;
-
-/// Largest read the kernel sends at once (and its read-ahead), in bytes.
-const MAX_READAHEAD: u32 = 1 << 20;
 
 /// `fuser::Filesystem` over a [`CloudFs`].
 #[derive(Debug)]
@@ -46,144 +46,41 @@ impl FuseAdapter {
     }
 }
 
-fn file_attr(a: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(a.ino),
-        size: a.size,
-        blocks: a.size.div_ceil(512),
-        atime: a.mtime,
-        mtime: a.mtime,
-        ctime: a.ctime,
-        crtime: a.mtime,
-        kind: file_type(a.kind),
-        perm: a.perm,
-        nlink: a.nlink,
-        uid: a.uid,
-        gid: a.gid,
-        rdev: a.rdev,
-        blksize: 4096,
-        flags: 0,
-    }
-}
-
-fn file_type(k: Kind) -> FileType {
-    match k {
-        Kind::File => FileType::RegularFile,
-        Kind::Dir => FileType::Directory,
-        Kind::Symlink => FileType::Symlink,
-        Kind::Fifo => FileType::NamedPipe,
-        Kind::Socket => FileType::Socket,
-        Kind::CharDevice => FileType::CharDevice,
-        Kind::BlockDevice => FileType::BlockDevice,
-    }
-}
-
-/// Log an error at its level and turn it into the errno to reply with.
-fn errno(fs: &CloudFs, op: &str, e: &FsError) -> Errno {
-    fs.note_error(op, e);
-    if e.is_expected() {
-        tracing::debug!(op, error = %e, "failed");
-    } else {
-        tracing::warn!(op, error = %e, "failed");
-    }
-    Errno::from_i32(e.errno())
-}
-
-/// The attributes of something `req`'s caller creates with `mode`.
-fn creator(req: &Request, mode: u32) -> PosixMeta {
-    PosixMeta {
-        mode: Some(mode),
-        uid: Some(req.uid()),
-        gid: Some(req.gid()),
-        rdev: None,
-        mtime: None,
-        ctime: None,
-        xattrs: None,
-    }
-}
-
-/// Answer an operation without data.
-fn empty(fs: &CloudFs, reply: ReplyEmpty, op: &str, r: Result<(), FsError>) {
-    match r {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(fs, op, &e)),
-    }
-}
-
-/// Answer an operation that resolves or makes a name.
-fn entry(fs: &CloudFs, reply: ReplyEntry, op: &str, r: Result<Entry, FsError>) {
-    match r {
-        Ok(e) => reply.entry_with_ttls(
-            &e.attr_ttl,
-            &e.entry_ttl,
-            &file_attr(&e.attr),
-            Generation(0),
-        ),
-        Err(e) => reply.error(errno(fs, op, &e)),
-    }
-}
-
-fn utf8(name: &OsStr) -> Option<String> {
-    name.to_str().map(str::to_string)
-}
-
-struct PlusReplier(ReplyDirectoryPlus, Duration);
-
-impl DirReplier for PlusReplier {
-    fn add(&mut self, name: &str, attr: &Attr, offset: u64) -> bool {
-        self.0.add(
-            INodeNo(attr.ino),
-            offset,
-            name,
-            &self.1,
-            &file_attr(attr),
-            Generation(0),
-        )
-    }
-}
-
-struct PlainReplier(ReplyDirectory);
-
-impl DirReplier for PlainReplier {
-    fn add(&mut self, name: &str, attr: &Attr, offset: u64) -> bool {
-        self.0
-            .add(INodeNo(attr.ino), offset, file_type(attr.kind), name)
+impl FuseAdapter {
+    /// `readdir` and `readdirplus`: entries from `offset` of directory handle `fh` into `r`.
+    fn list_dir<R: Replier>(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut r: R,
+    ) {
+        let (fs, span) = (
+            self.fs.clone(),
+            tracing::debug_span!(
+                "readdir",
+                op = R::OP,
+                req = req.unique().0,
+                ino = ino.0,
+                offset
+            ),
+        );
+        self.rt.spawn(
+            async move {
+                match fs.readdir(fh.0, offset, R::PLUS, &mut r).await {
+                    Ok(()) => r.ok(),
+                    Err(e) => r.error(errno(&fs, R::OP, &e)),
+                }
+            }
+            .instrument(span),
+        );
     }
 }
 
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Always readdirplus: one LIST answers `ls -l` with no lookup per entry.
-        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS) {
-            tracing::info!(?missing, "kernel lacks readdirplus; plain readdir is used");
-        }
-        // A link whose target changes gets a new inode (see InodeTable::upsert), so the kernel
-        // may keep the targets it read.
-        let _ = config.add_capabilities(InitFlags::FUSE_CACHE_SYMLINKS);
-        // O_TRUNC arrives with the open (one upload), not as a separate truncate first.
-        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC) {
-            tracing::info!(
-                ?missing,
-                "kernel lacks atomic O_TRUNC; truncation comes as setattr"
-            );
-        }
-        if self.fs.xattr_support().1 {
-            // The kernel reads, caches and enforces ACLs (with default_permissions, which
-            // -o acl turns on).
-            if let Err(missing) = config.add_capabilities(InitFlags::FUSE_POSIX_ACL) {
-                tracing::warn!(?missing, "kernel lacks FUSE POSIX ACL support; -o acl stores ACLs but the kernel does not enforce them");
-            }
-        }
-        let _ = config.set_max_readahead(MAX_READAHEAD);
-        if self.passthrough.enabled() {
-            // Depth 1: our backing files live on a plain filesystem.
-            let ok = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-                && config.set_max_stack_depth(1).is_ok();
-            if !ok {
-                tracing::info!("kernel lacks FUSE passthrough (Linux 6.9 or later); fully cached files are served by the daemon");
-                self.passthrough.disable();
-            }
-        }
+        init::negotiate(config, self.fs.xattr_support().1, &self.passthrough);
         Ok(())
     }
 
@@ -681,20 +578,7 @@ impl Filesystem for FuseAdapter {
         offset: u64,
         reply: ReplyDirectory,
     ) {
-        let (fs, span) = (
-            self.fs.clone(),
-            tracing::debug_span!("readdir", req = req.unique().0, ino = ino.0, offset),
-        );
-        self.rt.spawn(
-            async move {
-                let mut r = PlainReplier(reply);
-                match fs.readdir(fh.0, offset, false, &mut r).await {
-                    Ok(()) => r.0.ok(),
-                    Err(e) => r.0.error(errno(&fs, "readdir", &e)),
-                }
-            }
-            .instrument(span),
-        );
+        self.list_dir(req, ino, fh, offset, PlainReplier(reply));
     }
 
     fn readdirplus(
@@ -705,19 +589,12 @@ impl Filesystem for FuseAdapter {
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
-        let (fs, span) = (
-            self.fs.clone(),
-            tracing::debug_span!("readdirplus", req = req.unique().0, ino = ino.0, offset),
-        );
-        self.rt.spawn(
-            async move {
-                let mut r = PlusReplier(reply, fs.entry_ttl());
-                match fs.readdir(fh.0, offset, true, &mut r).await {
-                    Ok(()) => r.0.ok(),
-                    Err(e) => r.0.error(errno(&fs, "readdirplus", &e)),
-                }
-            }
-            .instrument(span),
+        self.list_dir(
+            req,
+            ino,
+            fh,
+            offset,
+            PlusReplier(reply, self.fs.entry_ttl()),
         );
     }
 

@@ -226,7 +226,7 @@ fn posix_acls_are_stored_and_enforced_by_the_kernel() {
 }
 
 #[test]
-fn azure_keeps_attributes_in_blob_metadata() {
+fn azure_keeps_attributes_special_files_and_directory_modes_in_blob_metadata() {
     let az = support::Azurite::start();
     az.create_container("xat");
     let endpoint = format!("endpoint={}", az.blob_endpoint);
@@ -246,6 +246,12 @@ fn azure_keeps_attributes_in_blob_metadata() {
     )
     .unwrap();
     set(&m.p("d"), "user.dir", b"on the marker", 0).expect("setxattr on a directory");
+    // A FIFO is an empty blob whose metadata says so, as on S3.
+    nix::unistd::mkfifo(
+        &m.p("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .expect("mkfifo on Azure");
     set(&f, "user.foo", b"bar", 0).expect("setxattr on Azure");
     set(&f, "user.two", b"2", 0).expect("setxattr on Azure");
     remove(&f, "user.two").expect("removexattr on Azure");
@@ -276,5 +282,9 @@ fn azure_keeps_attributes_in_blob_metadata() {
         libc::S_IFDIR | 0o750
     );
     assert_eq!(get(&m.p("d"), "user.dir").unwrap(), b"on the marker");
+    assert_eq!(
+        std::fs::symlink_metadata(m.p("pipe")).unwrap().mode(),
+        libc::S_IFIFO | 0o640
+    );
     assert_eq!(std::fs::read(m.p("a.txt")).unwrap(), b"azure");
 }

@@ -63,7 +63,7 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         config: cfg,
     };
     if req.config.foreground {
-        daemon::init_logging(req.config.debug, None)?;
+        daemon::init_logging(req.config.debug, None, req.config.log_format)?;
         return daemon::run_mount(req, &mut Readiness::foreground());
     }
     let log = req
@@ -71,7 +71,7 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         .log_file
         .clone()
         .unwrap_or_else(|| daemon::default_log_file(&req.mountpoint));
-    daemon::init_logging(req.config.debug, Some(&log))?;
+    daemon::init_logging(req.config.debug, Some(&log), req.config.log_format)?;
     let mut readiness = daemon::daemonize()?;
     if daemon::run_mount(req, &mut readiness).is_err() {
         // The parent has printed the reason already (it came through the readiness pipe).

@@ -90,6 +90,8 @@ pub struct MountConfig {
     pub foreground: bool,
     /// Log file of the background daemon; default under the user's state directory.
     pub log_file: Option<PathBuf>,
+    /// How log lines are written (`log_format`).
+    pub log_format: LogFormat,
     /// Allow mounting over a non-empty directory (`nonempty`).
     pub nonempty: bool,
     /// On SIGTERM, how long to wait for uploads still in progress (files still open for
@@ -191,6 +193,17 @@ impl MountConfig {
     }
 }
 
+/// How the daemon writes log lines (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines; under systemd's journal without timestamps of their own and
+    /// with a priority prefix (`<4>` for a warning) on each line.
+    #[default]
+    Text,
+    /// One JSON object per line (time, level, fields, spans).
+    Json,
+}
+
 impl Default for MountConfig {
     fn default() -> Self {
         MountConfig {
@@ -223,6 +236,7 @@ impl Default for MountConfig {
             name_max: 255,
             conflict_suffix: ".file".to_string(),
             debug: false,
+            log_format: LogFormat::Text,
             foreground: false,
             log_file: None,
             nonempty: false,

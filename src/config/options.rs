@@ -146,6 +146,12 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| c.foreground = flag(v)?),
     opt!("log_file", ["logfile"], Takes::Value("FILE"), "Log file of the background daemon (default: /var/log/cloudmount/ for root, else ~/.local/state/cloudmount/).",
         |c, v| c.log_file = Some(path(v)?)),
+    opt!("log_format", [], Takes::Value("text|json"), "How log lines are written: text (default; under systemd's journal, stderr lines carry a priority prefix such as <4> and no timestamp of their own, which journald adds) or json (one object per line: timestamp, level, fields, span).",
+        |c, v| c.log_format = match need(v)? {
+            "text" => super::LogFormat::Text,
+            "json" => super::LogFormat::Json,
+            other => return Err(format!("expected text or json, got {other:?}")),
+        }),
     opt!("nonempty", [], Takes::Flag, "Allow mounting over a non-empty directory (its files are hidden while mounted).",
         |c, v| c.nonempty = flag(v)?),
     opt!("connect_timeout", [], Takes::Value("DURATION"), "Timeout of one connection attempt (default 5s).",

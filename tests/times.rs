@@ -111,7 +111,16 @@ fn changes_move_ctime_and_mtime_and_a_fresh_mount_reads_them_back() {
     let shown = times(&m.p("d/g"));
     let dir_shown = times(&m.p("d"));
     drop(steps);
+    // The daemon writes the last directory times at its stop, after the unmount returned:
+    // wait until it is gone.
+    let daemons = harness::daemon_pids(&m.path);
     drop(m);
+    let gone = support::wait_until(Duration::from_secs(20), || {
+        daemons
+            .iter()
+            .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+    assert!(gone, "the daemon did not stop");
 
     // Stored: a fresh mount shows the same times (to the nanosecond) and attributes.
     let m = MountCmd::s3(&s3, "times", &[]).mount();

@@ -127,6 +127,13 @@ impl CloudFs {
 
     /// Store `attrs` as all of `ino`'s attributes, if its metadata still fits the store.
     async fn set_xattrs(&self, ino: u64, attrs: Xattrs) -> FsResult<()> {
+        // Else the change would look stored and vanish with the next read of the object.
+        if !self.backend.stores_metadata() {
+            return Err(FsError::Unsupported(format!(
+                "extended attributes are stored as object metadata, which {} cannot keep",
+                self.backend.describe()
+            )));
+        }
         let node = self.node_with_meta(ino).await?;
         let mut meta = node.stat.meta.merged(&with_xattrs(attrs.clone()));
         // With the times the change stores.

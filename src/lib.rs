@@ -19,5 +19,6 @@ pub mod fuse;
 mod fuzz;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz_targets;
+pub mod metrics;
 pub mod read;
 pub mod write;

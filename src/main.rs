@@ -24,6 +24,9 @@ fn main() {
         Command::SystemdUnit(a) => cli::systemd_unit::run(a),
         Command::SystemdGenerator(a) => cli::generator::run(a),
         Command::Status(a) => cli::status::run(a),
+        Command::Stats(a) => cli::stats::run(a),
+        Command::LogLevel(a) => cli::log_level::run(a),
+        Command::Warm(a) => cli::warm::run(a),
         Command::Completions { shell } => cli::completions(shell),
         Command::Man => cli::man(),
     };

@@ -45,6 +45,22 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// The kind of failure, as a metrics label (`not_found`, `unreachable`…).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendError::NotFound(_) => "not_found",
+            BackendError::Changed(_) => "changed",
+            BackendError::Denied(_) => "denied",
+            BackendError::Unreachable(_) => "unreachable",
+            BackendError::Busy(_) => "busy",
+            BackendError::Offline(_) => "offline",
+            BackendError::InvalidKey { .. } => "invalid_key",
+            BackendError::NoSpace(_) => "no_space",
+            BackendError::Unsupported(_) => "unsupported",
+            BackendError::Other(_) => "other",
+        }
+    }
+
     /// Whether a later try may succeed because the server was down, unreachable or busy.
     pub fn is_transient(&self) -> bool {
         matches!(

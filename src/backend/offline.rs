@@ -11,6 +11,7 @@
 
 use super::{Backend, BackendError, ListPage, ObjectInfo, PartSource, PosixMeta, Precondition};
 use super::{Space, Upload};
+use crate::metrics::Metrics;
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::future::Future;
@@ -154,12 +155,39 @@ async fn answers(backend: &dyn Backend) -> bool {
 pub struct Guarded {
     inner: Arc<dyn Backend>,
     conn: Arc<Connectivity>,
+    metrics: Arc<Metrics>,
+}
+
+/// Count one request `op` that started at `started` in `metrics`, by outcome.
+fn record<T>(metrics: &Metrics, op: &'static str, started: Instant, r: &Result<T, BackendError>) {
+    let outcome = match r {
+        Ok(_) => "ok",
+        Err(e) => e.kind(),
+    };
+    metrics.backend.record(op, outcome, started.elapsed());
 }
 
 impl Guarded {
-    /// `inner`, reporting to (and, while offline, held back by) `conn`.
-    pub fn new(inner: Arc<dyn Backend>, conn: Arc<Connectivity>) -> Self {
-        Guarded { inner, conn }
+    /// `inner`, reporting to (and, while offline, held back by) `conn`, each request
+    /// counted in `metrics`.
+    pub fn new(inner: Arc<dyn Backend>, conn: Arc<Connectivity>, metrics: Arc<Metrics>) -> Self {
+        Guarded {
+            inner,
+            conn,
+            metrics,
+        }
+    }
+
+    /// Send `request` (the inner backend's `op`) through the connectivity guard, and count it.
+    async fn send<T>(
+        &self,
+        op: &'static str,
+        request: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let started = Instant::now();
+        let r = self.conn.guard(self.inner.as_ref(), request).await;
+        record(&self.metrics, op, started, &r);
+        r
     }
 
     /// Ask the store one cheap question (a one-key listing of the mounted root), sent even
@@ -178,14 +206,19 @@ struct GuardedUpload {
     inner: Box<dyn Upload>,
     conn: Arc<Connectivity>,
     prober: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
 }
 
 #[async_trait]
 impl Upload for GuardedUpload {
     async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
-        self.conn
+        let started = Instant::now();
+        let r = self
+            .conn
             .guard(self.prober.as_ref(), self.inner.put_part(data))
-            .await
+            .await;
+        record(&self.metrics, "put_part", started, &r);
+        r
     }
 
     async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
@@ -193,8 +226,12 @@ impl Upload for GuardedUpload {
             inner,
             conn,
             prober,
+            metrics,
         } = *self;
-        conn.guard(prober.as_ref(), inner.complete(size)).await
+        let started = Instant::now();
+        let r = conn.guard(prober.as_ref(), inner.complete(size)).await;
+        record(&metrics, "complete_upload", started, &r);
+        r
     }
 
     async fn abort(self: Box<Self>) {
@@ -209,9 +246,7 @@ impl Backend for Guarded {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.head(key))
-            .await
+        self.send("head", self.inner.head(key)).await
     }
 
     async fn list(
@@ -220,11 +255,7 @@ impl Backend for Guarded {
         token: Option<&str>,
         max_keys: usize,
     ) -> Result<ListPage, BackendError> {
-        self.conn
-            .guard(
-                self.inner.as_ref(),
-                self.inner.list(prefix, token, max_keys),
-            )
+        self.send("list", self.inner.list(prefix, token, max_keys))
             .await
     }
 
@@ -234,8 +265,7 @@ impl Backend for Guarded {
         range: Range<u64>,
         etag: Option<&str>,
     ) -> Result<Bytes, BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.get_range(key, range, etag))
+        self.send("get_range", self.inner.get_range(key, range, etag))
             .await
     }
 
@@ -245,9 +275,7 @@ impl Backend for Guarded {
         data: Bytes,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.put(key, data, meta))
-            .await
+        self.send("put", self.inner.put(key, data, meta)).await
     }
 
     async fn start_upload(
@@ -256,13 +284,13 @@ impl Backend for Guarded {
         meta: &PosixMeta,
     ) -> Result<Box<dyn Upload>, BackendError> {
         let inner = self
-            .conn
-            .guard(self.inner.as_ref(), self.inner.start_upload(key, meta))
+            .send("start_upload", self.inner.start_upload(key, meta))
             .await?;
         Ok(Box::new(GuardedUpload {
             inner,
             conn: self.conn.clone(),
             prober: self.inner.clone(),
+            metrics: self.metrics.clone(),
         }))
     }
 
@@ -274,12 +302,11 @@ impl Backend for Guarded {
         part_size: u64,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        self.conn
-            .guard(
-                self.inner.as_ref(),
-                self.inner.put_file(key, file, size, part_size, meta),
-            )
-            .await
+        self.send(
+            "put_file",
+            self.inner.put_file(key, file, size, part_size, meta),
+        )
+        .await
     }
 
     async fn put_file_if(
@@ -291,13 +318,12 @@ impl Backend for Guarded {
         meta: &PosixMeta,
         cond: &Precondition,
     ) -> Result<ObjectInfo, BackendError> {
-        self.conn
-            .guard(
-                self.inner.as_ref(),
-                self.inner
-                    .put_file_if(key, file, size, part_size, meta, cond),
-            )
-            .await
+        self.send(
+            "put_file_if",
+            self.inner
+                .put_file_if(key, file, size, part_size, meta, cond),
+        )
+        .await
     }
 
     fn max_parts(&self) -> u64 {
@@ -325,43 +351,34 @@ impl Backend for Guarded {
         etag: &str,
         meta: &PosixMeta,
     ) -> Result<ObjectInfo, BackendError> {
-        self.conn
-            .guard(
-                self.inner.as_ref(),
-                self.inner
-                    .put_file_reusing(key, file, size, parts, etag, meta),
-            )
-            .await
+        self.send(
+            "put_file_reusing",
+            self.inner
+                .put_file_reusing(key, file, size, parts, etag, meta),
+        )
+        .await
     }
 
     async fn put_marker(&self, dir: &str, meta: &PosixMeta) -> Result<(), BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.put_marker(dir, meta))
+        self.send("put_marker", self.inner.put_marker(dir, meta))
             .await
     }
 
     async fn marker_meta(&self, dir: &str) -> Result<Option<PosixMeta>, BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.marker_meta(dir))
-            .await
+        self.send("marker_meta", self.inner.marker_meta(dir)).await
     }
 
     async fn has_marker(&self, dir: &str) -> Result<Option<bool>, BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.has_marker(dir))
-            .await
+        self.send("has_marker", self.inner.has_marker(dir)).await
     }
 
     async fn delete_marker(&self, dir: &str) -> Result<(), BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.delete_marker(dir))
+        self.send("delete_marker", self.inner.delete_marker(dir))
             .await
     }
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.copy(from, to))
-            .await
+        self.send("copy", self.inner.copy(from, to)).await
     }
 
     async fn copy_with_meta(
@@ -370,11 +387,7 @@ impl Backend for Guarded {
         to: &str,
         meta: &PosixMeta,
     ) -> Result<(), BackendError> {
-        self.conn
-            .guard(
-                self.inner.as_ref(),
-                self.inner.copy_with_meta(from, to, meta),
-            )
+        self.send("copy_with_meta", self.inner.copy_with_meta(from, to, meta))
             .await
     }
 
@@ -388,8 +401,7 @@ impl Backend for Guarded {
         meta: &PosixMeta,
         etag: &str,
     ) -> Result<Option<String>, BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.set_meta(key, meta, etag))
+        self.send("set_meta", self.inner.set_meta(key, meta, etag))
             .await
     }
 
@@ -398,12 +410,11 @@ impl Backend for Guarded {
         older_than: Duration,
         keep: &std::collections::HashSet<String>,
     ) -> Result<usize, BackendError> {
-        self.conn
-            .guard(
-                self.inner.as_ref(),
-                self.inner.abort_stale_uploads(older_than, keep),
-            )
-            .await
+        self.send(
+            "abort_stale_uploads",
+            self.inner.abort_stale_uploads(older_than, keep),
+        )
+        .await
     }
 
     fn space(&self) -> Option<Space> {
@@ -415,9 +426,7 @@ impl Backend for Guarded {
     }
 
     async fn changes(&self) -> Result<Vec<String>, BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.changes())
-            .await
+        self.send("changes", self.inner.changes()).await
     }
 
     fn renames(&self) -> bool {
@@ -425,15 +434,11 @@ impl Backend for Guarded {
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.rename(from, to))
-            .await
+        self.send("rename", self.inner.rename(from, to)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        self.conn
-            .guard(self.inner.as_ref(), self.inner.delete(key))
-            .await
+        self.send("delete", self.inner.delete(key)).await
     }
 }
 
@@ -453,7 +458,7 @@ mod tests {
     async fn no_answer_turns_offline_and_any_answer_back_online() {
         let fb = backend();
         let conn = Connectivity::new(true);
-        let g = Guarded::new(Arc::new(Faulty(fb.clone())), conn.clone());
+        let g = Guarded::new(Arc::new(Faulty(fb.clone())), conn.clone(), Metrics::new());
         assert!(g.head("a").await.is_ok());
         fb.inject(Op::Head, "a", Fault::Down, 1);
         assert!(matches!(
@@ -485,7 +490,7 @@ mod tests {
     async fn without_fail_fast_every_request_is_sent() {
         let fb = backend();
         let conn = Connectivity::new(false);
-        let g = Guarded::new(Arc::new(Faulty(fb.clone())), conn.clone());
+        let g = Guarded::new(Arc::new(Faulty(fb.clone())), conn.clone(), Metrics::new());
         fb.inject(Op::Head, "a", Fault::Down, 1);
         assert!(g.head("a").await.is_err());
         assert!(conn.offline_since().is_some());

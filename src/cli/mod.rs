@@ -1,14 +1,18 @@
 //! Command-line interface: one file per subcommand.
 
 pub mod auth;
+pub mod control;
 pub mod fstab;
 pub mod generator;
 pub mod helper;
+pub mod log_level;
 pub mod mount;
+pub mod stats;
 pub mod status;
 pub mod systemd_unit;
 pub mod units;
 pub mod unmount;
+pub mod warm;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +45,14 @@ pub enum Command {
     SystemdGenerator(generator::GeneratorArgs),
     /// List the cloudmount mounts with source, pid, cache use, pending uploads and errors.
     Status(status::StatusArgs),
+    /// What a mount's daemon counted (requests, bytes, cache, uploads, latencies, errors),
+    /// with rates; --json for the raw numbers, --watch to repeat.
+    Stats(stats::StatsArgs),
+    /// Fetch files or whole trees into the block cache of the daemon that serves them, with
+    /// a progress bar (--list FILE: paths one per line, such as a CVAT task's image list).
+    Warm(warm::WarmArgs),
+    /// Change a running daemon's log level (error, warn, info, debug, trace).
+    LogLevel(log_level::LogLevelArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.

@@ -92,6 +92,8 @@ pub struct MountConfig {
     pub log_file: Option<PathBuf>,
     /// How log lines are written (`log_format`).
     pub log_format: LogFormat,
+    /// Where Prometheus metrics are served (`metrics=ADDR:PORT`); off when `None`.
+    pub metrics: Option<std::net::SocketAddr>,
     /// Allow mounting over a non-empty directory (`nonempty`).
     pub nonempty: bool,
     /// On SIGTERM, how long to wait for uploads still in progress (files still open for
@@ -237,6 +239,7 @@ impl Default for MountConfig {
             conflict_suffix: ".file".to_string(),
             debug: false,
             log_format: LogFormat::Text,
+            metrics: None,
             foreground: false,
             log_file: None,
             nonempty: false,

@@ -152,6 +152,8 @@ pub static OPTIONS: &[OptionSpec] = &[
             "json" => super::LogFormat::Json,
             other => return Err(format!("expected text or json, got {other:?}")),
         }),
+    opt!("metrics", [], Takes::Value("ADDR:PORT"), "Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default; use a loopback address such as 127.0.0.1:9464 unless the port is firewalled): requests by store operation and status with latency histograms, bytes from the store and from the cache, cache hits, misses, size and evictions, read-ahead resets, uploads, journal entries, FUSE latency by operation, memory budget and errors by errno, each series labelled mount=\"MOUNTPOINT\". `cloudmount stats` shows the same numbers.",
+        |c, v| c.metrics = Some(need(v)?.parse().map_err(|e| format!("expected ADDR:PORT such as 127.0.0.1:9464: {e}"))?)),
     opt!("nonempty", [], Takes::Flag, "Allow mounting over a non-empty directory (its files are hidden while mounted).",
         |c, v| c.nonempty = flag(v)?),
     opt!("connect_timeout", [], Takes::Value("DURATION"), "Timeout of one connection attempt (default 5s).",

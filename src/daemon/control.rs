@@ -1,13 +1,25 @@
 //! The daemon's control socket: a Unix socket only its owner can open (0600, in a 0700
-//! directory) that answers every connection with the mount's status as `key=value` lines
-//! and closes. `cloudmount status` reads it.
+//! directory). A client sends one request line (`status`, `metrics`, `log-level debug`,
+//! `warm "path"`), the daemon streams its answer and closes. `cloudmount status`, `stats`,
+//! `log-level` and `warm` speak it.
 
-use std::io::Read;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+/// Answers requests: the request line (without its newline) to the chunks of the answer.
+pub type Handler = Arc<dyn Fn(String) -> BoxStream<'static, String> + Send + Sync>;
+
+/// Longest request line accepted.
+const MAX_REQUEST: u64 = 64 << 10;
+
+/// How long a client has to send its request.
+const REQUEST_WAIT: Duration = Duration::from_secs(5);
 
 /// The socket file, removed when dropped.
 #[derive(Debug)]
@@ -21,12 +33,9 @@ impl Drop for ControlSocket {
     }
 }
 
-/// Listen on `path` (in the current tokio runtime) and answer each connection with
-/// `status()`. A socket file left by a dead daemon is replaced.
-pub fn serve_control(
-    path: &Path,
-    status: Arc<dyn Fn() -> String + Send + Sync>,
-) -> std::io::Result<ControlSocket> {
+/// Listen on `path` (in the current tokio runtime) and answer each connection's request
+/// with `handler`. A socket file left by a dead daemon is replaced.
+pub fn serve_control(path: &Path, handler: Handler) -> std::io::Result<ControlSocket> {
     if let Some(dir) = path.parent() {
         if !dir.is_dir() {
             std::fs::DirBuilder::new()
@@ -44,21 +53,37 @@ pub fn serve_control(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     tokio::spawn(async move {
         loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
+            let Ok((conn, _)) = listener.accept().await else {
                 // Out of descriptors, say: try again later rather than spin.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let text = status();
-            tokio::spawn(async move {
-                let _ = conn.write_all(text.as_bytes()).await;
-                let _ = conn.shutdown().await;
-            });
+            tokio::spawn(answer(conn, handler.clone()));
         }
     });
     Ok(ControlSocket {
         path: path.to_path_buf(),
     })
+}
+
+/// Read one request from `conn` and stream the handler's answer back.
+async fn answer(conn: tokio::net::UnixStream, handler: Handler) {
+    let (read, mut write) = conn.into_split();
+    let mut line = String::new();
+    let mut limited = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    let got = tokio::time::timeout(REQUEST_WAIT, limited.read_line(&mut line)).await;
+    if !matches!(got, Ok(Ok(_))) {
+        let _ = write.write_all(b"error=no request line within 5 s\n").await;
+        return;
+    }
+    let mut chunks = handler(line.trim_end_matches('\n').to_string());
+    while let Some(chunk) = chunks.next().await {
+        if write.write_all(chunk.as_bytes()).await.is_err() {
+            // The client went away: dropping the stream stops the work behind it.
+            return;
+        }
+    }
+    let _ = write.shutdown().await;
 }
 
 /// Refuse a socket directory someone else owns or others may write to (in `/tmp`, another
@@ -95,13 +120,32 @@ pub fn remove_if_dead(path: &Path) {
     }
 }
 
-/// Ask the daemon listening on `path` for its status (`key=value` lines).
-pub fn query_status(path: &Path) -> std::io::Result<String> {
+/// Send `request` to the daemon listening on `path`; its answer is read from the stream
+/// returned, each read waiting at most `wait`.
+pub fn request(
+    path: &Path,
+    request: &str,
+    wait: Duration,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
     let mut conn = std::os::unix::net::UnixStream::connect(path)?;
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.set_read_timeout(Some(wait))?;
+    conn.set_write_timeout(Some(wait))?;
+    conn.write_all(format!("{request}\n").as_bytes())?;
+    conn.shutdown(std::net::Shutdown::Write)?;
+    Ok(conn)
+}
+
+/// Send `request` to the daemon listening on `path` and read its whole answer.
+pub fn query(path: &Path, req: &str) -> std::io::Result<String> {
+    let mut conn = request(path, req, Duration::from_secs(5))?;
     let mut text = String::new();
     conn.read_to_string(&mut text)?;
     Ok(text)
+}
+
+/// Ask the daemon listening on `path` for its status (`key=value` lines).
+pub fn query_status(path: &Path) -> std::io::Result<String> {
+    query(path, "status")
 }
 
 #[cfg(test)]
@@ -130,7 +174,10 @@ mod tests {
     async fn answers_with_the_status_and_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/x.sock");
-        let sock = serve_control(&path, Arc::new(|| "pid=7\n".to_string())).unwrap();
+        let handler: Handler = Arc::new(|req: String| {
+            futures::stream::iter(vec![format!("req={req}\n"), "pid=7\n".to_string()]).boxed()
+        });
+        let sock = serve_control(&path, handler).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let dmode = std::fs::metadata(path.parent().unwrap())
@@ -143,7 +190,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(text, "pid=7\n");
+        assert_eq!(text, "req=status\npid=7\n");
         drop(sock);
         assert!(!path.exists());
 
@@ -151,7 +198,8 @@ mod tests {
         let open = dir.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = serve_control(&open.join("x.sock"), Arc::new(String::new)).unwrap_err();
+        let none: Handler = Arc::new(|_| futures::stream::empty().boxed());
+        let err = serve_control(&open.join("x.sock"), none).unwrap_err();
         assert!(
             err.to_string().contains("only its owner can write"),
             "{err}"

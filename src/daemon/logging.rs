@@ -4,6 +4,7 @@
 
 use crate::config::LogFormat;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use tracing::Level;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -11,7 +12,7 @@ use tracing_subscriber::fmt::{self, FmtContext};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{reload, EnvFilter, Layer};
 
 /// Default log file for a background mount at `mountpoint`.
 pub fn default_log_file(mountpoint: &Path) -> PathBuf {
@@ -38,20 +39,60 @@ pub fn default_log_file(mountpoint: &Path) -> PathBuf {
     ))
 }
 
+/// The level filter, swappable at runtime (`cloudmount log-level`).
+type Filter = reload::Layer<EnvFilter, tracing_subscriber::Registry>;
+
 /// The subscriber's layers sit on the level filter over the registry.
-type Filtered = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
+type Filtered = tracing_subscriber::layer::Layered<Filter, tracing_subscriber::Registry>;
+
+/// The handle that swaps the filter of the subscriber [`init_logging`] installed.
+static LEVEL: OnceLock<reload::Handle<EnvFilter, tracing_subscriber::Registry>> = OnceLock::new();
+
+/// The filter directives of a level: ours at `level`, fuser's errors only unless debugging,
+/// everything else at warn.
+fn directives(level: &str) -> String {
+    let fuser = if matches!(level, "debug" | "trace") {
+        "info"
+    } else {
+        "error"
+    };
+    format!("cloudmount={level},fuser={fuser},warn")
+}
+
+/// Change the log level of this process at runtime: `error`, `warn`, `info`, `debug`, `trace`
+/// (for cloudmount's own lines), or full `RUST_LOG` directives. Returns the directives now in
+/// force.
+pub fn set_log_level(spec: &str) -> Result<String, String> {
+    let spec = spec.trim();
+    let wanted = match spec {
+        "error" | "warn" | "info" | "debug" | "trace" => directives(spec),
+        "" => return Err("needs a level: error, warn, info, debug or trace".into()),
+        other => other.to_string(),
+    };
+    let filter = EnvFilter::try_new(&wanted).map_err(|e| {
+        format!(
+            "{spec:?} is neither a level (error, warn, info, debug, trace) nor RUST_LOG \
+             directives: {e}"
+        )
+    })?;
+    let handle = LEVEL
+        .get()
+        .ok_or("this process has no log subscriber to change")?;
+    handle
+        .reload(filter)
+        .map_err(|e| format!("cannot change the log level: {e}"))?;
+    tracing::info!(directives = %wanted, "log level changed");
+    Ok(wanted)
+}
 
 /// Install the global subscriber: to `file` when given, else to stderr, in `format`. On
 /// stderr under systemd's journal (`JOURNAL_STREAM` names stderr), text lines carry a priority
 /// prefix and no timestamp, which journald adds.
 pub fn init_logging(debug: bool, file: Option<&Path>, format: LogFormat) -> Result<(), String> {
     // fuser logs unimplemented operations and benign unmount races at warn; keep its errors only.
-    let default = if debug {
-        "cloudmount=debug,fuser=info,info"
-    } else {
-        "cloudmount=info,fuser=error,warn"
-    };
+    let default = directives(if debug { "debug" } else { "info" });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let (filter, handle) = reload::Layer::new(filter);
     let writer = match file {
         None => BoxMakeWriter::new(std::io::stderr),
         Some(path) => BoxMakeWriter::new(std::sync::Mutex::new(open_log(path)?)),
@@ -78,7 +119,9 @@ pub fn init_logging(debug: bool, file: Option<&Path>, format: LogFormat) -> Resu
         .with(filter)
         .with(layer)
         .try_init()
-        .map_err(|e| format!("cannot set up logging: {e}"))
+        .map_err(|e| format!("cannot set up logging: {e}"))?;
+    let _ = LEVEL.set(handle);
+    Ok(())
 }
 
 /// The log file at `path`, opened for appending (its directory made if missing).

@@ -9,18 +9,20 @@ mod daemonize;
 mod dir_times;
 mod events;
 mod logging;
+mod metrics_http;
 mod names;
 mod notify;
 mod offline;
 mod reload;
+mod requests;
 mod run;
 
 pub use checks::{
     check_allow_other, check_mountpoint, cloudmount_mounts, fuse_mount_source, unmount_path,
 };
-pub use control::query_status;
+pub use control::{query, query_status, request};
 pub use daemonize::{daemonize, Readiness};
-pub use logging::{default_log_file, init_logging};
+pub use logging::{default_log_file, init_logging, set_log_level};
 pub use names::{control_socket, escape_path, runtime_dir};
 pub use notify::Notifier;
 pub use run::{run_mount, MountRequest};

@@ -130,7 +130,7 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     let socket = super::control_socket(&req.mountpoint);
     let control = {
         let _guard = rt.enter();
-        super::control::serve_control(&socket, status_report(&req, &fs, cache))
+        super::control::serve_control(&socket, super::requests::handler(&req, &fs, cache))
     };
     let _control = match control {
         Ok(c) => Some(c),
@@ -139,6 +139,13 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
             None
         }
     };
+    if let Some(addr) = req.config.metrics {
+        let _guard = rt.enter();
+        if let Err(e) = super::metrics_http::serve(addr, super::requests::snapshots(&req, &fs)) {
+            let _ = handle.unmount();
+            return Err(e);
+        }
+    }
     readiness.ready();
     // The mount answered above, so systemd may start what depends on it.
     let notify = Notifier::from_env();
@@ -206,61 +213,6 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     }
     tracing::info!("unmounted");
     Ok(())
-}
-
-/// What the control socket answers: `key=value` lines.
-fn status_report(
-    req: &MountRequest,
-    fs: &Arc<CloudFs>,
-    cache: Option<Arc<DiskBlockCache>>,
-) -> Arc<dyn Fn() -> String + Send + Sync> {
-    let (source, mountpoint) = (req.source.to_string(), req.mountpoint.clone());
-    let (fs, cache_limit) = (Arc::clone(fs), req.config.cache_size);
-    let started = std::time::Instant::now();
-    Arc::new(move || {
-        let s = fs.stats();
-        let mut out = format!(
-            "source={source}\nmountpoint={}\npid={}\nuptime_s={}\n",
-            mountpoint.display(),
-            std::process::id(),
-            started.elapsed().as_secs()
-        );
-        match &cache {
-            Some(c) => out.push_str(&format!(
-                "cache_dir={}\ncache_used={}\ncache_limit={cache_limit}\n",
-                c.dir().display(),
-                c.used_bytes()
-            )),
-            None => out.push_str("cache_dir=\ncache_used=0\ncache_limit=0\n"),
-        }
-        out.push_str(&format!(
-            "open_for_writing={}\nuploads_in_flight={}\nerrors={}\nlast_error={}\ninodes={}\n",
-            s.open_for_writing,
-            s.uploads_in_flight,
-            s.errors,
-            s.last_error.unwrap_or_default().replace('\n', " "),
-            s.inodes
-        ));
-        let offline = s.offline_since.map_or(String::new(), |(since, why)| {
-            let since = chrono::DateTime::<chrono::Utc>::from(since);
-            format!(
-                "{}\noffline_reason={}",
-                since.format("%Y-%m-%d %H:%M:%S UTC"),
-                why.replace('\n', " ")
-            )
-        });
-        out.push_str(&format!(
-            "offline_since={offline}\nstale_answers={}\nunsent={}\n",
-            s.stale_answers, s.unsent
-        ));
-        out.push_str(&format!(
-            "lost_found={}\nlost_found_dir={}\n",
-            s.lost_found,
-            fs.lost_found_dir()
-                .map_or(String::new(), |d| d.display().to_string())
-        ));
-        out
-    })
 }
 
 /// Open (and lock) the block cache of this source, if the cache is on.

@@ -13,18 +13,35 @@ pub(super) struct Activity {
     /// Set when the daemon starts stopping: writes are refused from then on.
     stopping: AtomicBool,
     uploads: AtomicUsize,
+    /// Uploads that reached the store, and those that did not (their data stays staged).
+    completed: AtomicU64,
+    failed: AtomicU64,
     errors: AtomicU64,
     /// Answers given from cache past their TTL because the store did not answer.
     stale: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
-/// Counts one upload in flight while it lives.
-pub(super) struct Uploading<'a>(&'a Activity);
+/// Counts one upload in flight while it lives; dropped before [`Uploading::succeeded`], it
+/// counts a failed upload.
+pub(super) struct Uploading<'a> {
+    activity: &'a Activity,
+    ok: bool,
+}
+
+impl Uploading<'_> {
+    /// The upload reached the store.
+    pub(super) fn succeeded(&mut self) {
+        self.ok = true;
+    }
+}
 
 impl Drop for Uploading<'_> {
     fn drop(&mut self) {
-        self.0.uploads.fetch_sub(1, Ordering::Relaxed);
+        let a = self.activity;
+        a.uploads.fetch_sub(1, Ordering::Relaxed);
+        let outcome = if self.ok { &a.completed } else { &a.failed };
+        outcome.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -32,7 +49,18 @@ impl Activity {
     /// Count an upload until the guard is dropped.
     pub(super) fn uploading(&self) -> Uploading<'_> {
         self.uploads.fetch_add(1, Ordering::Relaxed);
-        Uploading(self)
+        Uploading {
+            activity: self,
+            ok: false,
+        }
+    }
+
+    /// Uploads that reached the store, and those that failed, since the mount started.
+    pub(super) fn upload_outcomes(&self) -> (u64, u64) {
+        (
+            self.completed.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 
     /// Count one answer given from cache past its TTL.

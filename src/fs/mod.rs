@@ -24,9 +24,11 @@ mod lookup;
 mod namespace;
 pub mod negative;
 mod offline;
+mod report;
 mod sessions;
 mod special;
 mod upload;
+mod warm;
 mod write_ops;
 pub mod xattr;
 
@@ -37,6 +39,7 @@ pub use write_ops::Access;
 
 use crate::backend::{Backend, BackendError, Connectivity, Guarded};
 use crate::config::MountConfig;
+use crate::metrics::Metrics;
 use crate::read::{
     BlockSource, DiskBlockCache, MemoryBudget, ObjectRef, Pin, PrefetchConfig, Prefetcher,
 };
@@ -216,6 +219,8 @@ pub struct CloudFs {
     sessions: sessions::Sessions,
     /// Uploads in flight and errors, for `cloudmount status`.
     activity: lifecycle::Activity,
+    /// Counters of requests, operations and errors (`-o metrics=`, `cloudmount stats`).
+    metrics: Arc<Metrics>,
 }
 
 impl CloudFs {
@@ -233,7 +238,8 @@ impl CloudFs {
         let now = SystemTime::now();
         let staging = staging_area(cache.as_deref());
         let conn = Connectivity::new(mount.offline);
-        let guard = Arc::new(Guarded::new(backend, conn.clone()));
+        let metrics = Metrics::new();
+        let guard = Arc::new(Guarded::new(backend, conn.clone(), metrics.clone()));
         let backend: Arc<dyn Backend> = guard.clone();
         CloudFs {
             guard,
@@ -261,6 +267,7 @@ impl CloudFs {
             staging,
             sessions: Default::default(),
             activity: Default::default(),
+            metrics,
         }
     }
 

@@ -118,7 +118,7 @@ impl CloudFs {
         if !st.dirty || st.unlinked {
             return Ok(());
         }
-        let _counted = self.activity.uploading();
+        let mut counted = self.activity.uploading();
         let meta = self.meta_to_store(ino);
         // The version the content started as, when the server still has it (its unchanged
         // parts can then be copied there); and what this upload replaces.
@@ -181,6 +181,7 @@ impl CloudFs {
         self.inodes.set_local(ino, false);
         self.dirs.invalidate(&parent_key(&st.key));
         self.now_stored(ino);
+        counted.succeeded();
         Ok(())
     }
 
@@ -317,7 +318,7 @@ impl CloudFs {
             }
         };
         let key = st.key.clone();
-        let _counted = self.activity.uploading();
+        let mut counted = self.activity.uploading();
         let now = match self.backend.head(&key).await {
             Ok(info) => Some(info),
             Err(BackendError::NotFound(_)) => None,
@@ -335,6 +336,7 @@ impl CloudFs {
         if !current {
             if self.holds_already(&st, now.as_ref()).await {
                 tracing::info!(%key, "a pending upload had reached the server before the daemon stopped");
+                counted.succeeded();
                 st.stored();
                 st.unjournal();
                 return Ok(());
@@ -362,6 +364,7 @@ impl CloudFs {
                 self.dirs.invalidate(&parent_key(&key));
                 st.stored();
                 st.unjournal();
+                counted.succeeded();
                 tracing::info!(%key, "resumed upload done");
             }
             Err(BackendError::Changed(_)) => {

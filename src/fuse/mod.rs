@@ -19,7 +19,9 @@ use fuser::{
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use reply::{creator, empty, entry, errno, file_attr, utf8, PlainReplier, PlusReplier, Replier};
+use reply::{
+    creator, empty, entry, errno, file_attr, utf8, PlainReplier, PlusReplier, Replier, Timed,
+};
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -73,7 +75,8 @@ impl FuseAdapter {
                     Err(e) => r.error(errno(&fs, R::OP, &e)),
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), R::OP),
         );
     }
 }
@@ -97,7 +100,8 @@ impl Filesystem for FuseAdapter {
                 let r = fs.lookup(parent.0, &name).await;
                 entry(&fs, reply, "lookup", r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "lookup"),
         );
     }
 
@@ -117,7 +121,8 @@ impl Filesystem for FuseAdapter {
                     Err(e) => reply.error(errno(&fs, "getattr", &e)),
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "getattr"),
         );
     }
 
@@ -161,7 +166,8 @@ impl Filesystem for FuseAdapter {
                     Err(e) => reply.error(errno(&fs, "open", &e)),
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "open"),
         );
     }
 
@@ -187,7 +193,8 @@ impl Filesystem for FuseAdapter {
                     Err(e) => reply.error(errno(&fs, "read", &e)),
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "read"),
         );
     }
 
@@ -260,7 +267,8 @@ impl Filesystem for FuseAdapter {
                     Err(e) => reply.error(errno(&fs, "setattr", &e)),
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "setattr"),
         );
     }
 
@@ -287,7 +295,8 @@ impl Filesystem for FuseAdapter {
                 let r = fs.mknod(parent.0, &name, meta, u64::from(rdev)).await;
                 entry(&fs, reply, "mknod", r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "mknod"),
         );
     }
 
@@ -313,7 +322,8 @@ impl Filesystem for FuseAdapter {
                 let r = fs.mkdir(parent.0, &name, meta).await;
                 entry(&fs, reply, "mkdir", r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "mkdir"),
         );
     }
 
@@ -327,7 +337,8 @@ impl Filesystem for FuseAdapter {
         };
         self.rt.spawn(
             async move { empty(&fs, reply, "unlink", fs.unlink(parent.0, &name).await) }
-                .instrument(span),
+                .instrument(span)
+                .timed(self.fs.metrics().clone(), "unlink"),
         );
     }
 
@@ -341,7 +352,8 @@ impl Filesystem for FuseAdapter {
         };
         self.rt.spawn(
             async move { empty(&fs, reply, "rmdir", fs.rmdir(parent.0, &name).await) }
-                .instrument(span),
+                .instrument(span)
+                .timed(self.fs.metrics().clone(), "rmdir"),
         );
     }
 
@@ -367,7 +379,8 @@ impl Filesystem for FuseAdapter {
                 let r = fs.symlink(parent.0, &name, &target, meta).await;
                 entry(&fs, reply, "symlink", r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "symlink"),
         );
     }
 
@@ -383,7 +396,8 @@ impl Filesystem for FuseAdapter {
                     Err(e) => reply.error(errno(&fs, "readlink", &e)),
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "readlink"),
         );
     }
 
@@ -424,7 +438,8 @@ impl Filesystem for FuseAdapter {
                     .await;
                 empty(&fs, reply, "rename", r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "rename"),
         );
     }
 
@@ -466,7 +481,8 @@ impl Filesystem for FuseAdapter {
                     Err(e) => reply.error(errno(&fs, "create", &e)),
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "create"),
         );
     }
 
@@ -500,7 +516,8 @@ impl Filesystem for FuseAdapter {
                     Err(e) => reply.error(errno(&fs, "write", &e)),
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "write"),
         );
     }
 
@@ -517,7 +534,9 @@ impl Filesystem for FuseAdapter {
             tracing::debug_span!("flush", req = req.unique().0, ino = ino.0),
         );
         self.rt.spawn(
-            async move { empty(&fs, reply, "flush", fs.flush(fh.0).await) }.instrument(span),
+            async move { empty(&fs, reply, "flush", fs.flush(fh.0).await) }
+                .instrument(span)
+                .timed(self.fs.metrics().clone(), "flush"),
         );
     }
 
@@ -534,7 +553,9 @@ impl Filesystem for FuseAdapter {
             tracing::debug_span!("fsync", req = req.unique().0, ino = ino.0),
         );
         self.rt.spawn(
-            async move { empty(&fs, reply, "fsync", fs.fsync(fh.0).await) }.instrument(span),
+            async move { empty(&fs, reply, "fsync", fs.fsync(fh.0).await) }
+                .instrument(span)
+                .timed(self.fs.metrics().clone(), "fsync"),
         );
     }
 
@@ -636,7 +657,8 @@ impl Filesystem for FuseAdapter {
                 let r = fs.fallocate(fh.0, offset, length, mode).await;
                 empty(&fs, reply, "fallocate", r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "fallocate"),
         );
     }
 

@@ -3,12 +3,14 @@
 
 use crate::backend::PosixMeta;
 use crate::fs::{Attr, CloudFs, DirReplier, Entry, FsError, Kind};
+use crate::metrics::Metrics;
 use fuser::{
     Errno, FileAttr, FileType, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
     ReplyEntry, Request,
 };
 use std::ffi::OsStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub(super) fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
@@ -45,6 +47,7 @@ pub(super) fn file_type(k: Kind) -> FileType {
 /// Log an error at its level and turn it into the errno to reply with.
 pub(super) fn errno(fs: &CloudFs, op: &str, e: &FsError) -> Errno {
     fs.note_error(op, e);
+    fs.metrics().errno(e.errno());
     if e.is_expected() {
         tracing::debug!(op, error = %e, "failed");
     } else {
@@ -52,6 +55,25 @@ pub(super) fn errno(fs: &CloudFs, op: &str, e: &FsError) -> Errno {
     }
     Errno::from_i32(e.errno())
 }
+
+/// Futures of FUSE operations, timed into the mount's metrics.
+pub(super) trait Timed: std::future::Future + Sized {
+    /// This operation, its latency (from now until it answered) recorded as `op`.
+    fn timed(
+        self,
+        metrics: Arc<Metrics>,
+        op: &'static str,
+    ) -> impl std::future::Future<Output = Self::Output> {
+        let started = Instant::now();
+        async move {
+            let out = self.await;
+            metrics.fuse.record(op, "", started.elapsed());
+            out
+        }
+    }
+}
+
+impl<F: std::future::Future> Timed for F {}
 
 /// The attributes of something `req`'s caller creates with `mode`.
 pub(super) fn creator(req: &Request, mode: u32) -> PosixMeta {

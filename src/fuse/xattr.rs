@@ -1,6 +1,7 @@
 //! Extended attributes: the adapter's `getxattr`, `listxattr`, `setxattr` and `removexattr`
 //! (the core decides what is stored: [`crate::fs::xattr`]).
 
+use super::reply::Timed;
 use super::{empty, errno, utf8, FuseAdapter};
 use crate::fs::xattr::SetMode;
 use crate::fs::{CloudFs, FsResult};
@@ -39,7 +40,8 @@ impl FuseAdapter {
                 let r = fs.getxattr(ino.0, &name).await;
                 xattr_reply(&fs, reply, "getxattr", size, r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "getxattr"),
         );
     }
 
@@ -56,7 +58,8 @@ impl FuseAdapter {
                 let r = fs.listxattr(ino.0).await;
                 xattr_reply(&fs, reply, "listxattr", size, r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "listxattr"),
         );
     }
 
@@ -87,7 +90,8 @@ impl FuseAdapter {
                 let r = fs.setxattr(ino.0, &name, &value, mode).await;
                 empty(&fs, reply, "setxattr", r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "setxattr"),
         );
     }
 
@@ -113,7 +117,8 @@ impl FuseAdapter {
                 let r = fs.removexattr(ino.0, &name).await;
                 empty(&fs, reply, "removexattr", r)
             }
-            .instrument(span),
+            .instrument(span)
+            .timed(self.fs.metrics().clone(), "removexattr"),
         );
     }
 }

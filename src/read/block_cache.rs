@@ -42,6 +42,8 @@ const ENTRY_COST: u64 = 8;
 pub struct CacheStats {
     /// Blocks served from disk.
     pub hits: AtomicU64,
+    /// Bytes of those blocks.
+    pub hit_bytes: AtomicU64,
     /// Lookups that found nothing usable.
     pub misses: AtomicU64,
     /// Blocks that failed validation (and were dropped).
@@ -206,6 +208,11 @@ impl DiskBlockCache {
         };
         cache.load_index()?;
         Ok(cache)
+    }
+
+    /// The size limit, in bytes.
+    pub fn limit(&self) -> u64 {
+        self.max_bytes
     }
 
     /// The directory of this source's cache.
@@ -459,6 +466,9 @@ impl DiskBlockCache {
             return None;
         }
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .hit_bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         Some(bytes::Bytes::from(buf))
     }
 

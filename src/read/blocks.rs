@@ -40,6 +40,8 @@ pub struct SourceStats {
     pub bytes_fetched: AtomicU64,
     /// Blocks that joined a GET already in flight.
     pub shared: AtomicU64,
+    /// Read-ahead windows of a sequential stream dropped by a read elsewhere.
+    pub window_resets: AtomicU64,
 }
 
 /// Where blocks come from.

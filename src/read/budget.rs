@@ -37,6 +37,11 @@ impl MemoryBudget {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// The limit.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// Most bytes ever in use at once.
     pub fn peak(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)

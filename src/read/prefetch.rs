@@ -26,6 +26,7 @@ use super::budget::{MemoryBudget, Reservation};
 use crate::backend::BackendError;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -168,6 +169,9 @@ impl Prefetcher {
                 Some(n) => offset >= n && offset - n <= self.cfg.max_skip,
             };
         if !sequential {
+            if st.window > 0 {
+                self.src.stats.window_resets.fetch_add(1, Ordering::Relaxed);
+            }
             st.parts.clear();
             st.window = 0;
             return self.random_read(offset, end).await;

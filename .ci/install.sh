@@ -70,6 +70,17 @@ else
   "$PY" -m pip install -q boto3 || "$PY" -m pip install -q --break-system-packages boto3
 fi
 
+# Deployment-file checkers (tests/cvat_recipe.rs): the compose spec's schema and Kubernetes'
+# OpenAPI schemas, both bundled (no network at check time). PyYAML comes with them.
+if command -v check-jsonschema >/dev/null && command -v kubernetes-validate >/dev/null; then
+  log "check-jsonschema, kubernetes-validate: already installed"
+else
+  log "check-jsonschema, kubernetes-validate: installing"
+  "$PY" -m pip install -q check-jsonschema kubernetes-validate ||
+    "$PY" -m pip install -q --break-system-packages check-jsonschema kubernetes-validate
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+
 # ---------------------------------------------------------------- Node: Azurite
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   log "node: installing nodejs + npm (debian)"
@@ -113,7 +124,7 @@ else
 fi
 
 # ---------------------------------------------------------------- final check
-for c in fusermount3 pkg-config curl openssl md5sum runuser useradd moto_server azurite-blob pjdfstest; do
+for c in fusermount3 pkg-config curl openssl md5sum runuser useradd moto_server azurite-blob pjdfstest check-jsonschema kubernetes-validate nsenter unshare script; do
   command -v "$c" >/dev/null || { echo "[install] ERROR: $c not found on PATH" >&2; exit 1; }
 done
 log "done"

@@ -27,6 +27,10 @@ pub struct SystemdUnitArgs {
     /// Write the units into --unit-dir instead of printing them.
     #[arg(long)]
     pub install: bool,
+    /// A unit this mount is started with and must be up before (Before= and WantedBy=), such
+    /// as docker.service for a share bound into containers; repeatable.
+    #[arg(long, value_name = "UNIT")]
+    pub before: Vec<String>,
     /// Where --install writes.
     #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
     pub unit_dir: PathBuf,
@@ -41,6 +45,7 @@ pub fn run(args: SystemdUnitArgs) -> Result<(), String> {
         automount: args.automount,
         required: args.required,
         mount_unit: args.mount_unit,
+        before: args.before,
     };
     let mut problems = spec.problems(false);
     problems.extend(spec.unit_problems());

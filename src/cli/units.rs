@@ -37,6 +37,9 @@ pub struct MountSpec {
     pub required: bool,
     /// A `.mount` unit through `mount.cloudmount` instead of a service.
     pub mount_unit: bool,
+    /// Units this mount is started with and must be up before (`Before=` and `WantedBy=`,
+    /// or `RequiredBy=` when required), e.g. `docker.service` for a CVAT share.
+    pub before: Vec<String>,
 }
 
 /// A unit file: its name and its text.
@@ -101,6 +104,14 @@ impl MountSpec {
         }
         if let Err(e) = self.config() {
             out.push(e);
+        }
+        for u in &self.before {
+            if !is_unit_name(u) {
+                out.push(format!(
+                    "before: {u:?} is not a unit name (such as docker.service or \
+                     multi-user.target)"
+                ));
+            }
         }
         if on_this_host {
             for (name, value) in kept.iter().filter_map(|o| o.split_once('=')) {
@@ -173,6 +184,31 @@ impl MountSpec {
         }
     }
 
+    /// `Before=` lines for the units this mount must be up before.
+    fn ordering(&self) -> String {
+        self.before
+            .iter()
+            .map(|u| format!("Before={u}\n"))
+            .collect()
+    }
+
+    /// `WantedBy=`/`RequiredBy=` lines for the units this mount must be up before.
+    fn also_wanted_by(&self) -> String {
+        self.before
+            .iter()
+            .map(|u| format!("{}={u}\n", self.install_word()))
+            .collect()
+    }
+
+    /// The `.wants`/`.requires` directories the enabled unit is linked from.
+    pub fn link_dirs(&self) -> Vec<String> {
+        let kind = if self.required { "requires" } else { "wants" };
+        std::iter::once("remote-fs.target")
+            .chain(self.before.iter().map(String::as_str))
+            .map(|u| format!("{u}.{kind}"))
+            .collect()
+    }
+
     /// The units of this mount, running `bin`; `generated` says what wrote them.
     /// Call [`MountSpec::problems`] first: this only renders.
     pub fn units(&self, bin: &Path, generated: &str) -> Vec<Unit> {
@@ -186,6 +222,8 @@ impl MountSpec {
                 .replace("@MOUNTPOINT@", &mp)
                 .replace("@TIMEOUT_STOP@", &timeout)
                 .replace("@WANTED_BY@", self.install_word())
+                .replace("@BEFORE@\n", &self.ordering())
+                .replace("@ALSO_WANTED_BY@\n", &self.also_wanted_by())
         };
         let mut units = Vec::new();
         if self.is_automount() || self.mount_unit {
@@ -241,6 +279,17 @@ impl MountSpec {
         });
         units
     }
+}
+
+/// Whether `u` is a plain unit name: `NAME.TYPE`, of the characters unit names may hold.
+fn is_unit_name(u: &str) -> bool {
+    const TYPES: [&str; 6] = [
+        ".service", ".target", ".mount", ".socket", ".path", ".timer",
+    ];
+    TYPES.iter().any(|t| u.len() > t.len() && u.ends_with(t))
+        && u.len() <= 255
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
 }
 
 /// `%` written so systemd does not read it as a specifier.
@@ -398,5 +447,36 @@ mod tests {
         assert_eq!(spec("s3://b", "/m%i", &[]).unit_problems().len(), 1);
         let long = format!("/{}", "d".repeat(240));
         assert_eq!(spec("s3://b", &long, &[]).unit_problems().len(), 1);
+    }
+
+    #[test]
+    fn before_orders_the_service_and_links_it_from_those_units() {
+        let mut s = spec("s3://b", "/srv/share/b", &["ro"]);
+        s.before = vec!["docker.service".into()];
+        assert!(s.problems(false).is_empty(), "{:?}", s.problems(false));
+        let u = &s.units(Path::new("/usr/bin/cloudmount"), "test")[0];
+        assert!(
+            u.text
+                .contains("Before=remote-fs.target\nBefore=docker.service\n"),
+            "{}",
+            u.text
+        );
+        assert!(
+            u.text
+                .contains("WantedBy=remote-fs.target\nWantedBy=docker.service\n"),
+            "{}",
+            u.text
+        );
+        assert_eq!(
+            s.link_dirs(),
+            ["remote-fs.target.wants", "docker.service.wants"]
+        );
+        s.required = true;
+        assert_eq!(
+            s.link_dirs(),
+            ["remote-fs.target.requires", "docker.service.requires"]
+        );
+        s.before = vec!["docker service".into(), "docker".into()];
+        assert_eq!(s.problems(false).len(), 2, "{:?}", s.problems(false));
     }
 }

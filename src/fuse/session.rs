@@ -7,6 +7,9 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use std::path::Path;
 use std::sync::Arc;
 
+/// How long an unmount waits for the kernel to end the session.
+const SESSION_END_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A live mount; dropping it unmounts.
 #[derive(Debug)]
 pub struct MountHandle {
@@ -27,7 +30,23 @@ impl MountHandle {
     /// Unmount and wait for the session to end.
     pub fn unmount(mut self) -> std::io::Result<()> {
         match self.session.take() {
-            Some(s) if !s.guard.is_finished() => s.umount_and_join(),
+            Some(s) if !s.guard.is_finished() => {
+                // The session ends when the kernel drops the connection, which waits for every
+                // mount of it: a bind of the mount point in another namespace (a container
+                // that bound the mount point itself) would hold the stop forever. Past a
+                // short wait the process goes on; its exit closes the connection.
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let _ = tx.send(s.umount_and_join());
+                });
+                match rx.recv_timeout(SESSION_END_WAIT) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::warn!("unmounted, but another mount of this filesystem remains (a bind of the mount point, in a container's namespace?); it answers ENOTCONN once this daemon exits: bind the mount point's parent directory instead (docs/cvat.md)");
+                        Ok(())
+                    }
+                }
+            }
             Some(s) => {
                 // Unmounted from outside (umount, `cloudmount unmount`). Dropping the session
                 // would unmount the path once more, and by then a new mount may sit there:

@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod config;
 pub mod credentials;
+pub mod csi;
 pub mod daemon;
 pub mod fs;
 pub mod fuse;

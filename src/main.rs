@@ -27,6 +27,8 @@ fn main() {
         Command::Stats(a) => cli::stats::run(a),
         Command::LogLevel(a) => cli::log_level::run(a),
         Command::Warm(a) => cli::warm::run(a),
+        Command::Csi(a) => cli::csi::run(a),
+        Command::CsiMounter(a) => cli::csi::run_mounter(a),
         Command::Completions { shell } => cli::completions(shell),
         Command::Man => cli::man(),
     };

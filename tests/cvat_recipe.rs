@@ -145,7 +145,16 @@ fn compose_and_kubernetes_files_pass_the_schemas_and_our_enum_check() {
         .arg(&helm)
         .arg(&pod));
     assert!(ok, "{err}");
-    let mut manifests: Vec<PathBuf> = vec![pod];
+    // The CSI variant of the values (deploy/kubernetes/examples/cvat-values.yaml) too.
+    let csi_pod = dir.path().join("csi-pod.yaml");
+    let csi_values = root().join("deploy/kubernetes/examples/cvat-values.yaml");
+    let (ok, _, err) = run(Command::new("python3")
+        .arg(&check)
+        .arg("helm-pod")
+        .arg(&csi_values)
+        .arg(&csi_pod));
+    assert!(ok, "{err}");
+    let mut manifests: Vec<PathBuf> = vec![pod, csi_pod];
     manifests.extend(
         yaml_files()
             .into_iter()

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod control;
+pub mod csi;
 pub mod fstab;
 pub mod generator;
 pub mod helper;
@@ -53,6 +54,11 @@ pub enum Command {
     Warm(warm::WarmArgs),
     /// Change a running daemon's log level (error, warn, info, debug, trace).
     LogLevel(log_level::LogLevelArgs),
+    /// The Kubernetes CSI node plugin (in the driver's pod; docs/kubernetes.md).
+    Csi(csi::CsiArgs),
+    /// The CSI driver's host service: runs the FUSE daemons the plugin asks for, outside its
+    /// pod, so that they outlive it.
+    CsiMounter(csi::MounterArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         /// The shell.

@@ -8,6 +8,8 @@
 #   ROUNDS=1 TOOLS="cloudmount s3fs" bash benches/e2e.sh
 #   CM_OPTS=max_memory=16M TOOLS=cloudmount bash benches/e2e.sh    # extra cloudmount -o options
 #   NO_WRITES=1 bash benches/e2e.sh  # reads only
+#   TOOLS="cloudmount cloudmount-metrics" NO_WRITES=1 bash benches/e2e.sh
+#                                    # the cost of -o metrics= with a scrape every second
 #
 # Output: a CSV of every measurement and a Markdown table (benches/results/e2e-latest.{csv,md}).
 # Server: examples/bench_s3_server.rs serving files from tmpfs (no signature checks), so the
@@ -68,7 +70,10 @@ printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$WORK/passwd" &
 SERVER_PID=$!
 MNT=$WORK/mnt
 TOOL_PID=
+SCRAPER_PID=
+MPORT=$((PORT + 1))
 cleanup() {
+  [ -n "$SCRAPER_PID" ] && kill "$SCRAPER_PID" 2>/dev/null
   if mountpoint -q "$MNT" 2>/dev/null; then fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null; fi
   [ -n "$TOOL_PID" ] && kill "$TOOL_PID" 2>/dev/null
   kill "$SERVER_PID" 2>/dev/null
@@ -83,6 +88,8 @@ mount_tool() { # mount_tool TOOL CACHE_DIR -- foreground daemon in the backgroun
   mkdir -p "$cache"
   case $tool in
     cloudmount) "$CM" mount s3://bench "$MNT" -f -o "endpoint=$EP,cache=$cache${CM_OPTS:+,$CM_OPTS}" 2>"$WORK/tool.log" & ;;
+    # The same with the Prometheus endpoint on, scraped every second while mounted.
+    cloudmount-metrics) "$CM" mount s3://bench "$MNT" -f -o "endpoint=$EP,cache=$cache,metrics=127.0.0.1:$MPORT${CM_OPTS:+,$CM_OPTS}" 2>"$WORK/tool.log" & ;;
     s3fs) s3fs bench "$MNT" -f -o "passwd_file=$WORK/passwd,url=$EP,use_path_request_style,endpoint=us-east-1,use_cache=$cache" 2>"$WORK/tool.log" & ;;
     rclone-full | rclone-off)
       env -u AWS_CA_BUNDLE RCLONE_CONFIG_B_TYPE=s3 RCLONE_CONFIG_B_PROVIDER=Other RCLONE_CONFIG_B_ENDPOINT=$EP \
@@ -91,6 +98,10 @@ mount_tool() { # mount_tool TOOL CACHE_DIR -- foreground daemon in the backgroun
         rclone mount b:bench "$MNT" --cache-dir "$cache" --vfs-cache-mode "${tool#rclone-}" 2>"$WORK/tool.log" & ;;
   esac
   TOOL_PID=$!
+  if [ "$tool" = cloudmount-metrics ]; then
+    (while kill -0 "$TOOL_PID" 2>/dev/null; do curl -s -o /dev/null "http://127.0.0.1:$MPORT/metrics"; sleep 1; done) &
+    SCRAPER_PID=$!
+  fi
   for _ in $(seq 300); do mountpoint -q "$MNT" && return 0; kill -0 "$TOOL_PID" 2>/dev/null || break; sleep 0.1; done
   log "$tool did not mount: $(tail -3 "$WORK/tool.log")"; return 1
 }
@@ -98,6 +109,7 @@ unmount_tool() {
   fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
   for _ in $(seq 200); do kill -0 "$TOOL_PID" 2>/dev/null || break; sleep 0.1; done
   kill "$TOOL_PID" 2>/dev/null; wait "$TOOL_PID" 2>/dev/null; TOOL_PID=
+  if [ -n "$SCRAPER_PID" ]; then kill "$SCRAPER_PID" 2>/dev/null; wait "$SCRAPER_PID" 2>/dev/null; SCRAPER_PID=; fi
 }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$TOOL_PID/stat" 2>/dev/null; }

@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the hot pure code: cache block records (CRC-32) and their
-//! metadata file, the file-name hash, and the prefetcher's per-read overhead over an in-memory object.
+//! metadata file, the file-name hash, the prefetcher's per-read overhead over an in-memory
+//! object, and what recording one operation in the metrics costs (`-o metrics=`, `stats`).
 //! Run with `cargo bench --bench micro`.
 
 use cloudmount::backend::memory::MemoryBackend;
@@ -83,9 +84,40 @@ fn prefetch(c: &mut Criterion) {
     g.finish();
 }
 
+/// The metrics' cost per recorded operation (every store request and FUSE operation pays
+/// it), and per scrape of a snapshot with the usual tables filled.
+fn metrics(c: &mut Criterion) {
+    use cloudmount::metrics::{prometheus, Metrics, Snapshot};
+    let m = Metrics::new();
+    let took = std::time::Duration::from_micros(180);
+    c.bench_function("metrics_record_op", |b| {
+        b.iter(|| m.fuse.record(black_box("read"), "", black_box(took)))
+    });
+    for op in ["get_range", "head", "list", "put", "put_part", "complete_upload", "delete"] {
+        m.backend.record(op, "ok", took);
+        m.backend.record(op, "not_found", took);
+    }
+    for op in ["lookup", "getattr", "open", "read", "write", "flush", "readdir"] {
+        m.fuse.record(op, "", took);
+    }
+    m.errno(2);
+    c.bench_function("metrics_scrape_encode", |b| {
+        b.iter(|| {
+            let s = Snapshot {
+                mountpoint: "/srv/data".into(),
+                backend: m.backend.snapshot(),
+                fuse: m.fuse.snapshot(),
+                errors_by_errno: m.errnos(),
+                ..Default::default()
+            };
+            prometheus::encode(&s).map(|t| t.len())
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = blocks, prefetch
+    targets = blocks, prefetch, metrics
 }
 criterion_main!(benches);

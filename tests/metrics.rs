@@ -12,8 +12,6 @@ mod support;
 
 use harness::{bin, run_bounded, MountCmd, Mounted};
 use std::io::{Read, Write};
-use std::os::unix::io::AsRawFd;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use support::fault_proxy::{Fault, FaultProxy};
@@ -45,14 +43,6 @@ fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
                 .then(|| v.parse::<f64>().ok())?
         })
         .sum()
-}
-
-/// Drop the kernel's cached pages of `path`, so its next read goes to the daemon.
-fn drop_pages(path: &Path) {
-    let f = std::fs::File::open(path).expect("open");
-    // SAFETY: a valid descriptor; advice only.
-    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0, "posix_fadvise");
 }
 
 fn cloudmount(args: &[&str]) -> (bool, String, String) {
@@ -125,7 +115,7 @@ fn counters_move_with_a_real_workload() {
         let now = scrape(port);
         let done = value(&now, "cloudmount_cache_size_bytes", &[]) >= big.len() as f64;
         if !done {
-            drop_pages(&m.p("data/big.bin"));
+            support::drop_pages(&m.p("data/big.bin"));
             let _ = std::fs::read(m.p("data/big.bin"));
         }
         done
@@ -138,7 +128,7 @@ fn counters_move_with_a_real_workload() {
 
     // A cached re-read: cache hits rise, bytes from the store do not.
     let warm = scrape(port);
-    drop_pages(&m.p("data/big.bin"));
+    support::drop_pages(&m.p("data/big.bin"));
     assert!(std::fs::read(m.p("data/big.bin")).expect("re-read") == big);
     let after = scrape(port);
     let hits = |t: &str| value(t, "cloudmount_cache_hits_total", &[]);
@@ -328,7 +318,7 @@ fn warm_fills_the_cache_for_reads_without_the_server() {
     std::thread::sleep(Duration::from_millis(2500));
     for (k, v) in &files {
         let p = m.p(k);
-        drop_pages(&p);
+        support::drop_pages(&p);
         let got = std::fs::read(&p)
             .unwrap_or_else(|e| panic!("read {k} offline: {e}\nlog:\n{}", m.log_text()));
         assert!(got == *v, "{k} differs");

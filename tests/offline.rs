@@ -11,18 +11,8 @@ mod support;
 use harness::{bin, MountCmd, Mounted};
 use object_store::ObjectStoreExt;
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use support::DelayProxy;
-
-/// Drop the kernel's cached pages of `path`, so its next read goes to the daemon.
-fn drop_pages(path: &Path) {
-    let f = std::fs::File::open(path).expect("open");
-    // SAFETY: a valid descriptor; advice only.
-    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0, "posix_fadvise");
-}
 
 /// A numeric field of the `cloudmount status --raw` report of the mount at `m`.
 fn status_raw_field(m: &Mounted, name: &str) -> Option<u64> {
@@ -155,8 +145,8 @@ fn cached_data_answers_while_the_store_is_gone_and_closed_writes_arrive_after() 
     );
     let meta = std::fs::metadata(m.p("warm/big.bin")).expect("stat big offline");
     assert_eq!(meta.len(), big.len() as u64);
-    drop_pages(&m.p("warm/big.bin"));
-    drop_pages(&m.p("warm/a.txt"));
+    support::drop_pages(&m.p("warm/big.bin"));
+    support::drop_pages(&m.p("warm/a.txt"));
 
     assert!(
         std::fs::read(m.p("warm/big.bin"))

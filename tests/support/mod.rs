@@ -76,6 +76,15 @@ pub fn lost_found_files(dir: &Path) -> Vec<Vec<u8>> {
     out
 }
 
+/// Drop the kernel's cached pages of `path`, so its next read goes to the daemon.
+pub fn drop_pages(path: &Path) {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::File::open(path).expect("open");
+    // SAFETY: a valid descriptor; advice only.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise");
+}
+
 /// Poll `f` every 50 ms until it returns true or `timeout` passes. Returns the last result.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -8,6 +8,10 @@
 #   ROUNDS=1 TOOLS="cloudmount s3fs" bash benches/e2e.sh
 #   CM_OPTS=max_memory=16M TOOLS=cloudmount bash benches/e2e.sh    # extra cloudmount -o options
 #   NO_WRITES=1 bash benches/e2e.sh  # reads only
+#   SETTINGS="0ms 20ms cpu3ms" bash benches/e2e.sh
+#                                    # server latency models, each a full run: answers after
+#                                    # 0 or N ms (timer, no CPU), or CPU_US µs of server CPU per
+#                                    # request (default 3000: a 100 KiB GET takes ~3 ms)
 #   TOOLS="cloudmount cloudmount-metrics" NO_WRITES=1 bash benches/e2e.sh
 #                                    # the cost of -o metrics= with a scrape every second
 #
@@ -20,6 +24,8 @@ ROUNDS=${ROUNDS:-3}
 WORK=${WORK:-/dev/shm/cloudmount-bench}
 PORT=${PORT:-9871}
 TOOLS=${TOOLS:-"cloudmount s3fs rclone-full rclone-off"}
+SETTINGS=${SETTINGS:-"0ms 20ms"}
+CPU_US=${CPU_US:-3000}
 OUTDIR=${OUTDIR:-benches/results}
 CSV=$OUTDIR/e2e-latest.csv
 MD=$OUTDIR/e2e-latest.md
@@ -30,9 +36,9 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 now() { date +%s.%N; }
 
 # ---------------------------------------------------------------- tools and build
-if ! command -v s3fs >/dev/null || ! command -v rclone >/dev/null || ! command -v fusermount3 >/dev/null || ! command -v bc >/dev/null; then
-  log "installing s3fs, rclone, fuse3"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq s3fs rclone fuse3 bc >/dev/null
+if ! command -v s3fs >/dev/null || ! command -v rclone >/dev/null || ! command -v fusermount3 >/dev/null || ! command -v bc >/dev/null || ! command -v fio >/dev/null; then
+  log "installing s3fs, rclone, fuse3, fio"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq s3fs rclone fuse3 bc fio >/dev/null
 fi
 log "building (release)"
 cargo build --release --quiet --bin cloudmount --example bench_s3_server || exit 1
@@ -66,8 +72,20 @@ BIG_MD5=$(cat "$WORK/data/big.md5")
 printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$WORK/passwd" && chmod 600 "$WORK/passwd"
 
 # ---------------------------------------------------------------- server and cleanup
-./target/release/examples/bench_s3_server "$WORK/data" "$PORT" 2>"$WORK/server.log" &
-SERVER_PID=$!
+SERVER_PID=
+start_server() { # start_server SETTING -- (re)start the server with that latency model
+  local flags=()
+  case $1 in
+    *ms) flags=(--ttfb-ms "${1%ms}") ;;
+    cpu*) flags=(--cpu-us "$CPU_US") ;;
+    *) log "unknown setting $1 (0ms, 20ms, cpu3ms)"; exit 2 ;;
+  esac
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; fi
+  ./target/release/examples/bench_s3_server "$WORK/data" "$PORT" "${flags[@]}" 2>>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "$EP/bench?list-type=2&max-keys=1" && return 0; sleep 0.1; done
+  log "the server did not start"; exit 1
+}
 MNT=$WORK/mnt
 TOOL_PID=
 SCRAPER_PID=
@@ -76,10 +94,9 @@ cleanup() {
   [ -n "$SCRAPER_PID" ] && kill "$SCRAPER_PID" 2>/dev/null
   if mountpoint -q "$MNT" 2>/dev/null; then fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null; fi
   [ -n "$TOOL_PID" ] && kill "$TOOL_PID" 2>/dev/null
-  kill "$SERVER_PID" 2>/dev/null
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
 }
 trap cleanup EXIT
-for _ in $(seq 100); do curl -s -o /dev/null "$EP/bench?list-type=2&max-keys=1" && break; sleep 0.1; done
 mkdir -p "$MNT"
 
 # ---------------------------------------------------------------- mounting each tool
@@ -114,20 +131,26 @@ unmount_tool() {
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$TOOL_PID/stat" 2>/dev/null; }
 hwm_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$TOOL_PID/status" 2>/dev/null; }
-rec() { echo "$ROUND,$1,$2,$3,$4,$5" >>"$CSV"; }   # rec TOOL METRIC VALUE UNIT NOTE
+rec() { echo "$ROUND,$SETTING,$1,$2,$3,$4,$5" >>"$CSV"; }   # rec TOOL METRIC VALUE UNIT NOTE
 invalid() { rec "$1" "$2" invalid "" "result failed verification"; }   # drops that round's value
 # secs CMD...: wall seconds of CMD, or "fail" when it fails (a failed run is never a number).
 secs() { local t0; t0=$(now); if "$@" >/dev/null 2>&1; then echo "$(now) - $t0" | bc -l; else echo fail; fi; }
 mbps() { [ "$1" = fail ] && echo fail || echo "scale=1; 1073.741824 / $1" | bc -l; }
 per_s() { [ "$2" = fail ] && echo fail || echo "scale=1; $1 / $2" | bc -l; }
 
-randread() { python3 - "$1" <<'PY'
-import os, random, sys, time
-f = os.open(sys.argv[1], os.O_RDONLY); size = os.fstat(f).st_size
-random.seed(7); offs = [random.randrange(0, size // 4096) * 4096 for _ in range(2048)]
+# 2,048 random 4 KiB reads with fio (psync, one job, a fixed seed): IOPS.
+randread() {
+  fio --name=rand --filename="$1" --rw=randread --bs=4k --ioengine=psync --number_ios=2048 \
+    --size=1G --randrepeat=1 --randseed=7 --invalidate=1 --output-format=json 2>/dev/null |
+    python3 -c 'import json, sys; j = json.load(sys.stdin)["jobs"][0]["read"]; print(round(j["iops"]) if j["io_bytes"] == 2048 * 4096 else "fail")'
+}
+# stat of the 2,000 known image paths, without listing their directory first: ops/s.
+statstorm() { python3 - "$1" <<'PY'
+import os, sys, time
+paths = [f"{sys.argv[1]}/images/img{i:05d}.jpg" for i in range(2000)]
 t = time.time()
-for o in offs: os.pread(f, 4096, o)
-print(round(2048 / (time.time() - t)))
+for p in paths: os.stat(p)
+print(round(2000 / (time.time() - t), 1))
 PY
 }
 
@@ -155,9 +178,12 @@ raw_put_par() {
   rm -rf "$DATA/rawput"
 }
 
-echo "round,tool,metric,value,unit,note" >"$CSV"
+echo "round,setting,tool,metric,value,unit,note" >"$CSV"
 # ---------------------------------------------------------------- rounds
 read -r -a tools <<<"$TOOLS"
+for SETTING in $SETTINGS; do
+start_server "$SETTING"
+log "server setting: $SETTING"
 for ROUND in $(seq "$ROUNDS"); do
   drop
   raw=$(curl -s -o /dev/null -w '%{speed_download}' "$EP/bench/big/file1g.bin")
@@ -201,7 +227,12 @@ for ROUND in $(seq "$ROUNDS"); do
     unmount_tool
     # Random 4 KiB reads.
     rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
-    rec "$tool" rand_read "$(randread "$MNT/big/file1g.bin" 2>/dev/null || echo fail)" IOPS "2,048 x 4 KiB pread"
+    rec "$tool" rand_read "$(randread "$MNT/big/file1g.bin" || echo fail)" IOPS "fio psync, 2,048 x 4 KiB"
+    unmount_tool
+    # A stat storm of known paths: fresh mount, then again on the same mount.
+    rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
+    rec "$tool" stat_cold "$(statstorm "$MNT" || echo fail)" ops/s "stat of 2,000 known paths, fresh mount"
+    rec "$tool" stat_warm "$(statstorm "$MNT" || echo fail)" ops/s "same again"
     unmount_tool
     # Writes, timed until the bytes are on the server (tools that upload after close are
     # waited for): 512 MiB sequential, then 500 new files of 16 KiB.
@@ -230,6 +261,7 @@ for i in range(500):
     fi
   done
 done
+done
 log "done; report: $MD"
 python3 - "$CSV" "$MD" "$TOOLS" <<'PY'
 import csv, statistics, sys
@@ -237,51 +269,69 @@ from collections import defaultdict
 rows = list(csv.DictReader(open(sys.argv[1])))
 tools = sys.argv[3].split()
 higher = {"seq_read_cold", "seq_read_warm", "seq_read_remount", "small_files_seq", "small_files_par", "rand_read", "raw_get",
-          "seq_write", "small_creates", "raw_put", "raw_put_par"}
-vals = defaultdict(list); unit = {}
-bad = {(r["round"], r["tool"], r["metric"]) for r in rows if r["value"] in ("invalid", "fail")}
-for r in rows:
-    if (r["round"], r["tool"], r["metric"]) in bad:
-        continue
-    try: vals[(r["tool"], r["metric"])].append(float(r["value"]))
-    except ValueError: pass
-    if r["unit"]: unit[r["metric"]] = r["unit"]
-raw = statistics.median(vals[("direct-get", "raw_get")]) if vals[("direct-get", "raw_get")] else None
+          "stat_cold", "stat_warm", "seq_write", "small_creates", "raw_put", "raw_put_par"}
 metrics = ["seq_read_cold", "seq_read_warm", "seq_read_remount", "small_files_seq", "small_files_par",
-           "list_wide_cold", "list_wide_warm", "tree_find", "rand_read", "peak_rss", "cpu_per_gib",
-           "seq_write", "small_creates"]
-def med(t, m):
-    v = vals.get((t, m)); return statistics.median(v) if v else None
-out = ["| metric | unit | " + " | ".join(tools) + " | cloudmount vs best peer |", "|---|---|" + "---:|" * (len(tools) + 1)]
-for m in metrics:
-    cells = []
-    for t in tools:
-        v = med(t, m)
-        cells.append("—" if v is None else (f"{v:,.3f}" if v < 10 else f"{v:,.1f}"))
-    cm = med("cloudmount", m)
-    peers = [med(t, m) for t in tools if t != "cloudmount" and med(t, m) is not None]
-    ratio = "—"
-    if cm is not None and peers:
-        better_high = m in higher
-        best = max(peers) if better_high else min(peers)
-        if cm and best:
-            ratio = f"{(cm / best) if better_high else (best / cm):.2f}x"
-    out.append(f"| {m} | {unit.get(m, '')} | " + " | ".join(cells) + f" | {ratio} |")
-lines = [f"Raw single-stream GET of the 1 GiB object (the ceiling): {raw:,.0f} MB/s" if raw else "raw GET: not measured", ""]
-for m in ["seq_read_cold", "seq_read_warm", "seq_read_remount"]:
-    parts = [f"{t} {100 * med(t, m) / raw:.0f}%" for t in tools if med(t, m) and raw]
-    lines.append(f"- {m} as % of raw: " + ", ".join(parts))
-rawput = statistics.median(vals[("direct-put", "raw_put")]) if vals[("direct-put", "raw_put")] else None
-rawpar = statistics.median(vals[("direct-put", "raw_put_par")]) if vals[("direct-put", "raw_put_par")] else None
-if rawput:
-    ceiling = max(rawput, rawpar or 0)
-    lines.append(f"Raw PUT of 512 MiB: single stream {rawput:,.0f} MB/s, 4 parallel parts {rawpar or 0:,.0f} MB/s; the write ceiling is the higher, {ceiling:,.0f} MB/s")
-    parts = [f"{t} {100 * med(t, 'seq_write') / ceiling:.0f}%" for t in tools if med(t, 'seq_write')]
-    lines.append("- seq_write as % of the write ceiling: " + ", ".join(parts))
-lines.append("")
-lines.append("Ratios: >1 means cloudmount is better (higher throughput, or lower time/RSS/CPU). Medians over rounds;")
-lines.append("runs that failed or failed verification (md5, entry counts) are left out: " + (", ".join(sorted({f"{t}/{m}" for _, t, m in bad})) or "none") + ".")
-text = "\n".join(out + [""] + lines) + "\n"
-open(sys.argv[2], "w").write(text)
-print(text)
+           "list_wide_cold", "list_wide_warm", "tree_find", "rand_read", "stat_cold", "stat_warm",
+           "peak_rss", "cpu_per_gib", "seq_write", "small_creates"]
+bad = {(r["round"], r["setting"], r["tool"], r["metric"]) for r in rows if r["value"] in ("invalid", "fail")}
+vals = defaultdict(list); by_round = defaultdict(dict); unit = {}
+settings = []
+for r in rows:
+    if r["setting"] not in settings:
+        settings.append(r["setting"])
+    if r["unit"]: unit[r["metric"]] = r["unit"]
+    if (r["round"], r["setting"], r["tool"], r["metric"]) in bad:
+        continue
+    try: v = float(r["value"])
+    except ValueError: continue
+    vals[(r["setting"], r["tool"], r["metric"])].append(v)
+    by_round[(r["setting"], r["metric"])][(r["round"], r["tool"])] = v
+def med(st, t, m):
+    v = vals.get((st, t, m)); return statistics.median(v) if v else None
+def same_round_ratio(st, m, a, b):
+    """Median over rounds of a/b (inverted for lower-is-better metrics), each round's own pair."""
+    rs = by_round.get((st, m), {})
+    out = []
+    for (rnd, t), v in rs.items():
+        if t != a or (rnd, b) not in rs or not v or not rs[(rnd, b)]:
+            continue
+        w = rs[(rnd, b)]
+        out.append(v / w if m in higher else w / v)
+    return statistics.median(out) if out else None
+text = []
+for st in settings:
+    peers = [t for t in tools if t != "cloudmount"]
+    head = "| metric | unit | " + " | ".join(tools) + "".join(f" | vs {p}" for p in peers) + " |"
+    out = [f"## Server setting: {st}", "", head, "|---|---|" + "---:|" * (len(tools) + len(peers))]
+    for m in metrics:
+        cells = []
+        for t in tools:
+            v = med(st, t, m)
+            cells.append("—" if v is None else (f"{v:,.3f}" if v < 10 else f"{v:,.1f}"))
+        ratios = []
+        for p in peers:
+            r = same_round_ratio(st, m, "cloudmount", p) if "cloudmount" in tools else None
+            ratios.append("—" if r is None else f"{r:.2f}x")
+        out.append(f"| {m} | {unit.get(m, '')} | " + " | ".join(cells) + "".join(f" | {x}" for x in ratios) + " |")
+    raw = med(st, "direct-get", "raw_get")
+    out += ["", f"Raw single-stream GET of the 1 GiB object (the ceiling): {raw:,.0f} MB/s" if raw else "raw GET: not measured"]
+    for m in ["seq_read_cold", "seq_read_warm", "seq_read_remount"]:
+        parts = []
+        for t in tools:
+            rs = by_round.get((st, m), {}); rg = by_round.get((st, "raw_get"), {})
+            pct = [100 * v / rg[(rnd, "direct-get")] for (rnd, tt), v in rs.items() if tt == t and (rnd, "direct-get") in rg]
+            if pct: parts.append(f"{t} {statistics.median(pct):.0f}%")
+        out.append(f"- {m} as % of the same round's raw GET: " + ", ".join(parts))
+    rawput = med(st, "direct-put", "raw_put"); rawpar = med(st, "direct-put", "raw_put_par")
+    if rawput:
+        ceiling = max(rawput, rawpar or 0)
+        out.append(f"- raw PUT of 512 MiB: single stream {rawput:,.0f} MB/s, 4 parallel parts {rawpar or 0:,.0f} MB/s (the write ceiling: {ceiling:,.0f} MB/s)")
+        parts = [f"{t} {100 * med(st, t, 'seq_write') / ceiling:.0f}%" for t in tools if med(st, t, 'seq_write')]
+        out.append("- seq_write as % of the write ceiling: " + ", ".join(parts))
+    text += out + [""]
+text.append("Ratios: cloudmount against each peer, >1 means cloudmount is better (higher throughput, or lower")
+text.append("time/RSS/CPU), the median of each round's own ratio. Values are medians over rounds; runs that")
+text.append("failed or failed verification (md5, entry counts, fio byte counts) are left out: "
+            + (", ".join(sorted({f"{s}/{t}/{m}" for _, s, t, m in bad})) or "none") + ".")
+open(sys.argv[2], "w").write("\n".join(text) + "\n")
 PY

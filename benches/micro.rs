@@ -93,11 +93,21 @@ fn metrics(c: &mut Criterion) {
     c.bench_function("metrics_record_op", |b| {
         b.iter(|| m.fuse.record(black_box("read"), "", black_box(took)))
     });
-    for op in ["get_range", "head", "list", "put", "put_part", "complete_upload", "delete"] {
+    for op in [
+        "get_range",
+        "head",
+        "list",
+        "put",
+        "put_part",
+        "complete_upload",
+        "delete",
+    ] {
         m.backend.record(op, "ok", took);
         m.backend.record(op, "not_found", took);
     }
-    for op in ["lookup", "getattr", "open", "read", "write", "flush", "readdir"] {
+    for op in [
+        "lookup", "getattr", "open", "read", "write", "flush", "readdir",
+    ] {
         m.fuse.record(op, "", took);
     }
     m.errno(2);

@@ -2,7 +2,12 @@
 //! sub-directory per bucket, keys are file paths) on 127.0.0.1 without checking signatures.
 //! Never use it for anything but local benchmarks.
 //!
-//! `cargo run --release --example bench_s3_server -- DATA PORT`
+//! `cargo run --release --example bench_s3_server -- DATA PORT [--ttfb-ms N] [--cpu-us N]`
+//!
+//! A latency model for benchmarks (issue 16): `--ttfb-ms N` answers every request N ms late
+//! (a timer, no CPU: what a distant store's round trip costs), and `--cpu-us N` spends N µs of
+//! CPU on each request before answering (what a slower server spends; about 3,000 makes a
+//! 100 KiB GET take 3 ms, as the slower S3 servers do).
 //!
 //! Supports what the mounts under test use: GET (with Range) and HEAD of objects, ListObjects
 //! v1 and v2 with prefix, delimiter `/`, max-keys and paging, GetBucketLocation, PUT and DELETE
@@ -540,12 +545,61 @@ async fn handle(req: Request<Incoming>, root: Arc<PathBuf>) -> Result<Response<B
     })
 }
 
+/// The latency model: a delay before each answer, and CPU spent on each request.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    ttfb: std::time::Duration,
+    cpu: std::time::Duration,
+}
+
+impl Cost {
+    /// Pay the cost of one request, then answer it.
+    async fn pay(self) {
+        if !self.cpu.is_zero() {
+            // Busy: the server's own work, on the runtime thread that serves the request.
+            let started = std::time::Instant::now();
+            while started.elapsed() < self.cpu {
+                std::hint::spin_loop();
+            }
+        }
+        if !self.ttfb.is_zero() {
+            tokio::time::sleep(self.ttfb).await;
+        }
+    }
+}
+
+/// `--ttfb-ms N` / `--cpu-us N` from `args` (after DATA and PORT).
+fn cost(args: &[String]) -> Result<Cost, String> {
+    let mut c = Cost::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("{flag} needs a number"))?;
+        match flag.as_str() {
+            "--ttfb-ms" => c.ttfb = std::time::Duration::from_millis(value),
+            "--cpu-us" => c.cpu = std::time::Duration::from_micros(value),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(c)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: bench_s3_server DATA_DIR PORT [--ttfb-ms N] [--cpu-us N]";
     let (Some(dir), Some(port)) = (args.get(1), args.get(2).and_then(|p| p.parse::<u16>().ok()))
     else {
-        eprintln!("usage: bench_s3_server DATA_DIR PORT");
+        eprintln!("{usage}");
         std::process::exit(2);
+    };
+    let cost = match cost(args.get(3..).unwrap_or_default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}\n{usage}");
+            std::process::exit(2);
+        }
     };
     let root = Arc::new(PathBuf::from(dir));
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -567,7 +621,7 @@ fn main() {
             }
         };
         eprintln!(
-            "bench_s3_server: serving {} on http://127.0.0.1:{port}",
+            "bench_s3_server: serving {} on http://127.0.0.1:{port} ({cost:?})",
             root.display()
         );
         loop {
@@ -578,7 +632,13 @@ fn main() {
             let root = root.clone();
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let svc = hyper::service::service_fn(move |req| handle(req, root.clone()));
+                let svc = hyper::service::service_fn(move |req| {
+                    let root = root.clone();
+                    async move {
+                        cost.pay().await;
+                        handle(req, root).await
+                    }
+                });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, svc)
                     .await;

@@ -38,7 +38,12 @@ impl CloudFs {
         // A cached listing answers for the names it has; a name it lacks may have been made
         // elsewhere since, so it is asked of the store (then kept as missing for
         // negative_timeout).
-        let listed = self.dirs.get(&dir.key).and_then(|l| l.get(name).cloned());
+        let cached = self.dirs.get(&dir.key);
+        let mut listed = cached.as_ref().and_then(|l| l.get(name).cloned());
+        if cached.is_none() && self.bursts.should_list(&dir.key) {
+            self.list_for_burst(&dir.key, dir.stat.mtime).await;
+            listed = self.dirs.get(&dir.key).and_then(|l| l.get(name).cloned());
+        }
         let found = match listed {
             Some(found) => Some(found),
             None => match self.remote_lookup(&dir.key, name).await {
@@ -63,6 +68,43 @@ impl CloudFs {
             self.expiry(),
         );
         Ok(ino)
+    }
+
+    /// List directory `key` whole into the listing cache, for a burst of lookups in it (see
+    /// [`super::bursts`]); a failure or a directory too large leaves lookups to go by name.
+    async fn list_for_burst(&self, key: &str, mtime: std::time::SystemTime) {
+        let mut stream = super::listing::DirStream::new(key, &self.cfg.listing, mtime);
+        let mut entries = Vec::new();
+        loop {
+            match stream.next(self.backend.as_ref()).await {
+                Ok(Some(e)) => {
+                    entries.push(e);
+                    if entries.len() > super::bursts::MAX_ENTRIES
+                        || !self.dirs.accepts(entries.len())
+                    {
+                        tracing::debug!(
+                            dir = key,
+                            "too many entries to list for a burst of lookups"
+                        );
+                        self.bursts.listed(key, true);
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(dir = key, error = %e, "listing for a burst of lookups failed");
+                    self.bursts.listed(key, false);
+                    return;
+                }
+            }
+        }
+        tracing::debug!(
+            dir = key,
+            entries = entries.len(),
+            "listed for a burst of lookups"
+        );
+        self.dirs.put(key, entries);
+        self.bursts.listed(key, false);
     }
 
     /// Ask the store whether `name` exists under directory key `dir_key`.

@@ -11,6 +11,7 @@
 //! stays reachable as `name` + `conflict_suffix`).
 
 pub mod attr;
+mod bursts;
 mod changes;
 pub mod dir_cache;
 mod dir_handle;
@@ -208,6 +209,8 @@ pub struct CloudFs {
     /// Directories whose times are to be written onto their markers.
     dirty_dirs: dir_times::DirtyDirs,
     dirs: DirCache,
+    /// Lookups per directory, to answer a burst of them with one listing.
+    bursts: bursts::LookupBursts,
     /// Lock order: `files` and `dir_handles` are never held together, nor with `inodes`.
     files: Mutex<HashMap<u64, Arc<FileHandle>>>,
     dir_handles: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
@@ -260,6 +263,7 @@ impl CloudFs {
             negative: NegativeCache::new(mount.negative_timeout),
             dirty_dirs: Default::default(),
             dirs: DirCache::new(mount.dir_cache_timeout, mount.dir_cache_max_entries),
+            bursts: Default::default(),
             files: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),

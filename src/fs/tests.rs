@@ -501,3 +501,37 @@ async fn directory_times_reach_the_marker_once_per_flush_and_never_revive_a_remo
     fs.store_dir_times().await;
     assert!(b.head("d/").await.is_err(), "no marker after rmdir");
 }
+
+#[tokio::test]
+async fn a_burst_of_lookups_in_one_directory_is_answered_by_one_listing() {
+    let b = Arc::new(MemoryBackend::new());
+    for i in 0..60 {
+        b.insert(&format!("images/img{i:03}.jpg"), "x");
+    }
+    let fs = fs_with(&b, cfg());
+    let dir = fs.lookup(ROOT_INO, "images").await.unwrap().attr.ino;
+    let heads = |fs: &CloudFs| -> u64 {
+        fs.metrics()
+            .backend
+            .snapshot()
+            .iter()
+            .filter(|o| o.op == "head")
+            .map(|o| o.latency.count)
+            .sum()
+    };
+    let before = heads(&fs);
+    for i in 0..60 {
+        let e = fs.lookup(dir, &format!("img{i:03}.jpg")).await.unwrap();
+        assert_eq!((e.attr.kind, e.attr.size), (Kind::File, 1));
+    }
+    let asked = heads(&fs) - before;
+    assert_eq!(
+        asked,
+        u64::from(super::bursts::THRESHOLD) - 1,
+        "names after the burst's start come from one listing"
+    );
+    // A name the listing lacks is still asked of the store (it may have been made since).
+    b.insert("images/new.jpg", "yy");
+    assert_eq!(fs.lookup(dir, "new.jpg").await.unwrap().attr.size, 2);
+    assert!(fs.lookup(dir, "missing.jpg").await.is_err());
+}

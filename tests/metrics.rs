@@ -336,3 +336,19 @@ fn warm_fills_the_cache_for_reads_without_the_server() {
     let (ok, _, err) = cloudmount(&["warm", "/etc/hostname"]);
     assert!(!ok && err.contains("not on a cloudmount mount"), "{err}");
 }
+
+#[test]
+fn a_metrics_port_already_taken_fails_the_mount_and_names_the_option() {
+    let s3 = support::S3Server::start_moto();
+    s3.create_bucket("taken");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let metrics = format!("metrics=127.0.0.1:{port}");
+    let (code, err) = MountCmd::s3(&s3, "taken", &[&metrics]).mount_err();
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(&format!("cannot serve metrics on 127.0.0.1:{port}"))
+            && err.contains("-o metrics="),
+        "{err}"
+    );
+}

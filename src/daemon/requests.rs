@@ -67,7 +67,7 @@ fn warm(fs: Arc<CloudFs>, arg: &str) -> futures::stream::BoxStream<'static, Stri
         }
     };
     let (tx, rx) = futures::channel::mpsc::unbounded::<String>();
-    tokio::spawn(async move {
+    let work = tokio::spawn(async move {
         let progress = tx.clone();
         let done = fs
             .warm(&path, move |n| {
@@ -80,7 +80,22 @@ fn warm(fs: Arc<CloudFs>, arg: &str) -> futures::stream::BoxStream<'static, Stri
         };
         let _ = tx.unbounded_send(last);
     });
-    rx.boxed()
+    // The answer owns the work: a client that goes away (Ctrl-C on `warm`) stops the fetch.
+    let stop = AbortOnDrop(work);
+    rx.map(move |line| {
+        let _ = &stop;
+        line
+    })
+    .boxed()
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What the control socket answers: `key=value` lines.
@@ -91,7 +106,7 @@ fn status_report(
     started: Instant,
 ) -> impl Fn() -> String + Send + Sync {
     let (source, mountpoint) = (req.source.to_string(), req.mountpoint.clone());
-    let (fs, cache_limit) = (Arc::clone(fs), req.config.cache_size);
+    let fs = Arc::clone(fs);
     move || {
         let s = fs.stats();
         let mut out = format!(
@@ -102,9 +117,10 @@ fn status_report(
         );
         match &cache {
             Some(c) => out.push_str(&format!(
-                "cache_dir={}\ncache_used={}\ncache_limit={cache_limit}\n",
+                "cache_dir={}\ncache_used={}\ncache_limit={}\n",
                 c.dir().display(),
-                c.used_bytes()
+                c.used_bytes(),
+                c.limit()
             )),
             None => out.push_str("cache_dir=\ncache_used=0\ncache_limit=0\n"),
         }

@@ -97,6 +97,11 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
     }
     rt.spawn(super::offline::watch(fs.clone()));
     rt.spawn(super::dir_times::flush(fs.clone()));
+    // Before mounting: a port already taken fails the mount with nothing to undo.
+    if let Some(addr) = req.config.metrics {
+        let _guard = rt.enter();
+        super::metrics_http::serve(addr, super::requests::snapshots(&req, &fs))?;
+    }
     let handle = crate::fuse::mount(
         fs.clone(),
         rt.handle().clone(),
@@ -139,13 +144,6 @@ fn serve(req: MountRequest, readiness: &mut Readiness) -> Result<(), String> {
             None
         }
     };
-    if let Some(addr) = req.config.metrics {
-        let _guard = rt.enter();
-        if let Err(e) = super::metrics_http::serve(addr, super::requests::snapshots(&req, &fs)) {
-            let _ = handle.unmount();
-            return Err(e);
-        }
-    }
     readiness.ready();
     // The mount answered above, so systemd may start what depends on it.
     let notify = Notifier::from_env();

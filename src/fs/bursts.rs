@@ -41,8 +41,17 @@ pub struct LookupBursts {
 
 impl LookupBursts {
     /// A lookup of a name in directory `dir` is about to ask the store: whether it should
-    /// list the directory instead (then it must call [`LookupBursts::listed`] when done).
-    pub fn should_list(&self, dir: &str) -> bool {
+    /// list the directory instead. The listing ends when the guard returned is dropped (or
+    /// [`Listing::too_big`]), so a lookup cancelled mid-listing cannot leave it started.
+    pub fn start(&self, dir: &str) -> Option<Listing<'_>> {
+        self.should_list(dir).then(|| Listing {
+            bursts: self,
+            dir: dir.to_string(),
+            too_big: false,
+        })
+    }
+
+    fn should_list(&self, dir: &str) -> bool {
         let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if dirs.len() >= MAX_TRACKED && !dirs.contains_key(dir) {
@@ -78,13 +87,34 @@ impl LookupBursts {
     }
 
     /// The listing of `dir` ended; `too_big` when the directory had more than [`MAX_ENTRIES`].
-    pub fn listed(&self, dir: &str, too_big: bool) {
+    fn listed(&self, dir: &str, too_big: bool) {
         let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
         if too_big {
             dirs.insert(dir.to_string(), State::TooBig(Instant::now() + TOO_BIG_FOR));
         } else {
             dirs.remove(dir);
         }
+    }
+}
+
+/// A burst listing of one directory under way.
+#[derive(Debug)]
+pub struct Listing<'a> {
+    bursts: &'a LookupBursts,
+    dir: String,
+    too_big: bool,
+}
+
+impl Listing<'_> {
+    /// The directory has more entries than a burst lists.
+    pub fn too_big(mut self) {
+        self.too_big = true;
+    }
+}
+
+impl Drop for Listing<'_> {
+    fn drop(&mut self) {
+        self.bursts.listed(&self.dir, self.too_big);
     }
 }
 
@@ -96,16 +126,24 @@ mod tests {
     fn the_threshold_th_lookup_lists_once() {
         let b = LookupBursts::default();
         for _ in 1..THRESHOLD {
-            assert!(!b.should_list("d/"));
+            assert!(b.start("d/").is_none());
         }
-        assert!(b.should_list("d/"), "the burst starts a listing");
-        assert!(!b.should_list("d/"), "one listing at a time");
-        assert!(!b.should_list("e/"), "other directories count on their own");
-        b.listed("d/", false);
-        assert!(!b.should_list("d/"), "counting starts again");
-        b.listed("d/", true);
+        let listing = b.start("d/");
+        assert!(listing.is_some(), "the burst starts a listing");
+        assert!(b.start("d/").is_none(), "one listing at a time");
+        assert!(
+            b.start("e/").is_none(),
+            "other directories count on their own"
+        );
+        drop(listing);
+        assert!(b.start("d/").is_none(), "counting starts again");
+        for _ in 2..THRESHOLD {
+            assert!(b.start("d/").is_none());
+        }
+        let listing = b.start("d/").expect("a second burst");
+        listing.too_big();
         for _ in 0..2 * THRESHOLD {
-            assert!(!b.should_list("d/"), "too big: left to per-name lookups");
+            assert!(b.start("d/").is_none(), "too big: left to per-name lookups");
         }
     }
 }

@@ -40,8 +40,12 @@ impl CloudFs {
         // negative_timeout).
         let cached = self.dirs.get(&dir.key);
         let mut listed = cached.as_ref().and_then(|l| l.get(name).cloned());
-        if cached.is_none() && self.bursts.should_list(&dir.key) {
-            self.list_for_burst(&dir.key, dir.stat.mtime).await;
+        let burst = cached
+            .is_none()
+            .then(|| self.bursts.start(&dir.key))
+            .flatten();
+        if let Some(burst) = burst {
+            self.list_for_burst(burst, &dir.key, dir.stat.mtime).await;
             listed = self.dirs.get(&dir.key).and_then(|l| l.get(name).cloned());
         }
         let found = match listed {
@@ -72,7 +76,12 @@ impl CloudFs {
 
     /// List directory `key` whole into the listing cache, for a burst of lookups in it (see
     /// [`super::bursts`]); a failure or a directory too large leaves lookups to go by name.
-    async fn list_for_burst(&self, key: &str, mtime: std::time::SystemTime) {
+    async fn list_for_burst(
+        &self,
+        burst: super::bursts::Listing<'_>,
+        key: &str,
+        mtime: std::time::SystemTime,
+    ) {
         let mut stream = super::listing::DirStream::new(key, &self.cfg.listing, mtime);
         let mut entries = Vec::new();
         loop {
@@ -86,14 +95,12 @@ impl CloudFs {
                             dir = key,
                             "too many entries to list for a burst of lookups"
                         );
-                        self.bursts.listed(key, true);
-                        return;
+                        return burst.too_big();
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(dir = key, error = %e, "listing for a burst of lookups failed");
-                    self.bursts.listed(key, false);
                     return;
                 }
             }
@@ -104,7 +111,6 @@ impl CloudFs {
             "listed for a burst of lookups"
         );
         self.dirs.put(key, entries);
-        self.bursts.listed(key, false);
     }
 
     /// Ask the store whether `name` exists under directory key `dir_key`.

@@ -22,7 +22,12 @@ impl CloudFs {
             ));
         }
         let mut ino = ROOT_INO;
-        for name in path.split('/').filter(|n| !n.is_empty()) {
+        for name in path.split('/').filter(|n| !n.is_empty() && *n != ".") {
+            if name == ".." {
+                return Err(FsError::Unsupported(format!(
+                    "{path}: give the path from the mount's root, without `..`"
+                )));
+            }
             ino = self.resolve(ino, name).await?;
         }
         let node = self.node(ino)?;
@@ -42,6 +47,12 @@ impl CloudFs {
             etag: node.stat.etag.clone(),
             size: node.stat.size,
         };
+        let write_errors = |c: &crate::read::DiskBlockCache| {
+            c.stats
+                .write_errors
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let errors_before = self.blocks.cache().map_or(0, |c| write_errors(c));
         let per = (WARM_CHUNK / self.blocks.block_size()).max(1);
         let count = self.blocks.block_count(&obj);
         let mut first = 0;
@@ -57,6 +68,20 @@ impl CloudFs {
                 "the cache did not write {path}'s blocks within {WRITE_WAIT:?} (is its disk full \
                  or slow?)"
             ),
+            )));
+        }
+        // A block the cache could not write is not there for the reads this warms up for.
+        let errors_after = self.blocks.cache().map_or(0, |c| write_errors(c));
+        if errors_after > errors_before {
+            return Err(FsError::Backend(crate::backend::BackendError::NoSpace(
+                format!(
+                    "{} block(s) could not be written to the cache in {} while {path} was warmed \
+                 (is its disk full?); the daemon's log names the error",
+                    errors_after - errors_before,
+                    self.blocks
+                        .cache()
+                        .map_or(String::new(), |c| c.dir().display().to_string())
+                ),
             )));
         }
         Ok(obj.size)

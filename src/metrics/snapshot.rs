@@ -91,13 +91,4 @@ impl Snapshot {
     pub fn count(table: &[OpNumbers]) -> u64 {
         table.iter().map(|o| o.latency.count).sum()
     }
-
-    /// Requests of `table` whose outcome is not `ok`.
-    pub fn failures(table: &[OpNumbers]) -> u64 {
-        table
-            .iter()
-            .filter(|o| o.outcome != "ok")
-            .map(|o| o.latency.count)
-            .sum()
-    }
 }

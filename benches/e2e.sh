@@ -8,6 +8,8 @@
 #   ROUNDS=1 TOOLS="cloudmount s3fs" bash benches/e2e.sh
 #   CM_OPTS=max_memory=16M TOOLS=cloudmount bash benches/e2e.sh    # extra cloudmount -o options
 #   NO_WRITES=1 bash benches/e2e.sh  # reads only
+#   ONLY="seq rand" bash benches/e2e.sh
+#                                    # only these workload groups: seq small list rand stat write
 #   SETTINGS="0ms 20ms cpu3ms" bash benches/e2e.sh
 #                                    # server latency models, each a full run: answers after
 #                                    # 0 or N ms (timer, no CPU), or CPU_US µs of server CPU per
@@ -34,6 +36,8 @@ export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret
 mkdir -p "$OUTDIR" "$WORK"
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 now() { date +%s.%N; }
+# ONLY="seq rand" runs only those workload groups (seq small list rand stat write).
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- tools and build
 if ! command -v s3fs >/dev/null || ! command -v rclone >/dev/null || ! command -v fusermount3 >/dev/null || ! command -v bc >/dev/null || ! command -v fio >/dev/null; then
@@ -195,6 +199,7 @@ for ROUND in $(seq "$ROUNDS"); do
     tool=${tools[$(((k + ROUND - 1) % n))]}
     log "round $ROUND: $tool"
     cache=$WORK/cache-$tool; rm -rf "$cache"
+    if want seq; then
     # Sequential: cold, warm (same mount), then after a remount with the same cache.
     drop; mount_tool "$tool" "$cache" || continue
     s=$(secs dd if="$MNT/big/file1g.bin" of=/dev/null bs=1M); rec "$tool" seq_read_cold "$(mbps "$s")" MB/s ""
@@ -209,12 +214,16 @@ for ROUND in $(seq "$ROUNDS"); do
     mount_tool "$tool" "$cache" || continue
     s=$(secs dd if="$MNT/big/file1g.bin" of=/dev/null bs=1M); rec "$tool" seq_read_remount "$(mbps "$s")" MB/s "same cache dir"
     unmount_tool
+    fi
+    if want small; then
     # Small files, serial then 8 parallel readers (fresh mounts, empty caches).
     rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
     s=$(secs bash -c "cat '$MNT'/images/* >/dev/null"); rec "$tool" small_files_seq "$(per_s 2000 "$s")" files/s "2,000 x 100 KiB"
     unmount_tool; rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
     s=$(secs bash -c "ls '$MNT/images' | sed 's|^|$MNT/images/|' | xargs -P 8 -n 25 cat >/dev/null"); rec "$tool" small_files_par "$(per_s 2000 "$s")" files/s "xargs -P 8"
     unmount_tool
+    fi
+    if want list; then
     # Tree walk, then listing (fresh mounts).
     rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
     s=$(secs find "$MNT/tree" -type f); rec "$tool" tree_find "$s" s "480 files in 52 dirs, fresh mount"
@@ -225,15 +234,21 @@ for ROUND in $(seq "$ROUNDS"); do
     s=$(secs ls -l "$MNT/wide"); rec "$tool" list_wide_warm "$s" s "same again"
     c=$(ls "$MNT/wide" | wc -l); [ "$c" = 10000 ] || { log "$tool: wide lists $c entries"; invalid "$tool" list_wide_cold; invalid "$tool" list_wide_warm; }
     unmount_tool
+    fi
+    if want rand; then
     # Random 4 KiB reads.
     rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
     rec "$tool" rand_read "$(randread "$MNT/big/file1g.bin" || echo fail)" IOPS "fio psync, 2,048 x 4 KiB"
     unmount_tool
+    fi
+    if want stat; then
     # A stat storm of known paths: fresh mount, then again on the same mount.
     rm -rf "$cache"; drop; mount_tool "$tool" "$cache" || continue
     rec "$tool" stat_cold "$(statstorm "$MNT" || echo fail)" ops/s "stat of 2,000 known paths, fresh mount"
     rec "$tool" stat_warm "$(statstorm "$MNT" || echo fail)" ops/s "same again"
     unmount_tool
+    fi
+    if want write; then
     # Writes, timed until the bytes are on the server (tools that upload after close are
     # waited for): 512 MiB sequential, then 500 new files of 16 KiB.
     if [ -z "${NO_WRITES:-}" ]; then
@@ -258,6 +273,7 @@ for i in range(500):
         rec "$tool" small_creates fail files/s ""
       fi
       unmount_tool; rm -rf "$DATA/w"
+    fi
     fi
   done
 done

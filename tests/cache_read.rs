@@ -96,6 +96,100 @@ fn cached_reads_survive_remount_and_follow_remote_overwrites() {
     );
 }
 
+/// Random readers at 20 ms per request: past a few random reads the daemon fills the whole
+/// object into the cache in the background (streamed ranged GETs from the S3 server), and the
+/// reads stay byte-exact while it does; a remount then reads it all without a GET.
+#[test]
+fn random_readers_get_the_object_filled_into_the_cache() {
+    use std::os::unix::fs::FileExt;
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("filled");
+    let data = pattern(24 << 20, 5);
+    s3.put_objects(
+        "filled",
+        vec![("rand.bin".into(), Bytes::from(data.clone()))],
+    );
+    let proxy = DelayProxy::start(
+        &format!("127.0.0.1:{}", s3.port),
+        "GET /filled/rand.bin",
+        Duration::from_millis(20),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let opts = [
+        format!("endpoint={}", proxy.endpoint()),
+        format!("cache={}", cache.display()),
+        "cache_size=1G".to_string(),
+    ];
+    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+    let cmd = MountCmd::new("s3://filled", &opts)
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key);
+    let m = cmd.mount();
+    let f = std::fs::File::open(m.p("rand.bin")).unwrap();
+    let on_disk = || -> u64 {
+        walk(&cache)
+            .iter()
+            .filter(|p| p.is_file() && p.extension().is_none())
+            .map(|p| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap()) * 512)
+            .sum()
+    };
+    let mut reads = 0u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while on_disk() < 24 << 20 && std::time::Instant::now() < deadline {
+        // Backward strides: never a continuation of the previous read.
+        let off = (((reads * 7_919) % 6_000) * 4096) % ((24 << 20) - 4096);
+        let mut buf = vec![0u8; 4096];
+        f.read_exact_at(&mut buf, off).unwrap();
+        assert_eq!(
+            buf,
+            &data[off as usize..off as usize + 4096],
+            "read at {off}"
+        );
+        reads += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gets = proxy.delayed_count();
+    assert!(
+        on_disk() >= 24 << 20,
+        "the object was filled into the cache ({} bytes, {gets} GETs)",
+        on_disk()
+    );
+    // A few small GETs before the fill started, then six 4 MiB parts.
+    assert!(
+        gets <= 4 + 6 + 4,
+        "{reads} random reads and a fill took {gets} GETs"
+    );
+    for i in 0..300u64 {
+        let off = ((i * 104_729) % 6_000) * 4096;
+        let mut buf = vec![0u8; 4096];
+        f.read_exact_at(&mut buf, off).unwrap();
+        assert_eq!(
+            buf,
+            &data[off as usize..off as usize + 4096],
+            "read at {off}"
+        );
+    }
+    assert_eq!(
+        proxy.delayed_count(),
+        gets,
+        "later random reads come from the cache"
+    );
+    drop(f);
+    drop(m);
+    let before = proxy.delayed_count();
+    let m = cmd.mount();
+    assert_eq!(
+        support::md5_of_file(m.p("rand.bin")),
+        support::md5_of_bytes(&data)
+    );
+    assert_eq!(
+        proxy.delayed_count(),
+        before,
+        "every block came from the fill"
+    );
+}
+
 /// Passthrough needs a daemon running as root on Linux 6.9 or later.
 fn passthrough_expected() -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();

@@ -221,6 +221,15 @@ impl Backend for Faulty {
         self.0.gate(Op::Get, key).await?;
         self.0.inner.get_range(key, range, etag).await
     }
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<super::ByteStream, BackendError> {
+        self.0.gate(Op::Get, key).await?;
+        self.0.inner.get_range_stream(key, range, etag).await
+    }
     async fn put(
         &self,
         key: &str,

@@ -149,6 +149,9 @@ pub async fn check_precondition<B: Backend + ?Sized>(
     }
 }
 
+/// Pieces of an object's bytes, in order (see [`Backend::get_range_stream`]).
+pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes, BackendError>>;
+
 /// The operations the filesystem needs from an object store.
 #[async_trait]
 pub trait Backend: Send + Sync + Debug + 'static {
@@ -175,6 +178,19 @@ pub trait Backend: Send + Sync + Debug + 'static {
         range: Range<u64>,
         etag: Option<&str>,
     ) -> Result<Bytes, BackendError>;
+
+    /// Bytes `range` of `key` as pieces in order, as they arrive: for callers that write them
+    /// out instead of holding the whole range (the background fill). The caller checks that the
+    /// pieces add up to the range. Default: one [`Backend::get_range`].
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<ByteStream, BackendError> {
+        let data = self.get_range(key, range, etag).await?;
+        Ok(Box::pin(futures::stream::once(async move { Ok(data) })))
+    }
 
     /// Store `data` as `key` with the POSIX attributes `meta`, replacing any object of that name.
     async fn put(

@@ -269,6 +269,16 @@ impl Backend for Guarded {
             .await
     }
 
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<super::ByteStream, BackendError> {
+        self.send("get_range", self.inner.get_range_stream(key, range, etag))
+            .await
+    }
+
     async fn put(
         &self,
         key: &str,

@@ -59,6 +59,15 @@ impl Backend for Reloadable {
         self.now().get_range(key, range, etag).await
     }
 
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<super::ByteStream, BackendError> {
+        self.now().get_range_stream(key, range, etag).await
+    }
+
     async fn put(
         &self,
         key: &str,

@@ -22,6 +22,7 @@ use std::sync::Arc;
 const UPLOAD_CONCURRENCY: usize = 4;
 
 mod keys;
+mod stream;
 mod upload;
 
 use upload::StoreUpload;
@@ -403,6 +404,15 @@ impl Backend for ObjectStoreBackend {
             tracing::debug!("{cut}; trying again");
         }
         Err(BackendError::Busy(cut))
+    }
+
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<super::ByteStream, BackendError> {
+        self.stream_range(key, range, etag).await
     }
 
     async fn put(

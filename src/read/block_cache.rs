@@ -23,6 +23,7 @@
 //! blocking thread.
 
 pub mod meta;
+mod range;
 
 use lru::LruCache;
 use meta::{Entry, Meta};

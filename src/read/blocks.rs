@@ -56,6 +56,8 @@ pub struct BlockSource {
     pending_writes: Arc<tokio::sync::Semaphore>,
     /// Requests made.
     pub stats: SourceStats,
+    /// Background fills of objects read at random.
+    pub fills: super::fill::FillRegistry,
 }
 
 impl BlockSource {
@@ -78,6 +80,7 @@ impl BlockSource {
                 (PENDING_WRITE_LIMIT / 1024) as usize,
             )),
             stats: SourceStats::default(),
+            fills: Default::default(),
         })
     }
 
@@ -274,5 +277,119 @@ impl BlockSource {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Whether blocks `first .. end` of `obj` are all in the disk cache (no I/O).
+    pub fn has_blocks(&self, obj: &ObjectRef, first: u64, end: u64) -> bool {
+        match (&self.cache, &obj.etag) {
+            (Some(cache), Some(etag)) => cache.has_blocks(&obj.key, etag, first, end),
+            _ => false,
+        }
+    }
+
+    /// Bytes `offset..end` of `obj` from the disk cache when the version is complete there
+    /// (read without a per-block CRC; see `block_cache::range`).
+    pub async fn complete_range(&self, obj: &ObjectRef, offset: u64, end: u64) -> Option<Bytes> {
+        let (cache, etag) = (self.cache.clone()?, obj.etag.clone()?);
+        let key = obj.key.clone();
+        tokio::task::spawn_blocking(move || cache.complete_range(&key, &etag, offset, end - offset))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Block `index` of `obj` from a GET already in flight for it (a fill's, another
+    /// handle's), if there is one.
+    pub fn joined(
+        &self,
+        obj: &ObjectRef,
+        index: u64,
+    ) -> Option<impl std::future::Future<Output = Result<Bytes, BackendError>>> {
+        let etag = obj.etag.clone().unwrap_or_default();
+        let (fut, pos) = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(obj.key.clone(), etag, index))
+            .cloned()?;
+        self.stats.shared.fetch_add(1, Ordering::Relaxed);
+        let key = obj.key.clone();
+        Some(async move {
+            fut.await?
+                .get(pos)
+                .cloned()
+                .ok_or_else(|| BackendError::Other(format!("{key}: a block went missing")))
+        })
+    }
+
+    /// Blocks `first .. end` of `obj` by one ranged GET whose body goes to the disk cache a
+    /// block at a time as it arrives (one block in memory, not the range), for the background
+    /// fill. Blocks already cached are skipped by the cache. Does nothing without a cache or
+    /// an entity tag.
+    pub async fn stream_to_cache(
+        &self,
+        obj: &ObjectRef,
+        first: u64,
+        end: u64,
+    ) -> Result<(), BackendError> {
+        let (Some(cache), Some(etag)) = (self.cache.clone(), obj.etag.clone()) else {
+            return Ok(());
+        };
+        let end = end.min(self.block_count(obj));
+        if first >= end {
+            return Ok(());
+        }
+        let range = self.block_range(obj, first).start..self.block_range(obj, end - 1).end;
+        self.stats.gets.fetch_add(1, Ordering::Relaxed);
+        let mut body = self
+            .backend
+            .get_range_stream(&obj.key, range.clone(), obj.etag.as_deref())
+            .await?;
+        let (mut idx, mut buf) = (first, bytes::BytesMut::new());
+        while let Some(piece) = futures::StreamExt::next(&mut body).await {
+            let mut piece = piece?;
+            self.stats
+                .bytes_fetched
+                .fetch_add(piece.len() as u64, Ordering::Relaxed);
+            while !piece.is_empty() {
+                if idx >= end {
+                    return Err(BackendError::Changed(format!(
+                        "{}: more than the {} bytes asked at {}",
+                        obj.key,
+                        range.end - range.start,
+                        range.start
+                    )));
+                }
+                let len =
+                    (self.block_range(obj, idx).end - self.block_range(obj, idx).start) as usize;
+                if buf.capacity() < len {
+                    buf.reserve(len);
+                }
+                let take = (len - buf.len()).min(piece.len());
+                buf.extend_from_slice(&piece.split_to(take));
+                if buf.len() == len {
+                    let block = buf.split().freeze();
+                    let (cache, key, etag, size) =
+                        (cache.clone(), obj.key.clone(), etag.clone(), obj.size);
+                    tokio::task::spawn_blocking(move || cache.put(&key, &etag, size, idx, &block))
+                        .await
+                        .map_err(|e| {
+                            BackendError::Other(format!("cache write task failed: {e}"))
+                        })?;
+                    idx += 1;
+                }
+            }
+        }
+        if idx != end {
+            return Err(BackendError::Changed(format!(
+                "{}: the answer ended {} bytes short of {}-{}",
+                obj.key,
+                self.block_range(obj, end - 1).end
+                    - (self.block_range(obj, idx).start + buf.len() as u64),
+                range.start,
+                range.end - 1
+            )));
+        }
+        Ok(())
     }
 }

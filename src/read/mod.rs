@@ -5,6 +5,7 @@
 pub mod block_cache;
 pub mod blocks;
 pub mod budget;
+pub mod fill;
 pub mod prefetch;
 
 pub use block_cache::{DiskBlockCache, Pin};

@@ -13,9 +13,12 @@
 //!   window; each part is one [`BlockSource::blocks`] call, so parts run in parallel, come from
 //!   the disk cache when there, and share GETs with other handles.
 //! - **Budget.** Every part holds a [`Reservation`] until it has been read past. Parts only
-//!   prefetched are added with `try_reserve`; when it fails the window halves, prefetching
+//!   prefetched are added with `try_reserve`; when it fails, prefetching
 //!   stops for this read, and the window does not grow again until a prefetch fits. Parts the current read needs are always reserved, so a read never waits
 //!   on other handles' memory (it may overdraw the budget by its own blocks plus one part).
+//! - **Fill.** After `fill_after` random reads in a row, the rest of the object is fetched into
+//!   the disk cache in the background ([`super::fill`]); random reads then come from the
+//!   cache, or join the GET already bringing their block, instead of a round trip each.
 //! - **Errors** clear the stream: the next read starts clean.
 //!
 //! Reads of one handle are serialised by an async mutex; the waiting happens on part tasks that
@@ -23,6 +26,7 @@
 
 use super::blocks::{BlockSource, ObjectRef};
 use super::budget::{MemoryBudget, Reservation};
+use super::fill::{Fill, FillConfig};
 use crate::backend::BackendError;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -45,6 +49,14 @@ pub struct PrefetchConfig {
     pub max_skip: u64,
     /// Bytes behind the newest read kept in memory for reads that arrive late or seek back.
     pub back_window: u64,
+    /// Random reads in a row after which the object is filled into the cache in the
+    /// background (0: never).
+    pub fill_after: u32,
+    /// How the background fill runs.
+    pub fill: FillConfig,
+    /// A fill starts only when random reads wait at least this long for the store: when
+    /// round trips are cheap, the small GETs beat fetching the whole object.
+    pub fill_min_wait: std::time::Duration,
 }
 
 impl Default for PrefetchConfig {
@@ -60,6 +72,19 @@ impl Default for PrefetchConfig {
             max_skip: 2 << 20,
             // 2 MiB: twice the kernel's read-ahead, so its out-of-order reads still hit.
             back_window: 2 << 20,
+            // A few random reads (a header, an index) are common in sequential files too;
+            // four in a row is a random reader.
+            fill_after: 4,
+            // At 0 ms a 64 KiB GET answers in ~0.4 ms: 2,241 IOPS without a fill, 1,098 with
+            // one (the fill's CPU competes with the reads on 2 cores).
+            fill_min_wait: std::time::Duration::from_millis(2),
+            // 12 streamed GETs of 4 MiB (15 MiB of memory: a block and a quarter each).
+            // Measured at 20 ms per request, 4 KiB random reads of a 1 GiB object: 1,348 IOPS;
+            // with 4 GETs 809, 8: 772-1,203, 14: 1,197, 16: 1,115.
+            fill: FillConfig {
+                parallel: 12,
+                part_size: 4 << 20,
+            },
         }
     }
 }
@@ -91,6 +116,12 @@ struct State {
     /// The budget refused the last prefetch: do not grow the window on the next read.
     starved: bool,
     parts: VecDeque<Part>,
+    /// Random reads in a row.
+    randoms: u32,
+    /// The background fill this handle started or joined.
+    fill: Option<Arc<Fill>>,
+    /// How long the last random read waited for the store.
+    last_wait: std::time::Duration,
 }
 
 /// Read-ahead for one open file.
@@ -174,8 +205,27 @@ impl Prefetcher {
             }
             st.parts.clear();
             st.window = 0;
-            return self.random_read(offset, end).await;
+            st.randoms = st.randoms.saturating_add(1);
+            if self.cfg.fill_after > 0
+                && st.randoms >= self.cfg.fill_after
+                && (st.fill.is_some() || st.last_wait >= self.cfg.fill_min_wait)
+            {
+                match &st.fill {
+                    Some(f) => f.touch(),
+                    None => {
+                        st.fill =
+                            Fill::touch_or_start(&self.src, &self.budget, &self.obj, self.cfg.fill)
+                    }
+                }
+            }
+            let t0 = std::time::Instant::now();
+            let (data, asked) = self.random_read(offset, end).await?;
+            if asked {
+                st.last_wait = t0.elapsed();
+            }
+            return Ok(data);
         }
+        st.randoms = 0;
         st.window = if st.window == 0 {
             self.cfg.initial_window
         } else if st.starved {
@@ -216,7 +266,9 @@ impl Prefetcher {
                 // The current read needs this part: take it anyway (an overdraw of one part).
                 None if next <= b1 => self.budget.reserve(bytes),
                 None => {
-                    st.window = (st.window / 2).max(self.cfg.initial_window);
+                    // The budget is the brake: stop here, keep the window. (Halving it, as
+                    // before, cost a tenth at 20 ms per request: 1 GiB cold at 505-513 MB/s
+                    // against 561-565 without, at 680-747 MB/s at 0 ms either way.)
                     st.starved = true;
                     break;
                 }
@@ -305,6 +357,9 @@ impl Prefetcher {
         if b1 - b0 >= 64 {
             return None;
         }
+        if let Some(hit) = self.src.complete_range(&self.obj, offset, end).await {
+            return Some(hit);
+        }
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         for b in b0..=b1 {
             let block = self.src.cached_block(&self.obj, b).await?;
@@ -321,10 +376,23 @@ impl Prefetcher {
         Some(out.freeze())
     }
 
-    /// A read elsewhere: a cached block if it holds the range, else one small aligned GET.
-    async fn random_read(&self, offset: u64, end: u64) -> Result<Bytes, BackendError> {
+    /// A read elsewhere: a cached block if it holds the range, a GET already bringing its
+    /// block, else one small aligned GET; with whether the store was asked.
+    async fn random_read(&self, offset: u64, end: u64) -> Result<(Bytes, bool), BackendError> {
         if let Some(cached) = self.cached_range(offset, end).await {
-            return Ok(cached);
+            return Ok((cached, false));
+        }
+        // A fill (or another handle) may be fetching the block already: join it.
+        let bs = self.src.block_size();
+        if offset / bs == (end - 1) / bs {
+            if let Some(block) = self.src.joined(&self.obj, offset / bs) {
+                let block = block.await?;
+                let a = (offset % bs) as usize;
+                let z = a + (end - offset) as usize;
+                if block.len() >= z {
+                    return Ok((block.slice(a..z), false));
+                }
+            }
         }
         let align = self.cfg.random_align.max(1);
         let a = offset / align * align;
@@ -337,7 +405,7 @@ impl Prefetcher {
                 self.obj.key
             )));
         }
-        Ok(data.slice(from..to))
+        Ok((data.slice(from..to), true))
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::Backend;
+use crate::read::fill::FillConfig;
 use crate::read::DiskBlockCache;
 use proptest::prelude::*;
 use std::sync::atomic::Ordering::Relaxed;
@@ -52,12 +53,17 @@ proptest! {
         max_window in 1u64..2_000_000,
         limit in 4096u64..1_000_000,
         reads in prop::collection::vec((any::<bool>(), 0u64..700_000, 1u64..200_000), 1..40),
+        cached in any::<bool>(),
     ) {
         rt().block_on(async {
             let bs = 1u64 << bs_pow;
-            let (_b, src, obj, d) = setup(len, None, bs).await;
+            let dir = tempfile::tempdir().unwrap();
+            // With a cache, random runs start background fills that race the reads.
+            let cache = cached.then(|| Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, bs).unwrap()));
+            let (_b, src, obj, d) = setup(len, cache, bs).await;
             let budget = MemoryBudget::new(limit);
-            let cfg = PrefetchConfig { initial_window: bs, max_window, part_size: part_blocks * bs, random_align: 4096, max_skip: 3 * bs, back_window: bs };
+            let fill = FillConfig { parallel: 3, part_size: part_blocks * bs };
+            let cfg = PrefetchConfig { initial_window: bs, max_window, part_size: part_blocks * bs, random_align: 4096, max_skip: 3 * bs, back_window: bs, fill_after: 2, fill, fill_min_wait: std::time::Duration::ZERO };
             let p = Prefetcher::new(src, budget.clone(), obj, cfg);
             let mut pos = 0u64;
             let mut max_len = 0;
@@ -164,30 +170,22 @@ async fn handles_share_in_flight_gets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tight_budget_shrinks_the_window_but_reads_stay_correct() {
+async fn a_tight_budget_holds_prefetching_back_but_reads_stay_correct() {
     let (_b, src, obj, d) = setup(20 << 20, None, 1 << 20).await;
     let budget = MemoryBudget::new(2 << 20);
     let p = Prefetcher::new(src, budget.clone(), obj, PrefetchConfig::default());
     let mut out = Vec::new();
     let mut off = 0;
-    let mut widest_mid_file = 0;
     while off < d.len() as u64 {
         let got = p.read(off, 1 << 20).await.unwrap();
         off += got.len() as u64;
         out.extend_from_slice(&got);
-        if off < 12 << 20 {
-            widest_mid_file = widest_mid_file.max(p.window().await);
-        }
     }
     assert_eq!(out, d);
     assert!(
         budget.peak() <= (2 << 20) + (9 << 20),
         "peak {}",
         budget.peak()
-    );
-    assert!(
-        widest_mid_file <= 4 << 20,
-        "window held down by the budget: {widest_mid_file}"
     );
 }
 
@@ -315,4 +313,150 @@ async fn a_random_read_across_a_block_boundary_comes_from_the_cache() {
         gets,
         "both blocks were cached: no request (offline, it would fail)"
     );
+}
+
+/// Waits (bounded) until every block of `obj` is in the cache behind `src`.
+async fn wait_cached(src: &BlockSource, obj: &ObjectRef) -> bool {
+    let n = src.block_count(obj);
+    for _ in 0..500 {
+        if src.has_blocks(obj, 0, n) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+fn spots(n: usize, size: u64) -> Vec<u64> {
+    // Never offset 0: a fresh handle's read there is the start of a stream, not a random read.
+    (1..=n as u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) % (size / 4096 - 1) + 1) * 4096)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_readers_fill_the_object_into_the_cache_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
+    let (b, src, obj, d) = setup(24 << 20, Some(cache.clone()), 1 << 20).await;
+    b.slow_down_gets("obj", std::time::Duration::from_millis(20));
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(24 << 20),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    let offsets = spots(200, 24 << 20);
+    for &off in &offsets[..4] {
+        let got = p.read(off, 4096).await.unwrap();
+        assert_eq!(&got[..], &d[off as usize..off as usize + 4096]);
+    }
+    assert!(
+        wait_cached(&src, &obj).await,
+        "the fill brought every block into the cache"
+    );
+    let gets = src.stats.gets.load(Relaxed);
+    assert!(
+        gets <= 4 + 6,
+        "four random reads and six 4 MiB parts: {gets} GETs"
+    );
+    for &off in &offsets[4..] {
+        let got = p.read(off, 4096).await.unwrap();
+        assert_eq!(&got[..], &d[off as usize..off as usize + 4096]);
+    }
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        gets,
+        "later random reads come from the cache"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_few_random_reads_or_an_object_too_big_for_the_cache_start_no_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10 MiB is more than half of a 16 MiB cache.
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 16 << 20, 1 << 20).unwrap());
+    let (_b, src, obj, _d) = setup(10 << 20, Some(cache), 1 << 20).await;
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(24 << 20),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    // Backward jumps: every read is random.
+    for i in 1..=12u64 {
+        p.read((10 << 20) - i * (800 << 10), 4096).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        12,
+        "one small GET per read, no fill"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
+    let (_b, src, obj, _d) = setup(10 << 20, Some(cache), 1 << 20).await;
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(24 << 20),
+        obj,
+        PrefetchConfig::default(),
+    );
+    // A header, then a seek to an index, then sequential: three random reads, no fill.
+    for off in [100u64 << 10, 9 << 20, 5 << 20] {
+        p.read(off, 4096).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        src.stats.bytes_fetched.load(Relaxed) <= 3 * (64 << 10),
+        "no fill after three random reads"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_last_handle_stops_its_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
+    let (b, src, obj, _d) = setup(128 << 20, Some(cache), 1 << 20).await;
+    b.slow_down_gets("obj", std::time::Duration::from_millis(300));
+    let budget = MemoryBudget::new(24 << 20);
+    // Two GETs at a time: the fill takes seconds, the test stops it long before.
+    let cfg = PrefetchConfig {
+        fill: FillConfig {
+            parallel: 2,
+            part_size: 4 << 20,
+        },
+        ..PrefetchConfig::default()
+    };
+    let p = Prefetcher::new(src.clone(), budget.clone(), obj.clone(), cfg.clone());
+    let q = Prefetcher::new(src.clone(), budget.clone(), obj.clone(), cfg);
+    for off in spots(4, 128 << 20) {
+        p.read(off, 4096).await.unwrap();
+        q.read(off, 4096).await.unwrap();
+    }
+    drop(p);
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    let with_q = src.stats.gets.load(Relaxed);
+    drop(q);
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    let settled = src.stats.gets.load(Relaxed);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        settled,
+        "no GET after the last handle closed"
+    );
+    assert!(
+        with_q > 8 + 4,
+        "the fill went on while a handle was open: {with_q} GETs"
+    );
+    assert!(!src.has_blocks(&obj, 0, 128), "stopped before the end");
+    for _ in 0..200 {
+        if budget.used() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(budget.used(), 0, "the fill's memory is released");
 }

@@ -27,6 +27,9 @@ enum Source {
         next_index: u64,
         /// Every entry so far, for the listing cache, while the directory is small enough.
         collected: Option<Vec<Listed>>,
+        /// When the first page was asked for (the cache refuses the listing if the
+        /// directory changed since).
+        started: std::time::Instant,
     },
 }
 
@@ -85,6 +88,7 @@ impl DirHandle {
             buffered: VecDeque::new(),
             next_index: 0,
             collected: Some(Vec::new()),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -146,6 +150,7 @@ impl DirHandle {
             buffered,
             next_index,
             collected,
+            started,
         } = &mut self.source
         else {
             return Ok(());
@@ -168,7 +173,7 @@ impl DirHandle {
                     }
                     None => {
                         if let Some(c) = collected.take() {
-                            cache.put(&self.key, c);
+                            cache.put(&self.key, c, *started);
                         }
                         let seen = &self.seen;
                         let tail = self.extras.iter().filter(|x| !seen.contains(&x.name));

@@ -82,6 +82,7 @@ impl CloudFs {
         key: &str,
         mtime: std::time::SystemTime,
     ) {
+        let started = std::time::Instant::now();
         let mut stream = super::listing::DirStream::new(key, &self.cfg.listing, mtime);
         let mut entries = Vec::new();
         loop {
@@ -110,7 +111,7 @@ impl CloudFs {
             entries = entries.len(),
             "listed for a burst of lookups"
         );
-        self.dirs.put(key, entries);
+        self.dirs.put(key, entries, started);
     }
 
     /// Ask the store whether `name` exists under directory key `dir_key`.

@@ -535,3 +535,57 @@ async fn a_burst_of_lookups_in_one_directory_is_answered_by_one_listing() {
     assert_eq!(fs.lookup(dir, "new.jpg").await.unwrap().attr.size, 2);
     assert!(fs.lookup(dir, "missing.jpg").await.is_err());
 }
+
+/// A listing in flight while a file is removed through the mount must not be cached: it
+/// would answer for the removed name (and `ls` would show it) until its TTL ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_overlaps_a_removal_is_not_cached() {
+    use crate::backend::fault::{Fault, FaultBackend, Faulty, Op};
+    let mem = Arc::new(MemoryBackend::new());
+    mem.insert("d/a", b"a".to_vec());
+    mem.insert("d/b", b"b".to_vec());
+    let fb = FaultBackend::new(mem.clone());
+    // One name per page: the listing reads `a`, then the removal happens, then page two.
+    let cfg = MountConfig {
+        list_page_size: 1,
+        ..cfg()
+    };
+    let fs = Arc::new(CloudFs::with_cache(
+        Arc::new(Faulty(fb.clone())),
+        &cfg,
+        None,
+    ));
+    let d = fs.lookup(ROOT_INO, "d").await.unwrap().attr.ino;
+    fb.inject(Op::List, "d/", Fault::Delay(Duration::ZERO), 1);
+    let (reached, release) = fb.hold(Op::List, "d/");
+    let lister = {
+        let fs = fs.clone();
+        tokio::spawn(async move { list_all(&fs, d, 100, false).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), reached.notified())
+        .await
+        .expect("page two reached the store");
+    fs.unlink(d, "a").await.unwrap();
+    release.notify_one();
+    let first = tokio::time::timeout(Duration::from_secs(10), lister)
+        .await
+        .expect("the listing ended")
+        .unwrap();
+    assert!(
+        first.iter().any(|n| n.0 == "a"),
+        "page one was read before the removal: {first:?}"
+    );
+    let again: Vec<String> = list_all(&fs, d, 100, false)
+        .await
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    assert!(
+        !again.contains(&"a".to_string()),
+        "listed again, without a: {again:?}"
+    );
+    assert_eq!(
+        fs.lookup(d, "a").await.map(|_| ()).unwrap_err().errno(),
+        libc::ENOENT
+    );
+}

@@ -113,7 +113,7 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| c.account = Some(need(v)?.to_string())),
     opt!("service_account", [], Takes::Value("FILE"), "GCS or Google Drive service-account JSON key (GCS: else GOOGLE_APPLICATION_CREDENTIALS); must not be readable by group or others.",
         |c, v| c.service_account = Some(path(v)?)),
-    opt!("attr_timeout", ["stat_cache_expire"], Takes::Value("DURATION"), "How long file attributes are trusted by the kernel and by cloudmount (default 10s).",
+    opt!("attr_timeout", ["stat_cache_expire"], Takes::Value("DURATION"), "How long file attributes are trusted by the kernel and by cloudmount (default 10s); every cache's freshness is in one table in docs/read-path.md.",
         |c, v| c.attr_timeout = duration(need(v)?)?),
     opt!("entry_timeout", [], Takes::Value("DURATION"), "How long the kernel trusts a name lookup (default 10s).",
         |c, v| c.entry_timeout = duration(need(v)?)?),

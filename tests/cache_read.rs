@@ -12,28 +12,18 @@ use support::{DelayProxy, S3Server};
 
 #[test]
 fn cached_reads_survive_remount_and_follow_remote_overwrites() {
-    let s3 = S3Server::start_moto();
-    s3.create_bucket("cached");
     let v1 = pattern(24 << 20, 1);
-    s3.put_objects("cached", vec![("big.bin".into(), Bytes::from(v1.clone()))]);
-    // Count the object's data GETs as they pass (no delay).
-    let proxy = DelayProxy::start(
-        &format!("127.0.0.1:{}", s3.port),
-        "GET /cached/big.bin",
-        Duration::ZERO,
-    );
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let opts = [
-        format!("endpoint={}", proxy.endpoint()),
-        format!("cache={}", cache.display()),
-        "attr_timeout=1".to_string(),
-        "cache_size=1G".to_string(),
-    ];
-    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
-    let cmd = MountCmd::new("s3://cached", &opts)
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key);
+    // Count the object's data GETs as they pass (no delay).
+    let Setup { s3, proxy, cmd } = setup(
+        "cached",
+        "big.bin",
+        &v1,
+        Duration::ZERO,
+        dir.path(),
+        &["attr_timeout=1"],
+    );
 
     let m = cmd.mount();
     assert_eq!(
@@ -102,29 +92,21 @@ fn cached_reads_survive_remount_and_follow_remote_overwrites() {
 #[test]
 fn random_readers_get_the_object_filled_into_the_cache() {
     use std::os::unix::fs::FileExt;
-    let s3 = S3Server::start_moto();
-    s3.create_bucket("filled");
     let data = pattern(24 << 20, 5);
-    s3.put_objects(
-        "filled",
-        vec![("rand.bin".into(), Bytes::from(data.clone()))],
-    );
-    let proxy = DelayProxy::start(
-        &format!("127.0.0.1:{}", s3.port),
-        "GET /filled/rand.bin",
-        Duration::from_millis(20),
-    );
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let opts = [
-        format!("endpoint={}", proxy.endpoint()),
-        format!("cache={}", cache.display()),
-        "cache_size=1G".to_string(),
-    ];
-    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
-    let cmd = MountCmd::new("s3://filled", &opts)
-        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key);
+    let Setup {
+        s3: _server,
+        proxy,
+        cmd,
+    } = setup(
+        "filled",
+        "rand.bin",
+        &data,
+        Duration::from_millis(20),
+        dir.path(),
+        &[],
+    );
     let m = cmd.mount();
     let f = std::fs::File::open(m.p("rand.bin")).unwrap();
     let on_disk = || -> u64 {
@@ -188,6 +170,43 @@ fn random_readers_get_the_object_filled_into_the_cache() {
         before,
         "every block came from the fill"
     );
+}
+
+/// One object on moto behind a proxy that counts (and delays by `delay`) its GETs, and the
+/// command mounting its bucket with a block cache in `dir`.
+struct Setup {
+    s3: S3Server,
+    proxy: DelayProxy,
+    cmd: MountCmd,
+}
+
+fn setup(
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    delay: Duration,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Setup {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket(bucket);
+    s3.put_objects(bucket, vec![(key.into(), Bytes::from(data.to_vec()))]);
+    let proxy = DelayProxy::start(
+        &format!("127.0.0.1:{}", s3.port),
+        &format!("GET /{bucket}/{key}"),
+        delay,
+    );
+    let mut opts = vec![
+        format!("endpoint={}", proxy.endpoint()),
+        format!("cache={}", dir.join("cache").display()),
+        "cache_size=1G".to_string(),
+    ];
+    opts.extend(extra.iter().map(|o| o.to_string()));
+    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+    let cmd = MountCmd::new(&format!("s3://{bucket}"), &opts)
+        .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key);
+    Setup { s3, proxy, cmd }
 }
 
 /// Passthrough needs a daemon running as root on Linux 6.9 or later.

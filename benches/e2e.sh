@@ -80,8 +80,9 @@ SERVER_PID=
 start_server() { # start_server SETTING -- (re)start the server with that latency model
   local flags=()
   case $1 in
-    *ms) flags=(--ttfb-ms "${1%ms}") ;;
+    # cpu* first: "cpu3ms" also ends in "ms".
     cpu*) flags=(--cpu-us "$CPU_US") ;;
+    *ms) flags=(--ttfb-ms "${1%ms}") ;;
     *) log "unknown setting $1 (0ms, 20ms, cpu3ms)"; exit 2 ;;
   esac
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; fi

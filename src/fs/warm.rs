@@ -8,8 +8,8 @@ use crate::read::ObjectRef;
 /// Blocks fetched per request while warming one file.
 const WARM_CHUNK: u64 = 8 << 20;
 
-/// How long a warmed file's blocks may take to reach the disk.
-const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Chunks fetched at once while warming one file.
+const WARM_PARALLEL: usize = 4;
 
 impl CloudFs {
     /// Fetch every block of the file at `path` (relative to the mount's root, `/`-separated)
@@ -47,42 +47,27 @@ impl CloudFs {
             etag: node.stat.etag.clone(),
             size: node.stat.size,
         };
-        let write_errors = |c: &crate::read::DiskBlockCache| {
-            c.stats
-                .write_errors
-                .load(std::sync::atomic::Ordering::Relaxed)
-        };
-        let errors_before = self.blocks.cache().map_or(0, |c| write_errors(c));
+        // The same streamed GETs as a random reader's background fill: each body goes to the
+        // cache a block at a time, a few chunks at once; a block the cache cannot write (disk
+        // full) fails the warm, naming the cache directory.
+        use futures::StreamExt;
         let per = (WARM_CHUNK / self.blocks.block_size()).max(1);
         let count = self.blocks.block_count(&obj);
-        let mut first = 0;
-        while first < count {
-            let got = self.blocks.blocks(&obj, first, per).await?;
-            progress(got.iter().map(|b| b.len() as u64).sum());
-            first += per;
-        }
-        // The blocks are handed to the cache writer: done once they are on disk.
-        if !self.blocks.drain_cache_writes(WRITE_WAIT).await {
-            return Err(FsError::Backend(crate::backend::BackendError::Other(
-                format!(
-                "the cache did not write {path}'s blocks within {WRITE_WAIT:?} (is its disk full \
-                 or slow?)"
-            ),
-            )));
-        }
-        // A block the cache could not write is not there for the reads this warms up for.
-        let errors_after = self.blocks.cache().map_or(0, |c| write_errors(c));
-        if errors_after > errors_before {
-            return Err(FsError::Backend(crate::backend::BackendError::NoSpace(
-                format!(
-                    "{} block(s) could not be written to the cache in {} while {path} was warmed \
-                 (is its disk full?); the daemon's log names the error",
-                    errors_after - errors_before,
-                    self.blocks
-                        .cache()
-                        .map_or(String::new(), |c| c.dir().display().to_string())
-                ),
-            )));
+        let bs = self.blocks.block_size();
+        let chunks = (0..count).step_by(per as usize).map(|first| {
+            let end = (first + per).min(count);
+            let bytes = (end * bs).min(obj.size) - first * bs;
+            let (blocks, obj) = (&self.blocks, &obj);
+            async move {
+                blocks
+                    .stream_to_cache(obj, first, end)
+                    .await
+                    .map(|()| bytes)
+            }
+        });
+        let mut done = futures::stream::iter(chunks).buffer_unordered(WARM_PARALLEL);
+        while let Some(bytes) = done.next().await {
+            progress(bytes?);
         }
         Ok(obj.size)
     }

@@ -476,11 +476,25 @@ impl DiskBlockCache {
     /// Store block `index` of `key` at version `etag` of an object of `size` bytes. Failures are
     /// logged, never fatal.
     pub fn put(&self, key: &str, etag: &str, size: u64, index: u64, data: &[u8]) {
+        let _ = self.store(key, etag, size, index, data);
+    }
+
+    /// [`DiskBlockCache::put`], telling the caller when the block could not be written (disk
+    /// full, I/O error; also logged). A block not kept for other reasons (already there, the
+    /// cache full of pinned files) is `Ok`.
+    pub fn store(
+        &self,
+        key: &str,
+        etag: &str,
+        size: u64,
+        index: u64,
+        data: &[u8],
+    ) -> Result<(), String> {
         let h = object_hash(key, etag);
         let start = index * self.block_size;
         let expected = size.saturating_sub(start).min(self.block_size);
         if data.is_empty() || data.len() as u64 != expected {
-            return;
+            return Ok(());
         }
         // Some(true): nothing to do (present, or a record of another size for this version).
         let known = self.lock().objects.get(&h).map(|o| {
@@ -491,17 +505,17 @@ impl DiskBlockCache {
                     .is_some_and(Entry::present)
         });
         match known {
-            Some(true) => return,
+            Some(true) => return Ok(()),
             Some(false) => {}
             None => {
                 if let Err(e) = self.create_object(h, key, etag, size) {
                     self.write_failed(&e);
-                    return;
+                    return Err(e);
                 }
             }
         }
         if !self.charge(h, index, data.len() as u64) {
-            return;
+            return Ok(());
         }
         let written = OpenOptions::new()
             .write(true)
@@ -513,10 +527,11 @@ impl DiskBlockCache {
             if let Some(s) = idx.lru.pop(&(h, index)) {
                 idx.total -= s;
             }
-            return;
+            return Err(e.to_string());
         }
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         self.record(h, index, Entry::of(data));
+        Ok(())
     }
 
     /// Record a written block (unless it was evicted meanwhile) and complete the version when

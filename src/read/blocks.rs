@@ -280,6 +280,7 @@ impl BlockSource {
     }
 
     /// Whether blocks `first .. end` of `obj` are all in the disk cache (no I/O).
+    #[cfg(test)]
     pub fn has_blocks(&self, obj: &ObjectRef, first: u64, end: u64) -> bool {
         match (&self.cache, &obj.etag) {
             (Some(cache), Some(etag)) => cache.has_blocks(&obj.key, etag, first, end),
@@ -298,8 +299,9 @@ impl BlockSource {
             .flatten()
     }
 
-    /// Block `index` of `obj` from a GET already in flight for it (a fill's, another
-    /// handle's), if there is one.
+    /// Block `index` of `obj` from a GET already in flight for it (another handle's stream),
+    /// if there is one. (A background fill's streamed GETs are not joinable: their blocks go
+    /// to the cache as they arrive.)
     pub fn joined(
         &self,
         obj: &ObjectRef,
@@ -324,8 +326,10 @@ impl BlockSource {
 
     /// Blocks `first .. end` of `obj` by one ranged GET whose body goes to the disk cache a
     /// block at a time as it arrives (one block in memory, not the range), for the background
-    /// fill. Blocks already cached are skipped by the cache. Does nothing without a cache or
-    /// an entity tag.
+    /// fill and `cloudmount warm`. A run already all cached is not fetched; blocks already
+    /// cached in a run that is not are skipped by the cache; a block the
+    /// cache cannot write fails it with [`BackendError::NoSpace`]. Does nothing without a cache
+    /// or an entity tag.
     pub async fn stream_to_cache(
         &self,
         obj: &ObjectRef,
@@ -336,7 +340,7 @@ impl BlockSource {
             return Ok(());
         };
         let end = end.min(self.block_count(obj));
-        if first >= end {
+        if first >= end || cache.has_blocks(&obj.key, &etag, first, end) {
             return Ok(());
         }
         let range = self.block_range(obj, first).start..self.block_range(obj, end - 1).end;
@@ -360,22 +364,31 @@ impl BlockSource {
                         range.start
                     )));
                 }
-                let len =
-                    (self.block_range(obj, idx).end - self.block_range(obj, idx).start) as usize;
-                if buf.capacity() < len {
-                    buf.reserve(len);
-                }
+                let block_range = self.block_range(obj, idx);
+                let len = (block_range.end - block_range.start) as usize;
+                buf.reserve(len.saturating_sub(buf.len()));
                 let take = (len - buf.len()).min(piece.len());
                 buf.extend_from_slice(&piece.split_to(take));
                 if buf.len() == len {
                     let block = buf.split().freeze();
                     let (cache, key, etag, size) =
                         (cache.clone(), obj.key.clone(), etag.clone(), obj.size);
-                    tokio::task::spawn_blocking(move || cache.put(&key, &etag, size, idx, &block))
-                        .await
-                        .map_err(|e| {
-                            BackendError::Other(format!("cache write task failed: {e}"))
-                        })?;
+                    let stored = tokio::task::spawn_blocking(move || {
+                        cache.store(&key, &etag, size, idx, &block)
+                    })
+                    .await
+                    .map_err(|e| BackendError::Other(format!("cache write task failed: {e}")))?;
+                    // Fetching on is pointless when nothing can be kept.
+                    stored.map_err(|e| {
+                        BackendError::NoSpace(format!(
+                            "cannot write block {idx} of {} to the cache in {}: {e} (is its disk \
+                             full?)",
+                            obj.key,
+                            self.cache
+                                .as_ref()
+                                .map_or(String::new(), |c| c.dir().display().to_string())
+                        ))
+                    })?;
                     idx += 1;
                 }
             }

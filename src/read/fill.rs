@@ -10,9 +10,11 @@
 //! block of memory, not its part, and many can be in flight to cover the round trip. The random
 //! reads then find their blocks there.
 //!
-//! Brakes: every GET holds a block and a quarter of memory from the shared budget (asked politely, and only up to three
-//! quarters of it: a fill waits while the budget is spent, readers never wait for a fill); the disk writer's own limit paces the
-//! GETs; the fill pauses when no random read touched it for [`IDLE`] (the pattern stopped) and
+//! Brakes: every GET holds a block and a quarter of memory from the shared budget (asked
+//! politely, and only up to three quarters of it: a fill waits while the budget is spent,
+//! readers never wait for a fill; a budget too small for one GET starts no fill); each block
+//! is written before the next is read, so the disk paces the GETs, and a block the cache
+//! cannot write (disk full) stops the fill; the fill pauses when no random read touched it for [`IDLE`] (the pattern stopped) and
 //! resumes where it was at the next one; it stops when every handle reading the version is
 //! closed (the last [`Fill`] dropped aborts its GETs). One fill per version is shared by all
 //! handles of the mount.
@@ -80,7 +82,10 @@ impl Fill {
     ) -> Option<Arc<Fill>> {
         let cache = src.cache()?;
         let etag = obj.etag.clone()?;
-        if obj.size == 0 || obj.size > cache.limit() / 2 || cfg.parallel == 0 {
+        let too_big = obj.size > cache.limit() / 2;
+        // A budget whose fill share cannot hold one GET would leave the workers waiting.
+        let no_room = fill_ceiling(budget) < get_memory(src.block_size());
+        if obj.size == 0 || too_big || no_room || cfg.parallel == 0 {
             return None;
         }
         let fill = src.fills.get_or_insert((obj.key.clone(), etag), || {
@@ -114,11 +119,6 @@ impl Fill {
         while workers.len() < self.parallel {
             workers.push(tokio::spawn(work(s.clone())));
         }
-    }
-
-    /// Whether every block has been fetched (or the fill gave up).
-    pub fn finished(&self) -> bool {
-        self.shared.finished.load(Ordering::Relaxed)
     }
 }
 
@@ -155,14 +155,7 @@ async fn work(s: Arc<Shared>) {
             return;
         }
         let end = (first + s.part_blocks).min(total);
-        if s.src.has_blocks(&s.obj, first, end) {
-            continue;
-        }
-        // Memory: the block being assembled, and the pieces arriving (tens of KiB).
-        let bytes = bs + bs / 4;
-        // A fill leaves a quarter of the budget to streams: they would otherwise find it all
-        // taken by a fill whenever they start.
-        let ceiling = s.budget.limit() / 4 * 3;
+        let (bytes, ceiling) = (get_memory(bs), fill_ceiling(&s.budget));
         let _held = loop {
             if s.budget.used() + bytes <= ceiling {
                 if let Some(r) = s.budget.try_reserve(bytes) {
@@ -177,6 +170,18 @@ async fn work(s: Arc<Shared>) {
             return;
         }
     }
+}
+
+/// Memory one streamed GET holds: the block being assembled, and the pieces arriving (tens
+/// of KiB).
+fn get_memory(block_size: u64) -> u64 {
+    block_size + block_size / 4
+}
+
+/// The most of the budget fills take: a quarter is left to streams, which would otherwise find
+/// it all taken by a fill whenever they start.
+fn fill_ceiling(budget: &MemoryBudget) -> u64 {
+    budget.limit() / 4 * 3
 }
 
 /// The fills running in a mount, one per object version.

@@ -18,7 +18,7 @@
 //!   on other handles' memory (it may overdraw the budget by its own blocks plus one part).
 //! - **Fill.** After `fill_after` random reads in a row, the rest of the object is fetched into
 //!   the disk cache in the background ([`super::fill`]); random reads then come from the
-//!   cache, or join the GET already bringing their block, instead of a round trip each.
+//!   cache instead of a round trip each.
 //! - **Errors** clear the stream: the next read starts clean.
 //!
 //! Reads of one handle are serialised by an async mutex; the waiting happens on part tasks that
@@ -382,7 +382,7 @@ impl Prefetcher {
         if let Some(cached) = self.cached_range(offset, end).await {
             return Ok((cached, false));
         }
-        // A fill (or another handle) may be fetching the block already: join it.
+        // Another handle's stream may be fetching the block already: join it.
         let bs = self.src.block_size();
         if offset / bs == (end - 1) / bs {
             if let Some(block) = self.src.joined(&self.obj, offset / bs) {

@@ -460,3 +460,35 @@ async fn closing_the_last_handle_stops_its_fill() {
     }
     assert_eq!(budget.used(), 0, "the fill's memory is released");
 }
+
+/// A cache that cannot write (disk full, broken directory) stops a fill at its first block:
+/// fetching the whole object for nothing would only cost the store's bandwidth. Reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_that_cannot_write_stops_the_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
+    let (b, src, obj, d) = setup(32 << 20, Some(cache.clone()), 1 << 20).await;
+    // A file where the object's directory must go: every write of this object fails.
+    let h = crate::read::block_cache::object_hash("obj", obj.etag.as_deref().unwrap());
+    std::fs::write(cache.data_path(h).parent().unwrap(), b"not a directory").unwrap();
+    b.slow_down_gets("obj", std::time::Duration::from_millis(5));
+    let cfg = PrefetchConfig {
+        fill: FillConfig {
+            parallel: 1,
+            part_size: 4 << 20,
+        },
+        ..PrefetchConfig::default()
+    };
+    let p = Prefetcher::new(src.clone(), MemoryBudget::new(24 << 20), obj.clone(), cfg);
+    for off in spots(8, 32 << 20) {
+        let got = p.read(off, 4096).await.unwrap();
+        assert_eq!(&got[..], &d[off as usize..off as usize + 4096]);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let fetched = src.stats.bytes_fetched.load(Relaxed);
+    assert!(
+        fetched < 8 << 20,
+        "the fill stopped at the first block it could not keep: {fetched} bytes fetched"
+    );
+    assert!(cache.stats.write_errors.load(Relaxed) >= 1);
+}

@@ -9,6 +9,11 @@ use std::time::Duration;
 
 const SCRIPT: &str = r#"
 B=$1; D=$2
+# FUSE mounts of other tests (or ones they left behind) were copied into this namespace: detach
+# them here (only here: propagation is private), so status and --all meet this test's own.
+awk '{for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) ~ /^fuse/) print $5; break }}' /proc/self/mountinfo | while read -r m; do
+  case "$m" in "$D"/*) ;; *) umount -l -c "$(printf '%b' "$m")" 2>/dev/null ;; esac
+done
 cleanup() { "$B" unmount --lazy "$D/m1" 2>/dev/null; "$B" unmount --lazy "$D/m 2" 2>/dev/null; }
 trap cleanup EXIT
 mkdir -p "$D/s1" "$D/s2" "$D/m1" "$D/m 2"

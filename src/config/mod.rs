@@ -157,6 +157,10 @@ pub struct MountConfig {
     /// Let the kernel read files that are fully in the disk cache straight from their cache file
     /// (FUSE passthrough, Linux 6.9 or later, daemon running as root).
     pub passthrough: bool,
+    /// With `passthrough`, let the kernel write a file opened for writing from empty (a new
+    /// file, or `O_TRUNC`) straight into its staging file (Linux 6.13 or later, staging on ext4,
+    /// xfs, btrfs or tmpfs); the daemon uploads it from there at close.
+    pub write_passthrough: bool,
     /// Kernel flag: honour set-user-id bits (`suid`; default `nosuid`).
     pub suid: bool,
     /// Kernel flag: allow device files (`dev`; default `nodev`).
@@ -256,6 +260,7 @@ impl Default for MountConfig {
             part_size: 8 << 20,
             max_memory: 24 << 20,
             passthrough: true,
+            write_passthrough: true,
             offline: true,
             mime: Some(PathBuf::from("/etc/mime.types")),
             sign_payload: None,

@@ -251,6 +251,8 @@ pub static OPTIONS: &[OptionSpec] = &[
         |c, v| c.offline = flag(v)?),
     opt!("passthrough", [], Takes::Flag, "Files fully in the disk cache are read by the kernel straight from their cache file, without the daemon (FUSE passthrough; Linux 6.9 or later, daemon running as root; on by default, passthrough=false turns it off). Falls back to normal reads where unavailable.",
         |c, v| c.passthrough = flag(v)?),
+    opt!("write_passthrough", [], Takes::Flag, "With passthrough, a file opened for writing from empty (a new file, or O_TRUNC) is written by the kernel straight into its staging file, without the daemon copying the bytes; it is uploaded from there at close (on by default; Linux 6.13 or later, the cache directory on ext4, xfs, btrfs or tmpfs; write_passthrough=false turns it off). Elsewhere, writes go through the daemon.",
+        |c, v| c.write_passthrough = flag(v)?),
     opt!("token_file", [], Takes::Value("FILE"), "Google Drive: the token file (Google's authorized_user JSON as `cloudmount auth gdrive` writes it, a gcloud application-default credentials file, or a file holding only an access_token); default ~/.config/cloudmount/gdrive/LABEL.json. Must not be readable by group or others.",
         |c, v| c.drive.token_file = Some(path(v)?)),
     opt!("token_uri", [], Takes::Value("URL"), "Google Drive: the OAuth token endpoint, overriding the credential file's token_uri (default https://oauth2.googleapis.com/token).",

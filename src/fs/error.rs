@@ -62,6 +62,9 @@ pub enum FsError {
     /// The object's metadata would not fit the store's limit.
     #[error("{0}")]
     MetadataFull(String),
+    /// The file is open in a way that rules this open out (FUSE passthrough), with why.
+    #[error("{0}")]
+    InUse(String),
     /// The backend failed.
     #[error("{0}")]
     Backend(#[from] BackendError),
@@ -98,6 +101,7 @@ impl FsError {
             FsError::NoAttribute => libc::ENODATA,
             FsError::AttributeTooBig(_) => libc::E2BIG,
             FsError::MetadataFull(_) => libc::ENOSPC,
+            FsError::InUse(_) => libc::EBUSY,
             FsError::Backend(b) => match b {
                 BackendError::NotFound(_) => libc::ENOENT,
                 BackendError::Changed(_) => libc::ESTALE,

@@ -152,7 +152,7 @@ impl CloudFs {
             .unwrap_or(now + Duration::from_secs(86_400 * 365));
         let mut left = 0;
         for (ino, w) in self.sessions.all() {
-            let Ok(mut st) = tokio::time::timeout_at(deadline, w.staged.lock()).await else {
+            let Ok(mut st) = tokio::time::timeout_at(deadline, w.lock()).await else {
                 // Its upload is running (journaled when it started); waited for below.
                 continue;
             };
@@ -183,8 +183,7 @@ impl CloudFs {
     pub async fn keep_unsent(&self) -> usize {
         let mut kept = 0;
         for (ino, w) in self.sessions.all() {
-            let Ok(mut st) = tokio::time::timeout(Duration::from_secs(5), w.staged.lock()).await
-            else {
+            let Ok(mut st) = tokio::time::timeout(Duration::from_secs(5), w.lock()).await else {
                 // An upload still holds it: its journal record, written when it started, and
                 // its staged data stay (a dirty staging file is never removed) for the next
                 // mount.
@@ -219,7 +218,7 @@ impl CloudFs {
     ) -> Result<usize, crate::backend::BackendError> {
         let mut keep = also.clone();
         for (_, w) in self.sessions.all() {
-            keep.insert(w.staged.lock().await.key.clone());
+            keep.insert(w.lock().await.key.clone());
         }
         self.backend.abort_stale_uploads(older_than, &keep).await
     }

@@ -103,6 +103,20 @@ pub struct Opened {
     /// The kernel must send every read to the daemon, past the size it knows too (a file
     /// whose size is unknown until read).
     pub direct_io: bool,
+    /// For a write handle: its session's staging file, for the kernel to write directly
+    /// (FUSE passthrough).
+    pub staging: Option<StagingOffer>,
+}
+
+/// A write session's staging file, offered to the kernel to write directly.
+#[derive(Debug)]
+pub struct StagingOffer {
+    /// The staging file (the same one for every handle of the session).
+    pub file: Arc<std::fs::File>,
+    /// The mount allows kernel writes and this open alone starts the content empty, so the
+    /// kernel may start writing the file, after [`CloudFs::write_by_kernel`] (which must come
+    /// before the open is answered). Otherwise it may only join where the kernel writes it.
+    pub fresh: bool,
 }
 
 /// A cached object version as one local file, pinned in the cache while this value lives.
@@ -141,6 +155,8 @@ pub struct CoreConfig {
     pub prefetch: PrefetchConfig,
     /// See [`MountConfig::passthrough`].
     pub passthrough: bool,
+    /// Both [`MountConfig::passthrough`] and [`MountConfig::write_passthrough`].
+    pub write_passthrough: bool,
     /// See [`MountConfig::read_only`].
     pub read_only: bool,
     /// See [`MountConfig::upload_part_size`].
@@ -178,6 +194,7 @@ impl From<&MountConfig> for CoreConfig {
                 ..PrefetchConfig::default()
             },
             passthrough: c.passthrough,
+            write_passthrough: c.passthrough && c.write_passthrough,
             read_only: c.read_only,
             upload_part_size: c.upload_part_size,
             rename_dir_limit: c.rename_dir_limit,
@@ -218,6 +235,8 @@ pub struct CloudFs {
     mounted_at: SystemTime,
     /// Where written data is staged; `None` makes the mount read-only.
     staging: Option<StagingArea>,
+    /// Staging files may be offered to the kernel to write (see `write::kernel`).
+    kernel_writes: bool,
     /// Inodes open for writing: one write session each.
     sessions: sessions::Sessions,
     /// Uploads in flight and errors, for `cloudmount status`.
@@ -240,6 +259,15 @@ impl CloudFs {
     ) -> Self {
         let now = SystemTime::now();
         let staging = staging_area(cache.as_deref());
+        let kernel_writes = mount.passthrough
+            && mount.write_passthrough
+            && staging.as_ref().is_some_and(|a| {
+                let why = crate::write::kernel::supported(a.dir());
+                if let Some(why) = &why {
+                    tracing::info!(reason = %why, "writes go through the daemon (no write passthrough)");
+                }
+                why.is_none()
+            });
         let conn = Connectivity::new(mount.offline);
         let metrics = Metrics::new();
         let guard = Arc::new(Guarded::new(backend, conn.clone(), metrics.clone()));
@@ -269,6 +297,7 @@ impl CloudFs {
             next_fh: AtomicU64::new(1),
             mounted_at: now,
             staging,
+            kernel_writes,
             sessions: Default::default(),
             activity: Default::default(),
             metrics,
@@ -329,6 +358,17 @@ impl CloudFs {
     /// Open a file for reading. `keep_cache` tells the kernel it may keep the pages it cached
     /// from an earlier open, because the object's ETag has not changed since.
     pub async fn open(&self, ino: u64, access: Access) -> FsResult<Opened> {
+        self.open_joining(ino, access, None).await
+    }
+
+    /// [`CloudFs::open`]; a write open with `session` may only join the write session whose
+    /// staging file that is (the kernel writes it), else it fails with nothing changed.
+    pub async fn open_joining(
+        &self,
+        ino: u64,
+        access: Access,
+        session: Option<Arc<std::fs::File>>,
+    ) -> FsResult<Opened> {
         let node = match access {
             // What it stores besides its content is kept by the upload.
             Access::Write { .. } => self.node_with_meta(ino).await?,
@@ -345,7 +385,8 @@ impl CloudFs {
                     node.key
                 ))));
             }
-            self.stage(&node, truncate).await?;
+            self.stage_joining(&node, truncate, session.as_ref())
+                .await?;
             let fh = self.add_handle(&node, true);
             return Ok(Opened {
                 fh,
@@ -353,6 +394,7 @@ impl CloudFs {
                 whole: None,
                 version: None,
                 direct_io: false,
+                staging: self.offer_staging(ino, truncate),
             });
         }
         let being_written = self.is_open_for_write(ino);
@@ -376,6 +418,7 @@ impl CloudFs {
             whole,
             version: node.stat.etag.clone(),
             direct_io: node.stat.size_unknown,
+            staging: None,
         })
     }
 

@@ -123,6 +123,7 @@ impl CloudFs {
             let Ok(mut st) = w.staged.try_lock() else {
                 continue;
             };
+            w.caught_up(&mut st).await;
             if st.dirty && !st.unlinked && !st.unclosed {
                 if let Err(e) = self.upload_locked(ino, &mut st).await {
                     tracing::debug!(key = %st.key, error = %e, "sending closed content again failed; it stays journaled");

@@ -9,7 +9,7 @@
 //! round trip. Lock order: a session's async lock, then this map's lock (never the reverse).
 
 use super::{lock, FsError, FsResult};
-use crate::write::Staged;
+use crate::write::{KernelWrites, Staged};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,17 +20,61 @@ pub struct OpenWrite {
     pub(super) staged: Arc<tokio::sync::Mutex<Staged>>,
     /// Size of the staged content (readable without the lock).
     size: AtomicU64,
+    /// The staging file (the same for the whole session), to offer the kernel.
+    pub(super) file: Arc<std::fs::File>,
+    /// Set when the kernel writes the staging file (FUSE passthrough): its size and changes
+    /// are read from the file, without the lock.
+    kernel: std::sync::OnceLock<Arc<KernelWrites>>,
 }
 
 impl OpenWrite {
-    /// The session's lock, as a guard that owns its share of the session.
+    /// The session's lock, with what the kernel wrote since the last look taken in.
+    pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Staged> {
+        let mut st = self.staged.lock().await;
+        self.caught_up(&mut st).await;
+        st
+    }
+
+    /// The session's lock, as a guard that owns its share of the session (caught up as
+    /// [`OpenWrite::lock`]).
     pub(super) async fn locked(&self) -> tokio::sync::OwnedMutexGuard<Staged> {
-        self.staged.clone().lock_owned().await
+        let mut st = self.staged.clone().lock_owned().await;
+        self.caught_up(&mut st).await;
+        st
+    }
+
+    /// Take in what the kernel wrote into `st` (a no-op unless it writes the file).
+    pub(super) async fn caught_up(&self, st: &mut Staged) {
+        if self.kernel.get().is_some() {
+            st.catch_up().await;
+            self.set_size(st.size());
+        }
     }
 
     /// The staged size, without waiting for the session's lock.
     pub(super) fn size(&self) -> u64 {
-        self.size.load(Ordering::Relaxed)
+        match self.kernel.get().map(|k| k.size()) {
+            Some(Ok(size)) => size,
+            _ => self.size.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the kernel writes the staging file.
+    pub(super) fn by_kernel(&self) -> bool {
+        self.kernel.get().is_some()
+    }
+
+    /// When the kernel writes the staging file: its size if it changed since the inode's
+    /// attributes last looked.
+    pub(super) fn kernel_change(&self) -> Option<u64> {
+        self.kernel.get().and_then(|k| k.inode_change())
+    }
+
+    /// The kernel writes the staging file from now on (`st` is this session's, locked).
+    pub(super) fn write_by_kernel(&self, st: &mut Staged) -> FsResult<()> {
+        let k = st.write_by_kernel()?;
+        let _ = self.kernel.set(k);
+        Ok(())
     }
 
     /// Note the staged size (after a change made under the session's lock).
@@ -90,16 +134,24 @@ impl Sessions {
 
     /// Count one more write handle on `ino`'s session, starting it with what `make` stages
     /// when there is none (at most `max` sessions with handles: closed content waiting for
-    /// the store does not count). Returns the session and whether it was
-    /// joined (true) or started.
+    /// the store does not count). With `only`, the open may only join the session whose
+    /// staging file that is, and otherwise fails with what its function says, changing
+    /// nothing. Returns the session and whether it was joined (true) or started.
     pub(super) fn open(
         &self,
         ino: u64,
         max: usize,
+        only: Option<(&Arc<std::fs::File>, impl FnOnce() -> FsError)>,
         make: impl FnOnce() -> FsResult<Staged>,
     ) -> FsResult<(Arc<OpenWrite>, bool)> {
         let mut map = lock(&self.map);
-        if let Some(slot) = map.get_mut(&ino) {
+        let slot = map.get_mut(&ino);
+        if let Some((file, refused)) = only {
+            if !slot.as_ref().is_some_and(|s| Arc::ptr_eq(&s.w.file, file)) {
+                return Err(refused());
+            }
+        }
+        if let Some(slot) = slot {
             slot.handles += 1;
             return Ok((slot.w.clone(), true));
         }
@@ -109,7 +161,9 @@ impl Sessions {
         let staged = make()?;
         let w = Arc::new(OpenWrite {
             size: AtomicU64::new(staged.size()),
+            file: staged.shared_file(),
             staged: Arc::new(tokio::sync::Mutex::new(staged)),
+            kernel: Default::default(),
         });
         map.insert(
             ino,
@@ -119,6 +173,11 @@ impl Sessions {
             },
         );
         Ok((w, false))
+    }
+
+    /// How many write handles `ino`'s session has.
+    pub(super) fn handles(&self, ino: u64) -> u64 {
+        lock(&self.map).get(&ino).map_or(0, |s| s.handles)
     }
 
     /// A write handle of `ino` closed. Returns the session when that was its last handle (it

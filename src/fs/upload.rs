@@ -211,7 +211,7 @@ impl CloudFs {
         let Some(w) = self.sessions.close(ino) else {
             return;
         };
-        let mut st = w.staged.lock().await;
+        let mut st = w.lock().await;
         // Released: whatever the file holds now was closed.
         st.unclosed = false;
         if let Err(e) = self.upload_locked(ino, &mut st).await {

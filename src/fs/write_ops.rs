@@ -11,6 +11,7 @@
 //! meanwhile.
 
 use super::sessions::OpenWrite;
+use super::StagingOffer;
 use super::{lock, CloudFs, Entry, FileHandle, FsError, FsResult, Kind, Node, Opened};
 use super::{Listed, Prefetcher, Stat};
 use crate::backend::{BackendError, PosixMeta};
@@ -44,9 +45,22 @@ impl CloudFs {
     /// `node` with the size of its staged content when it is open for writing.
     pub(super) fn with_staged_size(&self, mut node: Node) -> Node {
         if let Some(w) = self.open_write(node.ino) {
+            if self.note_kernel_writes(node.ino, &w) {
+                node = self.inodes.get(node.ino).unwrap_or(node);
+            }
             node.stat.size = w.size();
         }
         node
+    }
+
+    /// If the kernel wrote `w`'s staging file since the inode last looked: its size and times
+    /// after that change (returns whether there was one).
+    fn note_kernel_writes(&self, ino: u64, w: &OpenWrite) -> bool {
+        let Some(size) = w.kernel_change() else {
+            return false;
+        };
+        self.touch(ino, size);
+        true
     }
 
     /// Entries of directory `ino` that only the mount knows so far.
@@ -82,29 +96,43 @@ impl CloudFs {
     /// the stored version, whose bytes are fetched only where needed). Counts one write
     /// handle; the caller registers it (or, on error, nothing is counted).
     pub(super) async fn stage(&self, node: &Node, truncate: bool) -> FsResult<Arc<OpenWrite>> {
+        self.stage_joining(node, truncate, None).await
+    }
+
+    /// [`CloudFs::stage`], joining only the session whose staging file is `session` if given
+    /// (else failing before anything changed).
+    pub(super) async fn stage_joining(
+        &self,
+        node: &Node,
+        truncate: bool,
+        session: Option<&Arc<std::fs::File>>,
+    ) -> FsResult<Arc<OpenWrite>> {
         let area = self.staging.as_ref().ok_or(FsError::ReadOnly)?;
-        let (w, joined) = self.sessions.open(node.ino, self.cfg.max_open_writes, || {
-            // The inode as it is now: an upload may have refreshed it since `node` was read.
-            let now = self.inodes.get(node.ino).unwrap_or_else(|| node.clone());
-            let mut staged = area.create(&now.key)?;
-            staged.base_etag = now.stat.etag.clone();
-            // What this content replaces, until an upload's HEAD says more.
-            staged.expect = match &now.stat.etag {
-                Some(e) => Expect::Etag(e.clone()),
-                None if self.inodes.is_local(node.ino) => Expect::Absent,
-                None => Expect::Any,
-            };
-            if truncate {
-                staged.start_empty();
-                staged.stream = Some(crate::write::Streamer::new(
-                    self.part_plan(),
-                    self.cfg.stream_staging_max,
-                ));
-            } else {
-                staged.adopt(now.stat.size)?;
-            }
-            Ok(staged)
-        })?;
+        let only = session.map(|f| (f, || self.write_refused(node.ino)));
+        let (w, joined) = self
+            .sessions
+            .open(node.ino, self.cfg.max_open_writes, only, || {
+                // The inode as it is now: an upload may have refreshed it since `node` was read.
+                let now = self.inodes.get(node.ino).unwrap_or_else(|| node.clone());
+                let mut staged = area.create(&now.key)?;
+                staged.base_etag = now.stat.etag.clone();
+                // What this content replaces, until an upload's HEAD says more.
+                staged.expect = match &now.stat.etag {
+                    Some(e) => Expect::Etag(e.clone()),
+                    None if self.inodes.is_local(node.ino) => Expect::Absent,
+                    None => Expect::Any,
+                };
+                if truncate {
+                    staged.start_empty();
+                    staged.stream = Some(crate::write::Streamer::new(
+                        self.part_plan(),
+                        self.cfg.stream_staging_max,
+                    ));
+                } else {
+                    staged.adopt(now.stat.size)?;
+                }
+                Ok(staged)
+            })?;
         if !truncate {
             return Ok(w);
         }
@@ -121,7 +149,7 @@ impl CloudFs {
     }
 
     async fn truncate_staged(&self, ino: u64, w: &OpenWrite, size: u64) -> FsResult<()> {
-        let mut st = w.staged.lock().await;
+        let mut st = w.lock().await;
         st.check_change(size).map_err(FsError::Unsupported)?;
         if let Some(s) = st.stream.as_mut() {
             if size < s.sent() {
@@ -185,8 +213,67 @@ impl CloudFs {
                 whole: None,
                 version: None,
                 direct_io: false,
+                staging: self.offer_staging(ino, true),
             },
         ))
+    }
+
+    /// The staging file of `ino`'s session, for the kernel to write (FUSE passthrough): fresh
+    /// when the mount allows it and the one handle of the session, opened `truncate`, starts
+    /// its content empty.
+    pub(super) fn offer_staging(&self, ino: u64, truncate: bool) -> Option<StagingOffer> {
+        let w = self.open_write(ino)?;
+        let fresh = self.kernel_writes
+            && truncate
+            && self.sessions.handles(ino) == 1
+            && w.size() == 0
+            && !w.by_kernel();
+        Some(StagingOffer {
+            file: w.file.clone(),
+            fresh,
+        })
+    }
+
+    /// Why a write open of `ino` is refused while the kernel serves the file from a local
+    /// file for other opens (FUSE passthrough allows no other kind of open next to them).
+    pub fn write_refused(&self, ino: u64) -> FsError {
+        let key = self.inodes.get(ino).map(|n| n.key).unwrap_or_default();
+        FsError::InUse(format!(
+            "{key}: open for writing refused while other opens read it straight from a local \
+             file (FUSE passthrough allows no other kind of open next to them); retry once they \
+             are closed, or mount with -o passthrough=false"
+        ))
+    }
+
+    /// Write open `fh` could not be answered (see [`CloudFs::write_refused`]): forget it. A
+    /// session it started alone with nothing written (an `O_TRUNC`) is dropped unsent, so the
+    /// failed open changes nothing on the server.
+    pub async fn abandon_write(&self, fh: u64) {
+        let Ok(h) = self.handle(fh) else {
+            return;
+        };
+        if let Some(w) = self.open_write(h.ino) {
+            let mut st = w.lock().await;
+            let alone = self.sessions.handles(h.ino) == 1;
+            if alone && st.size() == 0 && !st.journaled() && st.by_kernel().is_none() {
+                st.dirty = false;
+                st.unclosed = false;
+                // Its size and times were the open's: ask the server again.
+                self.inodes.expire(h.ino);
+            }
+        }
+        self.release(fh).await;
+    }
+
+    /// Handle `fh` is written by the kernel straight into the staging file it was offered
+    /// ([`Opened::staging`]): from now on the session learns of writes from that file.
+    pub async fn write_by_kernel(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        let w = self.open_write(h.ino).ok_or(FsError::BadHandle(fh))?;
+        let mut st = w.lock().await;
+        w.write_by_kernel(&mut st)?;
+        tracing::debug!(key = %st.key, staged = %st.path().display(), "written by the kernel (write passthrough)");
+        Ok(())
     }
 
     /// A new, empty entry `name` in `parent` that exists only in the mount so far.
@@ -276,7 +363,7 @@ impl CloudFs {
             _ => return Err(FsError::BadHandle(fh)),
         };
         let size = {
-            let mut st = w.staged.lock().await;
+            let mut st = w.lock().await;
             st.check_change(offset).map_err(FsError::Unsupported)?;
             st.write_at(offset, data.clone()).await?;
             let mut stream = st.stream.take();
@@ -301,7 +388,7 @@ impl CloudFs {
         size: u32,
     ) -> Option<FsResult<bytes::Bytes>> {
         let w = self.open_write(ino)?;
-        let mut st = w.staged.lock().await;
+        let mut st = w.lock().await;
         if offset < st.dropped() {
             return Some(Err(FsError::Unsupported(format!(
                 "{}: bytes before {} were already uploaded by a streaming upload and dropped \
@@ -330,7 +417,9 @@ impl CloudFs {
         }
         match self.open_write(h.ino) {
             Some(w) => {
-                let mut st = w.staged.lock().await;
+                let mut st = w.lock().await;
+                // Stored with the size and times of what the kernel wrote.
+                self.note_kernel_writes(h.ino, &w);
                 // A program closed (or synced) what the file holds now.
                 st.unclosed = false;
                 match self.upload_locked(h.ino, &mut st).await {
@@ -403,7 +492,7 @@ impl CloudFs {
             };
         }
         if let Some(w) = self.open_write(ino) {
-            w.staged.lock().await.dirty = true;
+            w.lock().await.dirty = true;
             return Ok(());
         }
         if self.inodes.is_local(ino) {
@@ -415,7 +504,7 @@ impl CloudFs {
         // Closed, on a store that changes metadata only with the content: send it again.
         let w = self.stage(&node, false).await?;
         let result = {
-            let mut st = w.staged.lock().await;
+            let mut st = w.lock().await;
             st.dirty = true;
             self.upload_locked(ino, &mut st).await
         };
@@ -482,7 +571,7 @@ impl CloudFs {
         let w = self.stage(&node, size == 0).await?;
         let result = match self.truncate_staged(ino, &w, size).await {
             Ok(()) => {
-                let mut st = w.staged.lock().await;
+                let mut st = w.lock().await;
                 st.unclosed = false;
                 self.upload_locked(ino, &mut st).await
             }
@@ -534,6 +623,8 @@ impl CloudFs {
 
 #[cfg(test)]
 mod faults;
+#[cfg(test)]
+mod kernel;
 #[cfg(test)]
 mod model;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! result or its errno. No filesystem logic lives here.
 
 mod init;
+mod open;
 mod passthrough;
 mod reply;
 mod session;
@@ -14,10 +15,10 @@ pub use session::{mount, tune_read_ahead, KernelCache, MountHandle, KERNEL_READ_
 use crate::backend::PosixMeta;
 use crate::fs::{Access, CloudFs};
 use fuser::{
-    BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, INodeNo, KernelConfig, LockOwner,
+    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
 use reply::{
     creator, empty, entry, errno, file_attr, utf8, PlainReplier, PlusReplier, Replier, Timed,
@@ -127,47 +128,19 @@ impl Filesystem for FuseAdapter {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let (fs, span) = (
-            self.fs.clone(),
-            tracing::debug_span!("open", req = req.unique().0, ino = ino.0),
-        );
-        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
-        let access = if write {
+        let span = tracing::debug_span!("open", req = req.unique().0, ino = ino.0);
+        let access = if flags.acc_mode() == OpenAccMode::O_RDONLY {
+            Access::Read
+        } else {
             Access::Write {
                 truncate: flags.0 & libc::O_TRUNC != 0,
             }
-        } else {
-            Access::Read
         };
-        let pt = self.passthrough.clone();
+        let (fs, pt) = (self.fs.clone(), self.passthrough.clone());
         self.rt.spawn(
-            async move {
-                match fs.open(ino.0, access).await {
-                    Ok(o) => {
-                        let fh = FileHandle(o.fh);
-                        if o.direct_io {
-                            return reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO);
-                        }
-                        let version = o.version.as_deref();
-                        match pt.open(ino.0, o.fh, write, version, o.whole, |f| {
-                            reply.open_backing(f)
-                        }) {
-                            Served::Passthrough(id) => {
-                                fs.served_by_kernel(ino.0);
-                                reply.opened_passthrough(fh, FopenFlags::empty(), &id)
-                            }
-                            Served::ByDaemon if o.keep_cache => {
-                                reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE)
-                            }
-                            Served::ByDaemon => reply.opened(fh, FopenFlags::empty()),
-                            Served::DirectIo => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
-                        }
-                    }
-                    Err(e) => reply.error(errno(&fs, "open", &e)),
-                }
-            }
-            .instrument(span)
-            .timed(self.fs.metrics().clone(), "open"),
+            open::open(fs, pt, ino.0, access, reply)
+                .instrument(span)
+                .timed(self.fs.metrics().clone(), "open"),
         );
     }
 
@@ -454,35 +427,15 @@ impl Filesystem for FuseAdapter {
         reply: ReplyCreate,
     ) {
         let meta = creator(req, libc::S_IFREG | (mode & !umask & 0o7777));
-        let (fs, span) = (
-            self.fs.clone(),
-            tracing::debug_span!("create", req = req.unique().0, parent = parent.0, ?name),
-        );
+        let span = tracing::debug_span!("create", req = req.unique().0, parent = parent.0, ?name);
         let Some(name) = utf8(name) else {
             return reply.error(Errno::EINVAL);
         };
-        let pt = self.passthrough.clone();
+        let (fs, pt) = (self.fs.clone(), self.passthrough.clone());
         self.rt.spawn(
-            async move {
-                match fs.create(parent.0, &name, meta).await {
-                    Ok((e, o)) => {
-                        // A new inode: no other open, so the daemon serves it.
-                        let _ = pt.open(e.attr.ino, o.fh, true, None, None, |_| {
-                            Err(std::io::Error::from_raw_os_error(libc::EINVAL))
-                        });
-                        reply.created(
-                            &e.entry_ttl,
-                            &file_attr(&e.attr),
-                            Generation(0),
-                            FileHandle(o.fh),
-                            FopenFlags::empty(),
-                        )
-                    }
-                    Err(e) => reply.error(errno(&fs, "create", &e)),
-                }
-            }
-            .instrument(span)
-            .timed(self.fs.metrics().clone(), "create"),
+            async move { open::create(fs, pt, parent.0, &name, meta, reply).await }
+                .instrument(span)
+                .timed(self.fs.metrics().clone(), "create"),
         );
     }
 

@@ -169,16 +169,7 @@ impl StagingArea {
                 let data = record.to_str()?.strip_suffix(".key").map(PathBuf::from)?;
                 let text = std::fs::read_to_string(&record).ok()?;
                 let size = std::fs::symlink_metadata(&data).ok()?.len();
-                let parsed = Record::parse(&text).and_then(|r| {
-                    if r.size == size || r.state == RecordState::Unclosed {
-                        Ok(r)
-                    } else {
-                        Err(format!(
-                            "it names {} bytes, its data file has {size}",
-                            r.size
-                        ))
-                    }
-                });
+                let parsed = Record::parse(&text).and_then(|r| check(r, &data, size));
                 let record_path = record.clone();
                 let record = match parsed {
                     Ok(r) => r,
@@ -230,6 +221,30 @@ impl StagingArea {
             p.data.clone(),
             size,
         ))
+    }
+}
+
+/// `r` if its data file (`size` bytes) still holds what the record names: as many bytes and,
+/// for content the kernel wrote, the same change time (else it was written after its close).
+fn check(r: Record, data: &Path, size: u64) -> Result<Record, String> {
+    if r.state == RecordState::Unclosed {
+        return Ok(r);
+    }
+    if r.size != size {
+        return Err(format!(
+            "it names {} bytes, its data file has {size}",
+            r.size
+        ));
+    }
+    let Some(want) = &r.data_ctime else {
+        return Ok(r);
+    };
+    match std::fs::File::open(data).and_then(|f| super::kernel::ctime_of(&f)) {
+        Ok(now) if now == *want => Ok(r),
+        Ok(now) => Err(format!(
+            "its data file was written after it was closed (changed at {now}, closed at {want})"
+        )),
+        Err(e) => Err(format!("cannot read its data file's change time: {e}")),
     }
 }
 

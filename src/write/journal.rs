@@ -11,7 +11,9 @@
 //! (`closed`, or `unclosed` for content no program closed, kept at a stop and never uploaded
 //! unless `-o upload_unclosed` asks), `expect=` (the version on the server the content
 //! replaces: `absent`, `etag:<ETag>`, or `any`), `size=` (bytes of the data file), the POSIX
-//! attributes to store (`mode`, `uid`, `gid`, `mtime`, `ctime`), then, for content only partly
+//! attributes to store (`mode`, `uid`, `gid`, `mtime`, `ctime`), for content the kernel wrote
+//! (FUSE passthrough, see `kernel.rs`) `data_ctime=` (the data file's change time when the
+//! content was closed: a file written after its close has another), then, for content only partly
 //! staged, `base=` (the ETag of the stored version the rest is copied from) and `local=` (the
 //! byte ranges the file holds), and `key=` with the object key (which may hold any character,
 //! newlines included), and last a line `#crc32=XXXXXXXX`.
@@ -84,6 +86,9 @@ pub struct Record {
     pub expect: Expect,
     /// Bytes of the data file.
     pub size: u64,
+    /// For content the kernel wrote: the data file's change time (`seconds.nanoseconds`) when
+    /// the record was written; a data file with another was written after it.
+    pub data_ctime: Option<String>,
 }
 
 impl Record {
@@ -97,6 +102,9 @@ impl Record {
         text.push_str(&format!("state={state}\n"));
         text.push_str(&format!("expect={}\n", self.expect.to_text()));
         text.push_str(&format!("size={}\n", self.size));
+        if let Some(t) = &self.data_ctime {
+            text.push_str(&format!("data_ctime={}\n", t.replace('\n', "")));
+        }
         for (name, value) in self.meta.to_pairs() {
             text.push_str(&format!("{name}={value}\n"));
         }
@@ -153,6 +161,7 @@ impl Record {
                 Some(("state", "unclosed")) => state = Some(RecordState::Unclosed),
                 Some(("expect", v)) => expect = Some(Expect::parse(v).ok_or("bad expect=")?),
                 Some(("size", v)) => size = Some(v.parse::<u64>().map_err(|_| "bad size=")?),
+                Some(("data_ctime", v)) => r.data_ctime = Some(v.to_string()),
                 Some(("base", v)) => etag = Some(v.to_string()),
                 Some(("local", v)) => local = Some(Ranges::parse(v).ok_or("bad local=")?),
                 Some(pair) => pairs.push(pair),
@@ -220,6 +229,7 @@ mod tests {
             state: RecordState::Unclosed,
             expect: Expect::Etag("\"e1\"".into()),
             size: 42,
+            data_ctime: Some("1600000002.000000007".into()),
         }
     }
 

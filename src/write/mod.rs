@@ -4,12 +4,14 @@
 
 pub mod area;
 pub mod journal;
+pub mod kernel;
 pub mod ranges;
 pub mod staging;
 pub mod stream;
 
 pub use area::{Pending, StagingArea};
 pub use journal::Record;
+pub use kernel::KernelWrites;
 pub use ranges::Ranges;
 pub use staging::Staged;
 pub use stream::Streamer;

@@ -77,6 +77,9 @@ pub struct Staged {
     dropped: u64,
     /// The record is fsynced (with its data and directory) and says what the file holds.
     record_durable: bool,
+    /// The kernel writes the file directly (FUSE passthrough): what is known of the content
+    /// comes from the file ([`Staged::catch_up`]).
+    kernel: Option<Arc<super::KernelWrites>>,
 }
 
 impl Staged {
@@ -98,6 +101,7 @@ impl Staged {
             changed: Ranges::default(),
             dropped: 0,
             record_durable: false,
+            kernel: None,
         }
     }
 
@@ -171,6 +175,11 @@ impl Staged {
         &self.file
     }
 
+    /// The open staging file, shared (to hand it to the kernel).
+    pub fn shared_file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
     /// The local file's path (for log lines).
     pub fn path(&self) -> &Path {
         &self.path
@@ -220,6 +229,50 @@ impl Staged {
         self.unclosed = true;
         self.reopened().await;
         Ok(())
+    }
+
+    /// From now on the kernel writes the file (FUSE passthrough for a handle that started the
+    /// content empty): nothing written is seen here until [`Staged::catch_up`] looks. Such
+    /// content streams no upload while written, and never drops sent bytes.
+    pub fn write_by_kernel(&mut self) -> std::io::Result<Arc<super::KernelWrites>> {
+        if let Some(k) = &self.kernel {
+            return Ok(k.clone());
+        }
+        let k = Arc::new(super::KernelWrites::new(self.file.clone())?);
+        self.kernel = Some(k.clone());
+        self.stream = None;
+        Ok(k)
+    }
+
+    /// Whether the kernel writes the file.
+    pub fn by_kernel(&self) -> Option<&Arc<super::KernelWrites>> {
+        self.kernel.as_ref()
+    }
+
+    /// Take in what the kernel wrote since the last look: the size, and that the content
+    /// changed (dirty, not closed, and a journal record of it no longer holds).
+    /// A file that cannot be looked at counts as changed and not closed (never uploaded as
+    /// closed content it may not be).
+    pub async fn catch_up(&mut self) {
+        let Some(k) = &self.kernel else {
+            return;
+        };
+        let size = match k.session_change() {
+            Ok(None) => return,
+            Ok(Some(size)) => size,
+            Err(e) => {
+                tracing::warn!(key = %self.key, staged = %self.path.display(), error = %e, "cannot stat a staging file the kernel writes; its content counts as not closed");
+                self.size
+            }
+        };
+        // Content written by the kernel started empty: it is all local, all changed.
+        self.size = size;
+        self.base_len = 0;
+        self.local = Ranges::from_range(0..size);
+        self.changed = Ranges::from_range(0..size);
+        self.dirty = true;
+        self.unclosed = true;
+        self.reopened().await;
     }
 
     /// Start empty for a new file or `O_TRUNC` (the staging file is new: nothing to cut).
@@ -320,14 +373,20 @@ impl Staged {
             state,
             expect: self.expect.clone(),
             size: self.size,
+            data_ctime: None,
         };
-        let (file, path, text) = (self.file.clone(), self.path.clone(), record.clone());
-        blocking(move || {
+        let (file, path, mut text) = (self.file.clone(), self.path.clone(), record);
+        let by_kernel = self.kernel.is_some();
+        let record = blocking(move || {
             if durable {
                 // The record promises this data: it must be on disk before the record is.
                 file.sync_data()?;
             }
-            text.write(&path, durable)
+            if by_kernel {
+                // A replay that finds the file changed since knows it was written after.
+                text.data_ctime = Some(super::kernel::ctime_of(&file)?);
+            }
+            text.write(&path, durable).map(|()| text)
         })
         .await?;
         self.record = Some(record);

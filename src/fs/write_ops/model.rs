@@ -74,6 +74,8 @@ struct Name {
     open: usize,
     /// Its session outlived its last close (the upload failed): the mount shows the session.
     kept: bool,
+    /// The staging file the kernel writes while handles are open (write passthrough).
+    by_kernel: Option<Arc<std::fs::File>>,
 }
 
 struct World {
@@ -84,6 +86,13 @@ struct World {
     names: Vec<Name>,
     /// Each program's open handle: (name index, or `None` once its name is gone; fh).
     handles: [Option<(Option<usize>, u64)>; ACTORS],
+    /// Run as the FUSE adapter does with write passthrough: a handle that starts a file
+    /// empty has the kernel write its staging file, and later handles of that session join.
+    kernel: bool,
+    /// Each program's handle's staging file, when the kernel writes it.
+    direct: [Option<Arc<std::fs::File>>; ACTORS],
+    /// Handles the kernel wrote through so far.
+    kernel_opens: u64,
     /// Fingerprints of server versions, by ETag (hashing 64 MiB at every check is slow).
     seen: HashMap<String, Fp>,
     log: Vec<String>,
@@ -95,7 +104,7 @@ fn key(i: usize) -> String {
 }
 
 impl World {
-    fn new(seed: u64) -> World {
+    fn new(seed: u64, kernel: bool) -> World {
         let backend = Arc::new(MemoryBackend::with_streaming(10_000));
         let faults = FaultBackend::new(backend.clone());
         let mut w = World {
@@ -105,6 +114,9 @@ impl World {
             fs: None,
             names: vec![Name::default(); KEYS],
             handles: [None; ACTORS],
+            kernel,
+            direct: Default::default(),
+            kernel_opens: 0,
             seen: HashMap::new(),
             log: vec![format!("seed {seed}")],
             injected: 0,
@@ -252,17 +264,36 @@ impl World {
             ));
         }
         let opened = if let Some(ino) = found {
-            fs.open(ino, Access::Write { truncate }).await.map(|o| o.fh)
+            fs.open(ino, Access::Write { truncate }).await
         } else {
             fs.create(ROOT_INO, &key(i), PosixMeta::default())
                 .await
-                .map(|(_, o)| o.fh)
+                .map(|(_, o)| o)
         };
         self.log.push(format!(
             "a{a}: open k{i} trunc={truncate} exists={exists}: {:?}",
             opened.as_ref().err()
         ));
-        let Ok(fh) = opened else { return };
+        let Ok(o) = opened else { return };
+        let fh = o.fh;
+        self.direct[a] = match (&o.staging, self.kernel) {
+            (Some(s), true) if s.fresh && self.names[i].open == 0 => {
+                if let Err(e) = fs.write_by_kernel(fh).await {
+                    self.fail(&format!("k{i}: write_by_kernel failed: {e}"));
+                }
+                self.names[i].by_kernel = Some(s.file.clone());
+                Some(s.file.clone())
+            }
+            // Later opens of the session join the file the kernel writes.
+            (Some(s), true) => self.names[i]
+                .by_kernel
+                .clone()
+                .filter(|k| Arc::ptr_eq(k, &s.file)),
+            _ => None,
+        };
+        self.log
+            .push(format!("  by kernel: {}", self.direct[a].is_some()));
+        self.kernel_opens += u64::from(self.direct[a].is_some());
         let n = &mut self.names[i];
         if truncate || !exists {
             n.content = Some(Vec::new());
@@ -285,7 +316,16 @@ impl World {
         };
         let byte = (rng.next() & 0xff) as u8;
         let data = Bytes::from(vec![byte; size]);
-        let r = self.fs().write(fh, at as u64, data).await;
+        let r = match &self.direct[a] {
+            // The kernel writes the staging file; the daemon sees nothing.
+            Some(f) => {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(&data, at as u64)
+                    .map(|()| size as u32)
+                    .map_err(crate::fs::FsError::from)
+            }
+            None => self.fs().write(fh, at as u64, data).await,
+        };
         self.log.push(format!(
             "a{a}: write {n:?} at {at} +{size}: {:?}",
             r.as_ref().err()
@@ -382,12 +422,15 @@ impl World {
         let ino = fs.handle(fh).map(|h| h.ino).ok();
         fs.release(fh).await;
         self.handles[a] = None;
+        self.direct[a] = None;
         self.log.push(format!("a{a}: release {n:?}"));
         let Some(i) = n else { return };
         self.names[i].open -= 1;
         if self.names[i].open > 0 {
             return;
         }
+        // The kernel drops the backing file with the last handle.
+        self.names[i].by_kernel = None;
         // The last close sends what is unsent; the program does not see its result, but a
         // session that failed stays (journaled).
         let Some(f) = self.names[i].content.as_deref().map(fp) else {
@@ -546,6 +589,7 @@ impl World {
         }
         self.fs = None;
         self.handles = [None; ACTORS];
+        self.direct = Default::default();
         self.start();
         let aside_before = self.set_aside();
         self.fs().resume_uploads().await;
@@ -576,6 +620,7 @@ impl World {
                 ));
             }
             n.open = 0;
+            n.by_kernel = None;
             n.kept = false;
             n.conflicted = false;
             n.reopened = false;
@@ -605,9 +650,10 @@ impl World {
     }
 }
 
-async fn run(seed: u64, steps: usize) -> u64 {
+/// Faults injected and handles the kernel wrote through.
+async fn run(seed: u64, steps: usize, kernel: bool) -> (u64, u64) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut w = World::new(seed);
+    let mut w = World::new(seed, kernel);
     for n in 0..steps {
         w.log.push(format!("step {n}"));
         w.step(&mut rng).await;
@@ -615,7 +661,7 @@ async fn run(seed: u64, steps: usize) -> u64 {
     }
     w.crash().await;
     w.check().await;
-    w.injected
+    (w.injected, w.kernel_opens)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,11 +682,37 @@ async fn the_write_path_matches_its_model_under_faults_and_crashes() {
     }
     let mut injected = 0;
     for seed in &seeds {
-        injected += run(*seed, steps).await;
+        injected += run(*seed, steps, false).await.0;
     }
     println!(
         "model: {} seeds x {steps} steps, {injected} faults injected",
         seeds.len()
     );
     assert!(injected > 0);
+}
+
+/// The same model with write passthrough: files opened from empty are written by the kernel
+/// straight into their staging file, which the core learns of only from the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_path_matches_its_model_when_the_kernel_writes_staging() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if let Some(why) = crate::write::kernel::supported(dir.path()) {
+        // Nothing to run: the mount would not use kernel writes here either.
+        println!("kernel writes unsupported here: {why}");
+        return;
+    }
+    let steps = std::env::var("MODEL_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(STEPS);
+    let (mut injected, mut by_kernel) = (0, 0);
+    for seed in SEEDS {
+        let (i, k) = run(seed, steps, true).await;
+        injected += i;
+        by_kernel += k;
+    }
+    println!(
+        "model with kernel writes: {by_kernel} handles written by the kernel, {injected} faults"
+    );
+    assert!(injected > 0 && by_kernel > 0);
 }

@@ -84,6 +84,7 @@ async fn writes_reads_truncates_and_cleans_up() {
             state: RecordState::Closed,
             expect: Expect::Any,
             size: 0,
+            data_ctime: None,
         },
     };
     let pending = area.pending();

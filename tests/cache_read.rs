@@ -70,10 +70,38 @@ fn cached_reads_survive_remount_and_follow_remote_overwrites() {
         "no GET of cached blocks after a remount"
     );
     assert!(
-        !passthrough_expected() || m.log_text().contains("FUSE passthrough in use"),
+        !harness::passthrough_expected() || m.log_text().contains("FUSE passthrough in use"),
         "the fully cached file is read through passthrough (root, Linux >= 6.9):\n{}",
         m.log_text()
     );
+    if harness::passthrough_expected() {
+        // The kernel allows no other kind of open next to a passthrough reader: an O_TRUNC
+        // open is refused (EBUSY) before anything is cut, and the object stays as it was.
+        let reader = std::fs::File::open(m.p("big.bin")).unwrap();
+        let trunc = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(m.p("big.bin"));
+        assert_eq!(
+            trunc.err().and_then(|e| e.raw_os_error()),
+            Some(libc::EBUSY),
+            "{}",
+            m.log_text()
+        );
+        drop(reader);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            support::md5_of_bytes(&support::block_on(async {
+                use object_store::ObjectStoreExt;
+                let store = s3.store("cached");
+                let got = store.get(&object_store::path::Path::from("big.bin")).await;
+                got.unwrap().bytes().await.unwrap()
+            })),
+            support::md5_of_bytes(&v1),
+            "the refused open changed nothing on the server"
+        );
+        assert!(m.log_text().contains("open for writing refused"));
+    }
 
     // Overwrite on the server: once the attributes expire, new bytes, never old ones.
     let v2 = pattern(20 << 20, 2);
@@ -207,16 +235,6 @@ fn setup(
         .env("AWS_ACCESS_KEY_ID", &s3.access_key)
         .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key);
     Setup { s3, proxy, cmd }
-}
-
-/// Passthrough needs a daemon running as root on Linux 6.9 or later.
-fn passthrough_expected() -> bool {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut v = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|n| n.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
-    nix::unistd::geteuid().is_root() && (major, minor) >= (6, 9)
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

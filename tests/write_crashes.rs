@@ -21,6 +21,31 @@ use support::{block_on, wait_until, DelayProxy, S3Server};
 
 const HOLD: Duration = Duration::from_secs(120);
 
+/// Each case runs twice: with passthrough (where this machine has it, files opened from empty
+/// are written by the kernel straight into staging) and with every write through the daemon.
+macro_rules! both_ways {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn with_passthrough() {
+                super::$case(&[])
+            }
+            #[test]
+            fn without_passthrough() {
+                super::$case(&["passthrough=false"])
+            }
+        }
+    )*};
+}
+
+both_ways!(
+    a_failed_close_then_a_newer_save_keeps_the_newer_version_and_sets_the_old_aside,
+    sigkill_while_writing_between_parts_leaves_the_old_version,
+    sigkill_during_the_completion_of_a_closed_file_is_finished_by_the_next_mount,
+    sigkill_during_the_replay_is_finished_by_the_mount_after,
+    sigterm_during_a_close_keeps_the_file_for_the_next_mount,
+);
+
 fn server_bytes(s3: &S3Server, bucket: &str, key: &str) -> Option<Vec<u8>> {
     let store = s3.store(bucket);
     block_on(async move {
@@ -119,10 +144,12 @@ struct Rig {
     port: u16,
     proxy: Option<DelayProxy>,
     local: tempfile::TempDir,
+    /// Options every mount of the test gets (passthrough on or off).
+    extra: &'static [&'static str],
 }
 
 impl Rig {
-    fn new(bucket: &str) -> Rig {
+    fn new(extra: &'static [&'static str], bucket: &str) -> Rig {
         let s3 = S3Server::start_moto();
         s3.create_bucket(bucket);
         let proxy = DelayProxy::start(&format!("127.0.0.1:{}", s3.port), "no such request", HOLD);
@@ -133,6 +160,7 @@ impl Rig {
             port: proxy.port,
             proxy: Some(proxy),
             local: tempfile::tempdir().expect("tempdir"),
+            extra,
         }
     }
 
@@ -152,6 +180,7 @@ impl Rig {
         let endpoint = format!("http://127.0.0.1:{}", self.port);
         let mut all = vec![cache.as_str(), "upload_part_size=5M"];
         all.extend_from_slice(opts);
+        all.extend_from_slice(self.extra);
         MountCmd::s3_via(&self.s3, &endpoint, &self.bucket, &all)
     }
 
@@ -168,9 +197,10 @@ impl Rig {
 
 /// The issue's named case: a close fails, a newer version is saved (by another client), and
 /// the next mount keeps the newer one on the server and puts the journaled one in lost+found.
-#[test]
-fn a_failed_close_then_a_newer_save_keeps_the_newer_version_and_sets_the_old_aside() {
-    let mut rig = Rig::new("conflict");
+fn a_failed_close_then_a_newer_save_keeps_the_newer_version_and_sets_the_old_aside(
+    extra: &'static [&'static str],
+) {
+    let mut rig = Rig::new(extra, "conflict");
     put(&rig.s3, "conflict", "doc.txt", b"v1\n");
     rig.hold("PUT /conflict/doc.txt");
     let cmd = rig.cmd(&["request_timeout=2s", "retries=0", "stop_timeout=5s"]);
@@ -210,9 +240,8 @@ fn a_failed_close_then_a_newer_save_keeps_the_newer_version_and_sets_the_old_asi
 
 /// SIGKILL while a file is being written (an `O_TRUNC` rewrite, between the parts of its
 /// streaming upload): nothing of it reaches the server; the old version stays.
-#[test]
-fn sigkill_while_writing_between_parts_leaves_the_old_version() {
-    let mut rig = Rig::new("between");
+fn sigkill_while_writing_between_parts_leaves_the_old_version(extra: &'static [&'static str]) {
+    let mut rig = Rig::new(extra, "between");
     put(&rig.s3, "between", "big.bin", b"the old version");
     // The second part of the streaming upload is held.
     rig.hold("partNumber=2");
@@ -224,7 +253,7 @@ fn sigkill_while_writing_between_parts_leaves_the_old_version() {
             .args([
                 "-c",
                 "import sys, time\nf = open(sys.argv[1], 'wb')\n\
-                 for i in range(12):\n    f.write(bytes([i]) * (1 << 20))\nf.flush()\n\
+                 for i in range(16):\n    f.write(bytes([i]) * (1 << 20))\nf.flush()\n\
                  print('written', flush=True)\ntime.sleep(120)\n",
             ])
             .arg(&file)
@@ -254,9 +283,10 @@ fn sigkill_while_writing_between_parts_leaves_the_old_version() {
 
 /// SIGKILL while a closed file's multipart upload is being completed: the next mount sends
 /// it again from the journal.
-#[test]
-fn sigkill_during_the_completion_of_a_closed_file_is_finished_by_the_next_mount() {
-    let mut rig = Rig::new("complete");
+fn sigkill_during_the_completion_of_a_closed_file_is_finished_by_the_next_mount(
+    extra: &'static [&'static str],
+) {
+    let mut rig = Rig::new(extra, "complete");
     let data = pattern(12 << 20, 7);
     let src = rig.local_file("big.bin", &data);
     rig.hold("POST /complete/big.bin?uploadId");
@@ -280,9 +310,8 @@ fn sigkill_during_the_completion_of_a_closed_file_is_finished_by_the_next_mount(
 }
 
 /// SIGKILL while the next mount replays the journal: the mount after that finishes it.
-#[test]
-fn sigkill_during_the_replay_is_finished_by_the_mount_after() {
-    let mut rig = Rig::new("replay");
+fn sigkill_during_the_replay_is_finished_by_the_mount_after(extra: &'static [&'static str]) {
+    let mut rig = Rig::new(extra, "replay");
     let data = pattern(300_000, 3);
     rig.hold("PUT /replay/f.bin");
     let cmd = rig.cmd(&["request_timeout=2s", "retries=0"]);
@@ -333,9 +362,8 @@ fn sigkill_during_the_replay_is_finished_by_the_mount_after() {
 
 /// SIGTERM while a close waits for its upload: the stop keeps it (journaled) and the next
 /// mount sends it.
-#[test]
-fn sigterm_during_a_close_keeps_the_file_for_the_next_mount() {
-    let mut rig = Rig::new("termclose");
+fn sigterm_during_a_close_keeps_the_file_for_the_next_mount(extra: &'static [&'static str]) {
+    let mut rig = Rig::new(extra, "termclose");
     let data = pattern(200_000, 5);
     let src = rig.local_file("f.bin", &data);
     rig.hold("PUT /termclose/f.bin");

@@ -193,8 +193,30 @@ fn step(rng: &mut Rng, n: usize, mnt: &Path, local: &Path, s3: &S3Server, prefix
     }
 }
 
+/// With write passthrough where this machine has it (root, Linux 6.13 or later): files opened
+/// from empty are written by the kernel straight into their staging file.
 #[test]
 fn random_operations_match_a_local_directory() {
+    let cache = tempfile::tempdir().unwrap();
+    let expected = harness::write_passthrough_expected(cache.path());
+    let log = run_model(&cache, &[]);
+    assert!(
+        !expected || log.contains("FUSE passthrough for writes in use"),
+        "files opened from empty were written by the kernel:\n{log}"
+    );
+}
+
+/// The same operations with every write going through the daemon.
+#[test]
+fn random_operations_match_a_local_directory_without_passthrough() {
+    let cache = tempfile::tempdir().unwrap();
+    let log = run_model(&cache, &["passthrough=false"]);
+    assert!(!log.contains("FUSE passthrough"), "{log}");
+}
+
+/// Run every seed on one mount (`extra` options) with its cache in `cache`; returns the logs
+/// of every daemon.
+fn run_model(cache: &tempfile::TempDir, extra: &[&str]) -> String {
     let s3 = S3Server::start_moto();
     s3.create_bucket("model");
     // No metadata caching: out-of-band changes must show at once.
@@ -204,12 +226,13 @@ fn random_operations_match_a_local_directory() {
         "negative_timeout=0",
         "dir_cache_timeout=0",
     ];
-    let cache = tempfile::tempdir().unwrap();
     let cache_opt = format!("cache={}", cache.path().display());
     let mut opts = opts.to_vec();
     opts.push(&cache_opt);
+    opts.extend_from_slice(extra);
     let cmd = MountCmd::s3(&s3, "model", &opts);
     let mut m = cmd.mount();
+    let mut logs = String::new();
     let mut crashes = 0;
     let seeds: Vec<u64> = match std::env::var("MODEL_SEEDS") {
         Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
@@ -243,6 +266,7 @@ fn random_operations_match_a_local_directory() {
                     !Path::new(&format!("/proc/{}", pids[0])).exists()
                 });
                 assert!(gone, "the killed daemon did not exit");
+                logs.push_str(&m.log_text());
                 m = cmd.mount();
                 work = m.p(&format!("seed{seed}"));
                 crashes += 1;
@@ -280,4 +304,5 @@ fn random_operations_match_a_local_directory() {
         crashes > 0,
         "no seed killed the daemon: the crash step is never exercised"
     );
+    logs + &m.log_text()
 }

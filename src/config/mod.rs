@@ -134,7 +134,8 @@ pub struct MountConfig {
     pub meta_probe_size: Option<u64>,
     /// Bytes of a streaming upload's sent data its staging file keeps (0: all); older sent
     /// parts are dropped, so a large copy needs about this much local space, but the file can
-    /// then only be appended to until it is closed.
+    /// then only be appended to until it is closed. Not for files the kernel writes
+    /// ([`MountConfig::write_passthrough`]), which keep all their bytes staged.
     pub stream_staging_max: u64,
     /// Upload, at a stop, content of files still open for writing that no program closed
     /// (and such content left by an earlier run); by default it is kept in `lost+found`

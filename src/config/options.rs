@@ -220,7 +220,7 @@ pub static OPTIONS: &[OptionSpec] = &[
                 v => Some(size(v)?),
             }
         }),
-    opt!("stream_staging_max", [], Takes::Value("SIZE"), "How much already-uploaded data of a file written in order (a streaming upload) stays in the staging area (default 1G; 0 keeps all). Older sent parts are dropped, so copying a file of any size needs about this much local space; past that point the file can only be appended to until it is closed (rewriting, truncating or reading its start fails with ENOTSUP and a log line).",
+    opt!("stream_staging_max", [], Takes::Value("SIZE"), "How much already-uploaded data of a file written in order (a streaming upload) stays in the staging area (default 1G; 0 keeps all). Older sent parts are dropped, so copying a file of any size needs about this much local space; past that point the file can only be appended to until it is closed (rewriting, truncating or reading its start fails with ENOTSUP and a log line). Applies to writes through the daemon: a file written by the kernel (write_passthrough) keeps all of its bytes staged until closed, so copying a file larger than the cache disk's free space needs write_passthrough=false.",
         |c, v| {
             c.stream_staging_max = size(need(v)?)?
         }),

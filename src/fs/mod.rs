@@ -19,6 +19,7 @@ mod dir_times;
 mod error;
 mod file_handle;
 pub mod inode;
+mod kernel_writes;
 mod lifecycle;
 pub mod listing;
 mod lookup;

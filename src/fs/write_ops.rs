@@ -11,7 +11,6 @@
 //! meanwhile.
 
 use super::sessions::OpenWrite;
-use super::StagingOffer;
 use super::{lock, CloudFs, Entry, FileHandle, FsError, FsResult, Kind, Node, Opened};
 use super::{Listed, Prefetcher, Stat};
 use crate::backend::{BackendError, PosixMeta};
@@ -51,16 +50,6 @@ impl CloudFs {
             node.stat.size = w.size();
         }
         node
-    }
-
-    /// If the kernel wrote `w`'s staging file since the inode last looked: its size and times
-    /// after that change (returns whether there was one).
-    fn note_kernel_writes(&self, ino: u64, w: &OpenWrite) -> bool {
-        let Some(size) = w.kernel_change() else {
-            return false;
-        };
-        self.touch(ino, size);
-        true
     }
 
     /// Entries of directory `ino` that only the mount knows so far.
@@ -166,7 +155,7 @@ impl CloudFs {
     }
 
     /// The inode's size and times after a local change (stored times give way to now).
-    fn touch(&self, ino: u64, size: u64) {
+    pub(super) fn touch(&self, ino: u64, size: u64) {
         if let Some(node) = self.inodes.get(ino) {
             let stat = Stat {
                 size_unknown: false,
@@ -216,64 +205,6 @@ impl CloudFs {
                 staging: self.offer_staging(ino, true),
             },
         ))
-    }
-
-    /// The staging file of `ino`'s session, for the kernel to write (FUSE passthrough): fresh
-    /// when the mount allows it and the one handle of the session, opened `truncate`, starts
-    /// its content empty.
-    pub(super) fn offer_staging(&self, ino: u64, truncate: bool) -> Option<StagingOffer> {
-        let w = self.open_write(ino)?;
-        let fresh = self.kernel_writes
-            && truncate
-            && self.sessions.handles(ino) == 1
-            && w.size() == 0
-            && !w.by_kernel();
-        Some(StagingOffer {
-            file: w.file.clone(),
-            fresh,
-        })
-    }
-
-    /// Why a write open of `ino` is refused while the kernel serves the file from a local
-    /// file for other opens (FUSE passthrough allows no other kind of open next to them).
-    pub fn write_refused(&self, ino: u64) -> FsError {
-        let key = self.inodes.get(ino).map(|n| n.key).unwrap_or_default();
-        FsError::InUse(format!(
-            "{key}: open for writing refused while other opens read it straight from a local \
-             file (FUSE passthrough allows no other kind of open next to them); retry once they \
-             are closed, or mount with -o passthrough=false"
-        ))
-    }
-
-    /// Write open `fh` could not be answered (see [`CloudFs::write_refused`]): forget it. A
-    /// session it started alone with nothing written (an `O_TRUNC`) is dropped unsent, so the
-    /// failed open changes nothing on the server.
-    pub async fn abandon_write(&self, fh: u64) {
-        let Ok(h) = self.handle(fh) else {
-            return;
-        };
-        if let Some(w) = self.open_write(h.ino) {
-            let mut st = w.lock().await;
-            let alone = self.sessions.handles(h.ino) == 1;
-            if alone && st.size() == 0 && !st.journaled() && st.by_kernel().is_none() {
-                st.dirty = false;
-                st.unclosed = false;
-                // Its size and times were the open's: ask the server again.
-                self.inodes.expire(h.ino);
-            }
-        }
-        self.release(fh).await;
-    }
-
-    /// Handle `fh` is written by the kernel straight into the staging file it was offered
-    /// ([`Opened::staging`]): from now on the session learns of writes from that file.
-    pub async fn write_by_kernel(&self, fh: u64) -> FsResult<()> {
-        let h = self.handle(fh)?;
-        let w = self.open_write(h.ino).ok_or(FsError::BadHandle(fh))?;
-        let mut st = w.lock().await;
-        w.write_by_kernel(&mut st)?;
-        tracing::debug!(key = %st.key, staged = %st.path().display(), "written by the kernel (write passthrough)");
-        Ok(())
     }
 
     /// A new, empty entry `name` in `parent` that exists only in the mount so far.

@@ -67,7 +67,8 @@ struct Backed<Id> {
 #[derive(Debug)]
 struct State<Id> {
     enabled: bool,
-    announced: bool,
+    /// Whether passthrough for reads, and for writes, was logged.
+    announced: (bool, bool),
     backed: HashMap<u64, Backed<Id>>,
     by_daemon: HashMap<u64, u32>,
     /// Passthrough handles and their inode.
@@ -108,9 +109,16 @@ impl<Id> State<Id> {
         };
         match register(backing.file()) {
             Ok(id) => {
-                if !self.announced {
-                    self.announced = true;
-                    tracing::info!("FUSE passthrough in use: the kernel reads fully cached files straight from the cache, and writes new files straight into staging");
+                match &backing {
+                    Backing::Cached(_) if !self.announced.0 => {
+                        self.announced.0 = true;
+                        tracing::info!("FUSE passthrough in use: the kernel reads fully cached files straight from the cache");
+                    }
+                    Backing::Staging(_) if !self.announced.1 => {
+                        self.announced.1 = true;
+                        tracing::info!("FUSE passthrough for writes in use: files opened from empty are written by the kernel straight into their staging file");
+                    }
+                    _ => {}
                 }
                 let id = Arc::new(id);
                 self.backed.insert(
@@ -192,7 +200,7 @@ impl<Id> Passthrough<Id> {
         Passthrough {
             state: Mutex::new(State {
                 enabled,
-                announced: false,
+                announced: (false, false),
                 backed: HashMap::new(),
                 by_daemon: HashMap::new(),
                 handles: HashMap::new(),

@@ -8,6 +8,11 @@
 //! aborted and the file is sent whole at close, as without streaming. A failed part does the
 //! same, so a streaming error never fails a `write`; errors are reported at close.
 //!
+//! A file the kernel writes (write passthrough, see `kernel.rs`) streams too, without the
+//! daemon seeing its writes: [`Streamer::follow`] sends every full part the file has grown a
+//! part past, read back from the staging file, and keeps a CRC-32 of each; the close reads
+//! the sent parts again and gives the upload up (the file goes up whole) if any changed.
+//!
 //! With a `keep` limit, sent bytes more than `keep` behind the end of what was sent are
 //! dropped from the staging file, so a copy of any size needs at most about `keep` plus a few
 //! parts of local space. From then on the upload can no longer be given up and re-sent whole:
@@ -38,6 +43,8 @@ pub struct Streamer {
     /// staging file.
     mirror: Option<Mirror>,
     stopped: bool,
+    /// Following a file the kernel writes: each sent part's range and CRC-32.
+    sums: Option<Vec<(std::ops::Range<u64>, u32)>>,
 }
 
 /// Written buffers in order, shared with the caller (no copy).
@@ -88,6 +95,16 @@ impl Streamer {
             keep,
             mirror: Some(Mirror::default()),
             stopped: false,
+            sums: None,
+        }
+    }
+
+    /// Stream a file the kernel writes (see [`Streamer::follow`]); sent bytes stay staged.
+    pub fn following(plan: PartPlan) -> Self {
+        Streamer {
+            mirror: None,
+            sums: Some(Vec::new()),
+            ..Streamer::new(plan, 0)
         }
     }
 
@@ -156,7 +173,8 @@ impl Streamer {
         data: &Bytes,
         meta: &PosixMeta,
     ) {
-        if self.stopped {
+        if self.stopped || self.sums.is_some() {
+            // Following the kernel's writes: parts go out from `follow` only.
             return;
         }
         if offset < self.sent {
@@ -172,18 +190,8 @@ impl Streamer {
             if staged.written_through(self.sent) < self.sent + part {
                 return;
             }
-            if self.upload.is_none() {
-                match backend.start_upload(&staged.key, meta).await {
-                    Ok(u) => {
-                        self.upload = Some((staged.key.clone(), u));
-                        self.meta = meta.without_times();
-                    }
-                    Err(e) => {
-                        tracing::debug!(key = %staged.key, error = %e, "no streaming upload; the file goes up at close");
-                        self.stopped = true;
-                        return;
-                    }
-                }
+            if !self.started(backend, staged, meta).await {
+                return;
             }
             let sent = match self.next_bytes(staged, part).await {
                 Ok(data) => self.put(data).await,
@@ -202,6 +210,76 @@ impl Streamer {
                 }
             }
         }
+    }
+
+    /// Whether an upload runs (one is begun with `meta` when none does yet).
+    async fn started(&mut self, backend: &dyn Backend, staged: &Staged, meta: &PosixMeta) -> bool {
+        if self.upload.is_some() {
+            return true;
+        }
+        match backend.start_upload(&staged.key, meta).await {
+            Ok(u) => {
+                self.upload = Some((staged.key.clone(), u));
+                self.meta = meta.without_times();
+                true
+            }
+            Err(e) => {
+                tracing::debug!(key = %staged.key, error = %e, "no streaming upload; the file goes up at close");
+                self.stopped = true;
+                false
+            }
+        }
+    }
+
+    /// For a file the kernel writes: send every full part that ends at least a part before
+    /// the end of the file (the writer is past it), keeping a CRC-32 of each for the close to
+    /// check. Errors stop the stream (the file then goes up whole at close).
+    pub async fn follow(&mut self, backend: &dyn Backend, staged: &Staged, meta: &PosixMeta) {
+        for _ in 0..1024 {
+            if self.stopped || self.sums.is_none() {
+                return;
+            }
+            let part = self.plan.stream(self.parts);
+            let end = self.sent + part;
+            if staged.size() < end.saturating_add(part)
+                || !self.started(backend, staged, meta).await
+            {
+                return;
+            }
+            let sent = match staged.read_at(self.sent, part).await {
+                Ok(data) => {
+                    let crc = crc32fast::hash(&data);
+                    self.put(vec![Bytes::from(data)]).await.map(|()| crc)
+                }
+                Err(e) => Err(BackendError::Other(e.to_string())),
+            };
+            match sent {
+                Ok(crc) => {
+                    if let Some(sums) = self.sums.as_mut() {
+                        sums.push((self.sent..end, crc));
+                    }
+                    self.sent = end;
+                    self.parts += 1;
+                }
+                Err(e) => {
+                    tracing::debug!(key = %staged.key, error = %e, "streaming upload stopped; the file goes up whole at close");
+                    self.stop().await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the parts sent while following the kernel's writes still hold what was sent.
+    async fn sent_unchanged(&self, staged: &Staged) -> bool {
+        for (range, crc) in self.sums.iter().flatten() {
+            let len = range.end - range.start;
+            match staged.read_at(range.start, len).await {
+                Ok(d) if d.len() as u64 == len && crc32fast::hash(&d) == *crc => {}
+                _ => return false,
+            }
+        }
+        true
     }
 
     async fn put(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
@@ -241,6 +319,9 @@ impl Streamer {
         self.sent = 0;
         self.parts = 0;
         self.mirror = None;
+        if let Some(sums) = self.sums.as_mut() {
+            sums.clear();
+        }
         done
     }
 
@@ -257,9 +338,19 @@ impl Streamer {
             upload.abort().await;
             return None;
         }
-        let rest = staged.size().saturating_sub(self.sent);
-        if rest > 0 {
-            let sent = match self.next_bytes(staged, rest).await {
+        if !self.sent_unchanged(staged).await {
+            tracing::debug!(%key, "a part sent while the kernel wrote the file changed since; the file goes up whole");
+            upload.abort().await;
+            return None;
+        }
+        // The rest in parts of the plan's size (several in flight), the last one shorter.
+        for _ in 0..(1u64 << 20) {
+            let rest = staged.size().saturating_sub(self.sent);
+            if rest == 0 {
+                break;
+            }
+            let len = rest.min(self.plan.stream(self.parts));
+            let sent = match self.next_bytes(staged, len).await {
                 Ok(data) => upload.put_part(data).await,
                 Err(e) => Err(BackendError::Other(e.to_string())),
             };
@@ -268,6 +359,8 @@ impl Streamer {
                 upload.abort().await;
                 return None;
             }
+            self.sent += len;
+            self.parts += 1;
         }
         let done = upload.complete(staged.size()).await;
         if !same_meta {
@@ -292,286 +385,4 @@ impl Streamer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::ListPage;
-    use crate::backend::PartPlan;
-    use async_trait::async_trait;
-    use std::sync::{Arc, Mutex};
-
-    /// Records parts per upload; `completed` holds the joined objects.
-    #[derive(Debug, Default)]
-    struct Recorder {
-        parts: Arc<Mutex<Vec<usize>>>,
-        completed: Arc<Mutex<Vec<Vec<u8>>>>,
-        aborted: Arc<Mutex<usize>>,
-    }
-
-    #[derive(Debug)]
-    struct RecUpload {
-        got: Vec<u8>,
-        parts: Arc<Mutex<Vec<usize>>>,
-        completed: Arc<Mutex<Vec<Vec<u8>>>>,
-        aborted: Arc<Mutex<usize>>,
-    }
-
-    #[async_trait]
-    impl Upload for RecUpload {
-        async fn put_part(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
-            self.parts
-                .lock()
-                .unwrap()
-                .push(data.iter().map(Bytes::len).sum());
-            for d in data {
-                self.got.extend_from_slice(&d);
-            }
-            Ok(())
-        }
-        async fn complete(self: Box<Self>, size: u64) -> Result<ObjectInfo, BackendError> {
-            assert_eq!(self.got.len() as u64, size);
-            self.completed.lock().unwrap().push(self.got.clone());
-            Ok(ObjectInfo {
-                size_unknown: false,
-                key: "k".into(),
-                size,
-                mtime: std::time::SystemTime::now(),
-                etag: None,
-                meta: PosixMeta::default(),
-            })
-        }
-        async fn abort(self: Box<Self>) {
-            *self.aborted.lock().unwrap() += 1;
-        }
-    }
-
-    #[async_trait]
-    impl Backend for Recorder {
-        fn describe(&self) -> String {
-            "recorder".into()
-        }
-        async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
-            Err(BackendError::NotFound(key.into()))
-        }
-        async fn list(&self, _: &str, _: Option<&str>, _: usize) -> Result<ListPage, BackendError> {
-            Ok(ListPage::default())
-        }
-        async fn get_range(
-            &self,
-            key: &str,
-            _: std::ops::Range<u64>,
-            _: Option<&str>,
-        ) -> Result<Bytes, BackendError> {
-            Err(BackendError::NotFound(key.into()))
-        }
-        async fn put(
-            &self,
-            key: &str,
-            _: Bytes,
-            _: &PosixMeta,
-        ) -> Result<ObjectInfo, BackendError> {
-            Err(BackendError::Unsupported(key.into()))
-        }
-        async fn copy(&self, _: &str, _: &str) -> Result<(), BackendError> {
-            Ok(())
-        }
-        async fn delete(&self, _: &str) -> Result<(), BackendError> {
-            Ok(())
-        }
-        async fn start_upload(
-            &self,
-            _: &str,
-            _: &PosixMeta,
-        ) -> Result<Box<dyn Upload>, BackendError> {
-            Ok(Box::new(RecUpload {
-                got: Vec::new(),
-                parts: self.parts.clone(),
-                completed: self.completed.clone(),
-                aborted: self.aborted.clone(),
-            }))
-        }
-    }
-
-    const PART: u64 = 5 << 20;
-
-    #[tokio::test]
-    async fn in_order_writes_go_out_as_full_parts_and_close_sends_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let area = crate::write::StagingArea::open(dir.path()).unwrap();
-        let mut st = area.create("k").unwrap();
-        let b = Recorder::default();
-        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
-        let chunk = Bytes::from(vec![7u8; 1 << 20]);
-        for i in 0..12u64 {
-            st.write_at(i << 20, chunk.clone()).await.unwrap();
-            s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
-                .await;
-        }
-        assert_eq!(
-            *b.parts.lock().unwrap(),
-            [5 << 20, 5 << 20],
-            "two parts sent while writing"
-        );
-        assert_eq!(s.sent(), 10 << 20);
-        let done = s
-            .finish(&b, &st, &PosixMeta::default())
-            .await
-            .expect("streamed")
-            .unwrap();
-        assert_eq!(done.size, 12 << 20);
-        assert_eq!(*b.parts.lock().unwrap(), [5 << 20, 5 << 20, 2 << 20]);
-        assert_eq!(b.completed.lock().unwrap()[0], vec![7u8; 12 << 20]);
-        assert!(
-            s.finish(&b, &st, &PosixMeta::default()).await.is_none(),
-            "finished once; later closes send whole"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_write_before_what_was_sent_stops_streaming() {
-        let dir = tempfile::tempdir().unwrap();
-        let area = crate::write::StagingArea::open(dir.path()).unwrap();
-        let mut st = area.create("k").unwrap();
-        let b = Recorder::default();
-        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
-        let first = Bytes::from(vec![1u8; 6 << 20]);
-        st.write_at(0, first.clone()).await.unwrap();
-        s.after_write(&b, &mut st, 0, &first, &PosixMeta::default())
-            .await;
-        assert_eq!(s.sent(), 5 << 20);
-        st.write_at(100, Bytes::from_static(b"rewrite"))
-            .await
-            .unwrap();
-        s.after_write(
-            &b,
-            &mut st,
-            100,
-            &Bytes::from_static(b"rewrite"),
-            &PosixMeta::default(),
-        )
-        .await;
-        assert_eq!(*b.aborted.lock().unwrap(), 1, "the upload is aborted");
-        assert!(
-            s.finish(&b, &st, &PosixMeta::default()).await.is_none(),
-            "the file goes up whole at close"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_renamed_file_is_not_completed_under_its_old_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let area = crate::write::StagingArea::open(dir.path()).unwrap();
-        let mut st = area.create("old").unwrap();
-        let b = Recorder::default();
-        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
-        let first = Bytes::from(vec![1u8; 5 << 20]);
-        st.write_at(0, first.clone()).await.unwrap();
-        s.after_write(&b, &mut st, 0, &first, &PosixMeta::default())
-            .await;
-        st.key = "new".into();
-        assert!(s.finish(&b, &st, &PosixMeta::default()).await.is_none());
-        assert_eq!(*b.aborted.lock().unwrap(), 1);
-    }
-
-    #[tokio::test]
-    async fn sent_parts_beyond_keep_leave_staging_and_only_appends_are_allowed() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let area = crate::write::StagingArea::open(dir.path()).unwrap();
-        let mut st = area.create("k").unwrap();
-        st.stream = None;
-        let b = Recorder::default();
-        let mut s = Streamer::new(PartPlan::new(PART, 10_000), PART);
-        let mut want = Vec::new();
-        for i in 0..32u64 {
-            let chunk = Bytes::from(vec![i as u8; 1 << 20]);
-            st.write_at(i << 20, chunk.clone()).await.unwrap();
-            want.extend_from_slice(&chunk);
-            s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
-                .await;
-        }
-        assert_eq!(s.sent(), 30 << 20);
-        assert_eq!(st.dropped(), 25 << 20, "all but `keep` of what was sent");
-        let on_disk = std::fs::metadata(st.path()).unwrap().blocks() * 512;
-        assert!(on_disk <= 8 << 20, "{on_disk} bytes still staged of 32 MiB");
-        assert_eq!(st.size(), 32 << 20, "the size is kept");
-        st.stream = Some(s);
-        assert!(st.check_change(32 << 20).is_ok(), "appending goes on");
-        assert!(st.check_change(30 << 20).is_ok(), "after what was sent");
-        let refused = st.check_change(100).unwrap_err();
-        assert!(refused.contains("stream_staging_max"), "{refused}");
-        let mut s = st.stream.take().unwrap();
-        let done = s
-            .finish(&b, &st, &PosixMeta::default())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(done.size, 32 << 20);
-        assert!(
-            b.completed.lock().unwrap()[0] == want,
-            "every byte reached the store"
-        );
-        assert!(
-            st.check_change(32 << 20).is_err(),
-            "finished: nothing more can go up"
-        );
-    }
-
-    #[tokio::test]
-    async fn writes_out_of_order_past_what_was_sent_still_make_the_right_parts() {
-        let dir = tempfile::tempdir().unwrap();
-        let area = crate::write::StagingArea::open(dir.path()).unwrap();
-        let mut st = area.create("k").unwrap();
-        let b = Recorder::default();
-        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
-        let mut want = vec![0u8; 13 << 20];
-        // In order, then one chunk ahead of the next, then the gap, then in order again.
-        let order = [0u64, 1, 2, 4, 3, 5, 6, 7, 8, 9, 10, 11, 12];
-        for i in order {
-            let chunk = Bytes::from(vec![i as u8 + 1; 1 << 20]);
-            want[(i as usize) << 20..((i as usize) + 1) << 20].copy_from_slice(&chunk);
-            st.write_at(i << 20, chunk.clone()).await.unwrap();
-            s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
-                .await;
-        }
-        assert_eq!(s.sent(), 10 << 20);
-        s.finish(&b, &st, &PosixMeta::default())
-            .await
-            .expect("streamed")
-            .unwrap();
-        assert!(
-            b.completed.lock().unwrap()[0] == want,
-            "parts in order, right bytes"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_close_before_anything_was_streamed_does_not_stop_streaming() {
-        let dir = tempfile::tempdir().unwrap();
-        let area = crate::write::StagingArea::open(dir.path()).unwrap();
-        let mut st = area.create("k").unwrap();
-        let b = Recorder::default();
-        let mut s = Streamer::new(PartPlan::new(PART, 10_000), 0);
-        // dd opens, dup2()s and closes the first descriptor: a flush of the empty file.
-        assert!(s.finish(&b, &st, &PosixMeta::default()).await.is_none());
-        let chunk = Bytes::from(vec![3u8; 1 << 20]);
-        for i in 0..6u64 {
-            st.write_at(i << 20, chunk.clone()).await.unwrap();
-            s.after_write(&b, &mut st, i << 20, &chunk, &PosixMeta::default())
-                .await;
-        }
-        assert_eq!(s.sent(), 5 << 20, "streaming still on");
-        s.finish(&b, &st, &PosixMeta::default())
-            .await
-            .expect("streamed")
-            .unwrap();
-        // Appending after that close starts a new upload of the whole content.
-        st.write_at(6 << 20, chunk.clone()).await.unwrap();
-        s.after_write(&b, &mut st, 6 << 20, &chunk, &PosixMeta::default())
-            .await;
-        s.finish(&b, &st, &PosixMeta::default())
-            .await
-            .expect("streamed again")
-            .unwrap();
-        assert_eq!(b.completed.lock().unwrap()[1], vec![3u8; 7 << 20]);
-    }
-}
+mod tests;

@@ -308,3 +308,22 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Whether read passthrough is used here: a daemon running as root on Linux 6.9 or later.
+pub fn passthrough_expected() -> bool {
+    nix::unistd::geteuid().is_root() && kernel_at_least(6, 9)
+}
+
+/// Whether write passthrough is used for a cache in `dir`: root, and where the kernel's writes
+/// can be followed (see `cloudmount::write::kernel::supported`).
+pub fn write_passthrough_expected(dir: &Path) -> bool {
+    nix::unistd::geteuid().is_root() && cloudmount::write::kernel::supported(dir).is_none()
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (major, minor)
+}

@@ -129,3 +129,59 @@ async fn content_the_kernel_wrote_after_a_journaled_close_is_set_aside_not_sent(
         .collect();
     assert!(kept.contains(&b"LATER!".to_vec()), "set aside, not lost");
 }
+
+/// Parts the kernel's writer is past go out while it writes; a part rewritten after it was
+/// sent is caught at close (its CRC differs) and the file goes up whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_stream_while_the_kernel_writes_and_a_rewritten_one_is_caught() {
+    const PART: usize = 8 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let b = Arc::new(MemoryBackend::with_streaming(10_000));
+    let f = FaultBackend::new(b.clone());
+    let Some(fs) = mount(Arc::new(Faulty(f.clone())), dir.path()) else {
+        return;
+    };
+    for rewrite in [false, true] {
+        let name = format!("big-{rewrite}.bin");
+        let (_, o) = fs
+            .create(ROOT_INO, &name, PosixMeta::default())
+            .await
+            .unwrap();
+        let file = o.staging.expect("offered").file;
+        fs.write_by_kernel(o.fh).await.unwrap();
+        let mut want: Vec<u8> = (0..4 * PART + 12_345).map(|i| (i % 253) as u8).collect();
+        file.write_all_at(&want, 0).unwrap();
+        let parts = |f: &FaultBackend| {
+            f.reached()
+                .iter()
+                .filter(|(op, k)| *op == Op::Part && *k == name)
+                .count()
+        };
+        // The writer is past three parts: they go out before any close.
+        let mut sent = 0;
+        for _ in 0..500 {
+            sent = parts(&f);
+            if sent >= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(sent, 3, "three full parts streamed while open");
+        if rewrite {
+            want[PART + 7] ^= 0xff;
+            file.write_all_at(&want[PART + 7..PART + 8], (PART + 7) as u64)
+                .unwrap();
+        }
+        fs.flush(o.fh).await.unwrap();
+        assert!(
+            object(&b, &name).await == Some(want),
+            "the server holds exactly what was closed (rewrite: {rewrite})"
+        );
+        let whole = f
+            .reached()
+            .iter()
+            .any(|(op, k)| *op == Op::Put && *k == name);
+        assert_eq!(whole, rewrite, "sent whole only when a sent part changed");
+        fs.release(o.fh).await;
+    }
+}

@@ -16,6 +16,8 @@
 #                                    # request (default 3000: a 100 KiB GET takes ~3 ms)
 #   TOOLS="cloudmount cloudmount-metrics" NO_WRITES=1 bash benches/e2e.sh
 #                                    # the cost of -o metrics= with a scrape every second
+#   TOOLS="cloudmount cloudmount-nowp" ONLY=write bash benches/e2e.sh
+#                                    # write passthrough against writes through the daemon
 #
 # Output: a CSV of every measurement and a Markdown table (benches/results/e2e-latest.{csv,md}).
 # Server: examples/bench_s3_server.rs serving files from tmpfs (no signature checks), so the
@@ -110,6 +112,8 @@ mount_tool() { # mount_tool TOOL CACHE_DIR -- foreground daemon in the backgroun
   mkdir -p "$cache"
   case $tool in
     cloudmount) "$CM" mount s3://bench "$MNT" -f -o "endpoint=$EP,cache=$cache${CM_OPTS:+,$CM_OPTS}" 2>"$WORK/tool.log" & ;;
+    # The same with writes through the daemon (no write passthrough), for an A/B in one run.
+    cloudmount-nowp) "$CM" mount s3://bench "$MNT" -f -o "endpoint=$EP,cache=$cache,write_passthrough=false${CM_OPTS:+,$CM_OPTS}" 2>"$WORK/tool.log" & ;;
     # The same with the Prometheus endpoint on, scraped every second while mounted.
     cloudmount-metrics) "$CM" mount s3://bench "$MNT" -f -o "endpoint=$EP,cache=$cache,metrics=127.0.0.1:$MPORT${CM_OPTS:+,$CM_OPTS}" 2>"$WORK/tool.log" & ;;
     s3fs) s3fs bench "$MNT" -f -o "passwd_file=$WORK/passwd,url=$EP,use_path_request_style,endpoint=us-east-1,use_cache=$cache" 2>"$WORK/tool.log" & ;;

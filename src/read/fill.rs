@@ -5,7 +5,8 @@
 //! request that is 50 reads a second, however small. When a handle keeps reading at random
 //! (`fill_after` random reads in a row, each waiting at least `fill_min_wait` for the store) and
 //! the object fits the cache comfortably (at most half of `cache_size`), a [`Fill`] fetches the
-//! rest of the object with `parallel` ranged GETs at a time, in parts of `part_size`, straight
+//! rest of the object with `parallel` ranged GETs at a time, in parts of `part_size` (smaller
+//! for an object too small to keep them all busy, down to [`MIN_PART`]), straight
 //! into the disk cache: each body is written a block at a time as it arrives, so a GET holds one
 //! block of memory, not its part, and many can be in flight to cover the round trip. The random
 //! reads then find their blocks there.
@@ -27,6 +28,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
+/// The smallest part a fill splits an object into.
+pub const MIN_PART: u64 = 4 << 20;
+
 /// A fill pauses when no random read touched it for this long.
 pub const IDLE: Duration = Duration::from_secs(2);
 
@@ -38,7 +42,8 @@ const BUDGET_RETRY: Duration = Duration::from_millis(5);
 pub struct FillConfig {
     /// GETs in flight at once.
     pub parallel: usize,
-    /// Bytes per GET (rounded to whole blocks).
+    /// Most bytes per GET (rounded to whole blocks); an object that would not keep `parallel`
+    /// GETs busy is split into smaller parts, of at least [`MIN_PART`].
     pub part_size: u64,
 }
 
@@ -52,6 +57,14 @@ struct Shared {
     /// Every block claimed, or a GET failed: nothing more to do.
     finished: AtomicBool,
     touched: Mutex<Instant>,
+}
+
+/// Blocks per GET of a fill of `size` bytes: enough parts for `cfg.parallel` GETs, each between
+/// [`MIN_PART`] and `cfg.part_size`.
+fn part_blocks(size: u64, cfg: FillConfig, block: u64) -> u64 {
+    let even = size.div_ceil(cfg.parallel.max(1) as u64);
+    let part = even.clamp(MIN_PART.min(cfg.part_size), cfg.part_size.max(1));
+    part.div_ceil(block.max(1)).max(1)
 }
 
 /// The fill of one object version; dropping the last reference stops it.
@@ -94,7 +107,7 @@ impl Fill {
                     src: src.clone(),
                     budget: budget.clone(),
                     obj: obj.clone(),
-                    part_blocks: (cfg.part_size / src.block_size()).max(1),
+                    part_blocks: part_blocks(obj.size, cfg, src.block_size()),
                     next: AtomicU64::new(0),
                     finished: AtomicBool::new(false),
                     touched: Mutex::new(Instant::now()),
@@ -200,5 +213,36 @@ impl FillRegistry {
         let f = make();
         map.insert(key, Arc::downgrade(&f));
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_keep_every_get_busy_between_the_bounds() {
+        let cfg = FillConfig {
+            parallel: 6,
+            part_size: 32 << 20,
+        };
+        let mib = 1 << 20;
+        assert_eq!(part_blocks(1 << 30, cfg, mib), 32, "big objects: the most");
+        assert_eq!(
+            part_blocks(100 << 20, cfg, mib),
+            17,
+            "six parts, rounded up to blocks"
+        );
+        assert_eq!(part_blocks(24 << 20, cfg, mib), 4, "never below 4 MiB");
+        assert_eq!(part_blocks(1 << 20, cfg, mib), 4);
+        let small = FillConfig {
+            parallel: 2,
+            part_size: 1 << 20,
+        };
+        assert_eq!(
+            part_blocks(1 << 30, small, mib),
+            1,
+            "a smaller maximum wins"
+        );
     }
 }

@@ -78,12 +78,15 @@ impl Default for PrefetchConfig {
             // At 0 ms a 64 KiB GET answers in ~0.4 ms: 2,241 IOPS without a fill, 1,098 with
             // one (the fill's CPU competes with the reads on 2 cores).
             fill_min_wait: std::time::Duration::from_millis(2),
-            // 12 streamed GETs of 4 MiB (15 MiB of memory: a block and a quarter each).
-            // Measured at 20 ms per request, 4 KiB random reads of a 1 GiB object: 1,348 IOPS;
-            // with 4 GETs 809, 8: 772-1,203, 14: 1,197, 16: 1,115.
+            // 6 streamed GETs of up to 32 MiB (7.5 MiB of memory: a block and a quarter each).
+            // Measured, 4 KiB random reads of a 1 GiB object, medians of 3-6 runs, at 20 ms per
+            // request / with 3 ms of server CPU per request: 12 GETs of 4 MiB 1,347 / 1,401
+            // IOPS (the larger count of requests competes for a slow server's CPU); 4 x 16 MiB
+            // 1,364 / 1,556; 6 x 16 MiB 1,574 / 1,793; 8 x 16 MiB 1,680 / 1,795; 6 x 32 MiB
+            // 1,791 / 1,780; 8 x 32 MiB 1,603 / 1,668; 3 x 32 MiB 1,309 / 1,636.
             fill: FillConfig {
-                parallel: 12,
-                part_size: 4 << 20,
+                parallel: 6,
+                part_size: 32 << 20,
             },
         }
     }

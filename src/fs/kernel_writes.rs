@@ -78,6 +78,10 @@ impl CloudFs {
         let h = self.handle(fh)?;
         let w = self.open_write(h.ino).ok_or(FsError::BadHandle(fh))?;
         let mut st = w.lock().await;
+        if st.by_kernel().is_some() {
+            // Already (a second call): its stream and follower run.
+            return Ok(());
+        }
         w.write_by_kernel(&mut st)?;
         st.stream = Some(Streamer::following(self.part_plan()));
         tracing::debug!(key = %st.key, staged = %st.path().display(), "written by the kernel (write passthrough)");

@@ -185,3 +185,35 @@ async fn parts_stream_while_the_kernel_writes_and_a_rewritten_one_is_caught() {
         fs.release(o.fh).await;
     }
 }
+
+/// `cp -p` and `rsync -t` write, then set the mtime, then close: the writes the kernel made
+/// before the mtime was set must not move it again at the close.
+#[tokio::test]
+async fn an_mtime_set_after_kernel_writes_is_the_one_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Arc::new(MemoryBackend::new());
+    let Some(fs) = mount(b.clone(), dir.path()) else {
+        return;
+    };
+    let (e, o) = fs
+        .create(ROOT_INO, "p.bin", PosixMeta::default())
+        .await
+        .unwrap();
+    let file = o.staging.expect("offered").file;
+    fs.write_by_kernel(o.fh).await.unwrap();
+    file.write_all_at(b"data", 0).unwrap();
+    let then = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    fs.set_attrs(
+        e.attr.ino,
+        PosixMeta {
+            mtime: Some(then),
+            ..PosixMeta::default()
+        },
+    )
+    .await
+    .unwrap();
+    fs.flush(o.fh).await.unwrap();
+    fs.release(o.fh).await;
+    assert_eq!(fs.getattr(e.attr.ino).await.unwrap().0.mtime, then);
+    assert_eq!(b.head("p.bin").await.unwrap().meta.mtime, Some(then));
+}

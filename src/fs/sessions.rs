@@ -175,6 +175,14 @@ impl Sessions {
         Ok((w, false))
     }
 
+    /// Count one more write handle on `ino`'s session, if it has one.
+    pub(super) fn join(&self, ino: u64) -> Option<Arc<OpenWrite>> {
+        let mut map = lock(&self.map);
+        let slot = map.get_mut(&ino)?;
+        slot.handles += 1;
+        Some(slot.w.clone())
+    }
+
     /// How many write handles `ino`'s session has.
     pub(super) fn handles(&self, ino: u64) -> u64 {
         lock(&self.map).get(&ino).map_or(0, |s| s.handles)

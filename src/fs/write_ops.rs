@@ -486,8 +486,21 @@ impl CloudFs {
     /// Change the size of `ino` (truncate/ftruncate).
     pub async fn set_size(&self, ino: u64, size: u64) -> FsResult<()> {
         self.writable()?;
-        if let Some(w) = self.open_write(ino) {
-            return self.truncate_staged(ino, &w, size).await;
+        // Joining counts a handle, so a session whose last handle is being released cannot be
+        // retired under this change (it was then lost: made to a session nobody uploaded).
+        if let Some(w) = self.sessions.join(ino) {
+            // Other writers close what they changed; alone, this is a complete operation.
+            let alone = self.sessions.handles(ino) == 1;
+            let result = match self.truncate_staged(ino, &w, size).await {
+                Ok(()) if alone => {
+                    let mut st = w.lock().await;
+                    st.unclosed = false;
+                    self.upload_locked(ino, &mut st).await
+                }
+                other => other,
+            };
+            self.end_handle(ino).await;
+            return result;
         }
         let node = self.fresh_node(ino).await?;
         if node.kind == Kind::Dir {

@@ -323,3 +323,29 @@ async fn a_replay_against_a_silent_server_gives_up_at_once_and_keeps_every_recor
         assert_eq!(object(&b, name).await, Some(name.repeat(10).into_bytes()));
     }
 }
+
+/// A truncate of a closed file whose session stays (its upload failed) is a complete
+/// operation: it reaches the server (it was applied to the session as unclosed content, which
+/// nothing ever sent).
+#[tokio::test]
+async fn a_truncate_of_a_closed_file_whose_upload_failed_reaches_the_server() {
+    let b = streaming();
+    let (fs, f) = faulty(&b);
+    let (e, o) = fs
+        .create(ROOT_INO, "t.txt", PosixMeta::default())
+        .await
+        .unwrap();
+    fs.write(o.fh, 0, Bytes::from_static(b"hello world"))
+        .await
+        .unwrap();
+    f.fail(Op::Put, "t.txt", 2);
+    assert!(fs.flush(o.fh).await.is_err());
+    fs.release(o.fh).await;
+    assert!(fs.is_open_for_write(e.attr.ino), "the session stays");
+    fs.set_size(e.attr.ino, 5).await.unwrap();
+    assert_eq!(object(&b, "t.txt").await.as_deref(), Some(&b"hello"[..]));
+    assert!(
+        !fs.is_open_for_write(e.attr.ino),
+        "sent, the session is gone"
+    );
+}

@@ -121,15 +121,10 @@ impl KernelWrites {
     pub fn size(&self) -> std::io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
-
-    /// The file's change time now, as `seconds.nanoseconds` (journaled with closed content:
-    /// a replay that finds another time knows the file was written after the close).
-    pub fn ctime_now(&self) -> std::io::Result<String> {
-        ctime_of(&self.file)
-    }
 }
 
-/// The change time of `file` as recorded by [`KernelWrites::ctime_now`].
+/// The change time of `file`, as `seconds.nanoseconds` (journaled with closed content the
+/// kernel wrote: a replay that finds another knows the file was written after the close).
 pub fn ctime_of(file: &File) -> std::io::Result<String> {
     let l = look(file)?;
     Ok(format!("{}.{:09}", l.ctime.0, l.ctime.1))

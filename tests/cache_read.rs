@@ -200,6 +200,72 @@ fn random_readers_get_the_object_filled_into_the_cache() {
     );
 }
 
+/// Random 4 KiB reads keep the 64 KiB pieces they fetched in the disk cache (partial blocks,
+/// not whole 1 MiB blocks): after a remount the same reads need no GET, and are exact.
+#[test]
+fn random_reads_leave_pieces_a_remount_finds() {
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
+    let data = pattern(8 << 20, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let Setup {
+        s3: _server,
+        proxy,
+        cmd,
+    } = setup("pieces", "p.bin", &data, Duration::ZERO, dir.path(), &[]);
+    // Three reads, each more than `max_skip` (2 MiB) away from the last one's end and from 0
+    // (closer forward jumps count as sequential); a fourth random read in a row could start a
+    // fill of the whole object. The first spans two pieces.
+    let offsets = [(7u64 << 20) - 10, (5 << 20) + 8192, (3 << 20) - (100 << 10)];
+    let read_all = |m: &harness::Mounted| {
+        let f = std::fs::File::open(m.p("p.bin")).unwrap();
+        // No kernel read-ahead: the daemon sees exactly these reads.
+        let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        assert_eq!(rc, 0, "posix_fadvise");
+        for off in offsets {
+            let mut buf = vec![0u8; 4096];
+            f.read_exact_at(&mut buf, off).unwrap();
+            assert_eq!(
+                buf,
+                &data[off as usize..off as usize + 4096],
+                "read at {off}"
+            );
+        }
+    };
+    let m = cmd.mount();
+    read_all(&m);
+    drop(m);
+    let gets = proxy.delayed_count();
+    assert!(gets >= 3, "{gets} GETs");
+    let files = walk(&cache);
+    assert!(
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "pieces")),
+        "a pieces record was written: {files:?}"
+    );
+    let data_bytes: u64 = files
+        .iter()
+        .filter(|p| p.is_file() && p.extension().is_none())
+        .filter(|p| p.to_string_lossy().contains("/objects/"))
+        .map(|p| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap()) * 512)
+        .sum();
+    // Four pieces: the first read spans two.
+    assert!(
+        data_bytes <= 4 * (64 << 10),
+        "pieces, not whole blocks, on disk: {data_bytes} bytes after {gets} GETs"
+    );
+    let m = cmd.mount();
+    read_all(&m);
+    drop(m);
+    assert_eq!(
+        proxy.delayed_count(),
+        gets,
+        "the remount read the pieces, no GET"
+    );
+}
+
 /// One object on moto behind a proxy that counts (and delays by `delay`) its GETs, and the
 /// command mounting its bucket with a block cache in `dir`.
 struct Setup {

@@ -10,6 +10,9 @@
 //! return old bytes, and a corrupt or torn block is a miss (dropped, then fetched again), never
 //! an error.
 //!
+//! Pieces: the 64 KiB pieces random reads fetch are kept as partial blocks, recorded in a third
+//! file per version (see [`pieces`]), until their block arrives whole.
+//!
 //! Whole files: once every block of a version is present, the data file and its record are
 //! synced and the record marked *complete*; [`DiskBlockCache::whole_file`] then hands out the
 //! data file (for FUSE passthrough, so the kernel reads it directly) and pins the version
@@ -22,8 +25,13 @@
 //! so the cache survives restarts. Every method does blocking file I/O: call it from a
 //! blocking thread.
 
+mod files;
 pub mod meta;
+mod open;
+mod pieces;
 mod range;
+
+use files::punch_hole;
 
 use lru::LruCache;
 use meta::{Entry, Meta};
@@ -65,6 +73,8 @@ struct Obj {
     meta: Meta,
     present: u64,
     pins: u32,
+    /// Pieces recorded outside present blocks (see [`pieces`]).
+    pieces: std::collections::BTreeMap<u64, Entry>,
 }
 
 #[derive(Debug)]
@@ -84,8 +94,17 @@ enum Io {
         entry_at: u64,
         was_complete: bool,
     },
-    /// Remove both files of a version with no block left.
+    /// Remove the files of a version with no block or piece left.
     Remove(u128),
+    /// Punch piece bytes (at `offset`, `len`) out of the data file and clear its record.
+    DropPiece {
+        h: u128,
+        offset: u64,
+        len: u64,
+        entry_at: u64,
+    },
+    /// Clear piece records superseded by a whole block (the bytes stay: they are the block's).
+    ForgetPieces { h: u128, entries_at: Vec<u64> },
 }
 
 /// A disk cache of fixed-size blocks of objects.
@@ -144,73 +163,6 @@ pub fn source_id(source: &str) -> String {
 }
 
 impl DiskBlockCache {
-    /// Open (creating it 0700) the cache of `source` under `root`, with blocks of `block_size`
-    /// bytes, lock it, and index what is already there. Fails when another mount holds the lock.
-    pub fn open(
-        root: &Path,
-        source: &str,
-        max_bytes: u64,
-        block_size: u64,
-    ) -> Result<Self, String> {
-        Self::open_waiting(root, source, max_bytes, block_size, LOCK_WAIT)
-    }
-
-    /// [`DiskBlockCache::open`], waiting at most `wait` for another mount to release the lock.
-    pub fn open_waiting(
-        root: &Path,
-        source: &str,
-        max_bytes: u64,
-        block_size: u64,
-        wait: std::time::Duration,
-    ) -> Result<Self, String> {
-        let dir = root.join(source_id(source));
-        for d in [root, dir.as_path(), dir.join("objects").as_path()] {
-            private_dir(d)?;
-        }
-        let lock_path = dir.join("lock");
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-        let lock = lock_with_patience(lock_file, wait).map_err(|_| {
-            format!(
-                "cache directory {} is in use by another cloudmount mount of {source}; \
-                 give this mount its own with -o cache=DIR (or -o cache=off)",
-                dir.display()
-            )
-        })?;
-        OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(dir.join("source"))
-            .and_then(|mut f| f.write_all(source.as_bytes()))
-            .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
-        // The one-file-per-block layout of earlier versions is not read any more.
-        if dir.join("blocks").exists() {
-            tracing::info!(dir = %dir.display(), "removing a cache of an older format");
-            let _ = fs::remove_dir_all(dir.join("blocks"));
-        }
-        let cache = DiskBlockCache {
-            dir,
-            max_bytes,
-            block_size: block_size.clamp(4096, u32::MAX as u64),
-            index: Mutex::new(Index {
-                lru: LruCache::unbounded(),
-                total: 0,
-                objects: HashMap::new(),
-            }),
-            stats: CacheStats::default(),
-            _lock: lock,
-        };
-        cache.load_index()?;
-        Ok(cache)
-    }
-
     /// The size limit, in bytes.
     pub fn limit(&self) -> u64 {
         self.max_bytes
@@ -248,78 +200,6 @@ impl DiskBlockCache {
 
     fn meta_path(&self, h: u128) -> PathBuf {
         self.data_path(h).with_extension("meta")
-    }
-
-    /// Index the records present, oldest first; drop files without a usable record.
-    fn load_index(&self) -> Result<(), String> {
-        let mut found: Vec<(std::time::SystemTime, u128, Meta)> = Vec::new();
-        let objects = self.dir.join("objects");
-        let subdirs = fs::read_dir(&objects)
-            .map_err(|e| format!("cannot read {}: {e}", objects.display()))?;
-        for sub in subdirs.flatten() {
-            let Ok(files) = fs::read_dir(sub.path()) else {
-                continue;
-            };
-            let mut datas = Vec::new();
-            for f in files.flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                let Some(stem) = name.strip_suffix(".meta") else {
-                    datas.push(f.path());
-                    continue;
-                };
-                let h = u128::from_str_radix(stem, 16)
-                    .ok()
-                    .filter(|_| stem.len() == 32);
-                let meta = fs::read(f.path()).ok().and_then(|b| Meta::decode(&b));
-                let data_ok = |m: &Meta| {
-                    fs::metadata(f.path().with_extension(""))
-                        .is_ok_and(|d| d.is_file() && d.len() == m.size)
-                };
-                match (h, meta) {
-                    (Some(h), Some(m))
-                        if m.block_size as u64 == self.block_size
-                            && object_hash(&m.key, &m.etag) == h
-                            && data_ok(&m) =>
-                    {
-                        let age = f.metadata().and_then(|m| m.modified());
-                        found.push((age.unwrap_or(std::time::UNIX_EPOCH), h, m));
-                    }
-                    _ => {
-                        let _ = fs::remove_file(f.path());
-                    }
-                }
-            }
-            // Data files whose record is gone are leftovers.
-            for d in datas {
-                if !d.with_extension("meta").exists() {
-                    let _ = fs::remove_file(d);
-                }
-            }
-        }
-        found.sort_by_key(|(age, h, _)| (*age, *h));
-        for (_, h, meta) in found {
-            let present: Vec<(u64, u64)> = (0..)
-                .zip(&meta.entries)
-                .filter(|(_, e)| e.present())
-                .map(|(i, e)| (i, e.len as u64))
-                .collect();
-            if present.is_empty() {
-                self.remove_files(h);
-                continue;
-            }
-            self.lock().objects.insert(
-                h,
-                Obj {
-                    present: present.len() as u64,
-                    meta,
-                    pins: 0,
-                },
-            );
-            for (i, len) in present {
-                self.charge(h, i, len);
-            }
-        }
-        Ok(())
     }
 
     /// Add block `i` of `h` to the index and evict least recently used unpinned blocks until
@@ -366,6 +246,9 @@ impl DiskBlockCache {
     /// Forget block `i` of `h` in the index (the LRU entry is already gone); returns the file
     /// work that makes the disk agree.
     fn unrecord(&self, idx: &mut Index, h: u128, i: u64) -> Vec<Io> {
+        if i & pieces::PIECE_KEY != 0 {
+            return self.unrecord_piece(idx, h, i & !pieces::PIECE_KEY);
+        }
         let Some(obj) = idx.objects.get_mut(&h) else {
             return Vec::new();
         };
@@ -380,7 +263,7 @@ impl DiskBlockCache {
         *entry = Entry::default();
         obj.present -= 1;
         let was_complete = std::mem::take(&mut obj.meta.complete);
-        if obj.present == 0 {
+        if obj.present == 0 && obj.pieces.is_empty() {
             idx.objects.remove(&h);
             return vec![Io::Remove(h)];
         }
@@ -414,12 +297,25 @@ impl DiskBlockCache {
                     }
                 }
                 Io::Remove(h) => self.remove_files(h),
+                Io::DropPiece {
+                    h,
+                    offset,
+                    len,
+                    entry_at,
+                } => {
+                    if let Ok(f) = OpenOptions::new().write(true).open(self.data_path(h)) {
+                        punch_hole(&f, offset, len);
+                    }
+                    self.clear_piece_records(h, &[entry_at]);
+                }
+                Io::ForgetPieces { h, entries_at } => self.clear_piece_records(h, &entries_at),
             }
         }
     }
 
     fn remove_files(&self, h: u128) {
         let _ = fs::remove_file(self.meta_path(h));
+        let _ = fs::remove_file(self.pieces_path(h));
         let _ = fs::remove_file(self.data_path(h));
     }
 
@@ -537,7 +433,7 @@ impl DiskBlockCache {
     /// Record a written block (unless it was evicted meanwhile) and complete the version when
     /// it was the last one missing.
     fn record(&self, h: u128, index: u64, entry: Entry) {
-        let (entry_at, now_complete, undo) = {
+        let (entry_at, now_complete, undo, io) = {
             let mut idx = self.lock();
             let charged = idx.lru.contains(&(h, index));
             match idx.objects.get_mut(&h) {
@@ -548,18 +444,29 @@ impl DiskBlockCache {
                         o.present += 1;
                     }
                     let all = o.present == o.meta.entries.len() as u64;
-                    (o.meta.entry_offset(index), all && !o.meta.complete, false)
+                    let at = (o.meta.entry_offset(index), all && !o.meta.complete);
+                    (at.0, at.1, None, self.supersede_pieces(&mut idx, h, index))
                 }
-                _ => (0, false, true),
+                // Evicted while being written: the bytes must not outlive their index entry,
+                // except those of pieces recorded inside the block.
+                _ => (
+                    0,
+                    false,
+                    Some(self.pieces_in_block(&idx, h, index)),
+                    Vec::new(),
+                ),
             }
         };
-        if undo {
-            // Evicted while being written: the bytes must not outlive their index entry.
+        if let Some(kept) = undo {
             if let Ok(f) = OpenOptions::new().write(true).open(self.data_path(h)) {
-                punch_hole(&f, index * self.block_size, entry.len as u64);
+                let start = index * self.block_size;
+                for (a, z) in pieces::gaps(start, start + entry.len as u64, &kept) {
+                    punch_hole(&f, a, z - a);
+                }
             }
             return;
         }
+        self.do_io(io);
         let Ok(m) = OpenOptions::new().write(true).open(self.meta_path(h)) else {
             return;
         };
@@ -620,6 +527,7 @@ impl DiskBlockCache {
                 meta,
                 present: 0,
                 pins: 0,
+                pieces: Default::default(),
             },
         );
         Ok(())
@@ -662,70 +570,8 @@ impl DiskBlockCache {
     }
 }
 
-/// Free the disk space of `len` bytes at `offset` (the file keeps its size).
-fn punch_hole(f: &File, offset: u64, len: u64) {
-    use nix::fcntl::{fallocate, FallocateFlags};
-    let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
-    if fallocate(f, flags, offset as i64, len as i64).is_err() {
-        // Filesystems without hole punching: overwrite with zeros (the record is gone anyway).
-        let _ = f.write_all_at(&vec![0u8; len as usize], offset);
-    }
-}
-
-/// How long `open` waits for the lock: a daemon that was just unmounted still finishes its
-/// cache writes before it exits, and an immediate remount should wait for it, not fail.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// `flock` the file exclusively, retrying for up to `wait`.
-fn lock_with_patience(
-    mut file: File,
-    wait: std::time::Duration,
-) -> Result<nix::fcntl::Flock<File>, File> {
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(lock),
-            Err((f, _)) if std::time::Instant::now() < deadline => {
-                file = f;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err((f, _)) => return Err(f),
-        }
-    }
-}
-
-/// Create `d` with mode 0700, or tighten an existing one that others could enter.
-fn private_dir(d: &Path) -> Result<(), String> {
-    match fs::metadata(d) {
-        Ok(m) if !m.is_dir() => Err(format!(
-            "cache path {} exists and is not a directory",
-            d.display()
-        )),
-        Ok(m) => {
-            if m.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(dir = %d.display(), "cache directory was open to other users; set to 0700");
-                fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(|e| {
-                    format!(
-                        "cache directory {} is open to other users and cannot be fixed: {e}",
-                        d.display()
-                    )
-                })?;
-            }
-            Ok(())
-        }
-        Err(_) => {
-            fs::create_dir_all(d).map_err(|e| {
-                format!(
-                    "cannot create cache directory {}: {e}; choose another with -o cache=DIR \
-                     or mount without a disk cache with -o cache=off",
-                    d.display()
-                )
-            })?;
-            fs::set_permissions(d, fs::Permissions::from_mode(0o700))
-                .map_err(|e| format!("cannot set 0700 on {}: {e}", d.display()))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod pieces_tests;

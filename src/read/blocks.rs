@@ -251,8 +251,9 @@ impl BlockSource {
             .is_ok_and(|p| p.is_ok())
     }
 
-    /// Bytes `range` of `obj` straight from the backend, bypassing blocks and cache (for small
-    /// random reads, which should not pull whole blocks).
+    /// Bytes `range` of `obj` straight from the backend, not as whole blocks (for small random
+    /// reads, which should not pull whole blocks). What it brings is handed to the disk cache as
+    /// pieces (partial blocks) in the background, when the cache writer has room.
     pub async fn direct(
         &self,
         obj: &ObjectRef,
@@ -266,7 +267,32 @@ impl BlockSource {
         self.stats
             .bytes_fetched
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if let (Some(cache), Some(etag)) = (self.cache.clone(), obj.etag.clone()) {
+            let kib = (data.len() as u64).div_ceil(1024).max(1) as u32;
+            // Never wait on the reader's path: with the writer busy, the piece is not kept.
+            if let Ok(permit) = self.pending_writes.clone().try_acquire_many_owned(kib) {
+                let (key, size, bytes) = (obj.key.clone(), obj.size, data.clone());
+                tokio::task::spawn_blocking(move || {
+                    cache.put_range(&key, &etag, size, range.start, &bytes);
+                    drop(permit);
+                });
+            }
+        }
         Ok(data)
+    }
+
+    /// Bytes `offset..end` of `obj` from pieces (partial blocks) in the disk cache, when every
+    /// piece they span is there.
+    pub async fn cached_pieces(&self, obj: &ObjectRef, offset: u64, end: u64) -> Option<Bytes> {
+        let (cache, etag) = (self.cache.clone()?, obj.etag.clone()?);
+        if !cache.has_pieces(&obj.key, &etag, offset, end) {
+            return None;
+        }
+        let key = obj.key.clone();
+        tokio::task::spawn_blocking(move || cache.pieces_range(&key, &etag, offset, end - offset))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Whether block `index` of `obj` is on disk (no I/O beyond an open; for random reads).

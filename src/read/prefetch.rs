@@ -3,9 +3,10 @@
 //!
 //! State machine of one open file:
 //! - **Idle/random.** A read that does not continue the previous one (and is not at offset 0 of
-//!   a fresh handle) is random: it drops any prefetched parts, is answered from a cached block if
-//!   it lies within one, else by one ranged GET of just the asked bytes aligned to
-//!   `random_align` (64 KiB), and leaves the window at 0.
+//!   a fresh handle) is random: it drops any prefetched parts, is answered from cached blocks,
+//!   or cached pieces (partial blocks an earlier random read fetched), when they hold it, else
+//!   by one ranged GET of just the asked bytes aligned to `random_align` (64 KiB), whose whole
+//!   pieces the disk cache keeps, and leaves the window at 0.
 //! - **Streaming.** A read at the offset where the last one ended (or at most `max_skip` past
 //!   it, or inside data already prefetched — a short backward seek) is sequential: the window
 //!   starts at `initial_window` (1 MiB) and doubles on each sequential read up to `max_window`.
@@ -390,6 +391,9 @@ impl Prefetcher {
     async fn random_read(&self, offset: u64, end: u64) -> Result<(Bytes, bool), BackendError> {
         if let Some(cached) = self.cached_range(offset, end).await {
             return Ok((cached, false));
+        }
+        if let Some(piece) = self.src.cached_pieces(&self.obj, offset, end).await {
+            return Ok((piece, false));
         }
         // Another handle's stream may be fetching the block already: join it.
         let bs = self.src.block_size();

@@ -431,9 +431,11 @@ async fn closing_the_last_handle_stops_its_fill() {
     };
     let p = Prefetcher::new(src.clone(), budget.clone(), obj.clone(), cfg.clone());
     let q = Prefetcher::new(src.clone(), budget.clone(), obj.clone(), cfg);
-    for off in spots(4, 128 << 20) {
+    // q reads elsewhere than p (half an object away): the pieces p's reads left would answer
+    // q's at once, and q would not be a reader waiting for the store.
+    for off in spots(4, 64 << 20) {
         p.read(off, 4096).await.unwrap();
-        q.read(off, 4096).await.unwrap();
+        q.read(off + (64 << 20), 4096).await.unwrap();
     }
     drop(p);
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
@@ -491,4 +493,67 @@ async fn a_cache_that_cannot_write_stops_the_fill() {
         "the fill stopped at the first block it could not keep: {fetched} bytes fetched"
     );
     assert!(cache.stats.write_errors.load(Relaxed) >= 1);
+}
+
+/// Item 4 of issue 16: the 64 KiB pieces random reads fetch are kept in the disk cache, so a
+/// later read there (another handle, or the next mount with the cache reopened) needs no GET,
+/// and its bytes are exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_reads_leave_pieces_that_later_reads_find() {
+    let dir = tempfile::tempdir().unwrap();
+    let offsets = [100u64 << 10, 9 << 20, (5 << 20) - 10];
+    let open =
+        || Arc::new(DiskBlockCache::open(dir.path(), "memory://", 1 << 30, 1 << 20).unwrap());
+    let (b, src, obj, d) = setup(10 << 20, Some(open()), 1 << 20).await;
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(24 << 20),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    for off in offsets {
+        p.read(off, 4096).await.unwrap();
+    }
+    assert_eq!(src.stats.gets.load(Relaxed), 3);
+    assert!(
+        src.drain_cache_writes(std::time::Duration::from_secs(5))
+            .await
+    );
+    // Another handle reads inside the same pieces, never where it read before.
+    let p2 = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(24 << 20),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    for off in offsets {
+        let got = p2.read(off + 8192, 100).await.unwrap();
+        assert_eq!(&got[..], &d[off as usize + 8192..off as usize + 8192 + 100]);
+    }
+    // The third read spanned two pieces; both were kept.
+    let got = p2.read((5 << 20) - 10, 4096).await.unwrap();
+    assert_eq!(&got[..], &d[(5 << 20) - 10..(5 << 20) + 4086]);
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        3,
+        "later reads came from the pieces"
+    );
+    drop((p, p2, src));
+    // The next mount: the cache reopened from disk.
+    let src = BlockSource::new(b.clone(), Some(open()), 1 << 20);
+    let p = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(24 << 20),
+        obj,
+        PrefetchConfig::default(),
+    );
+    for off in offsets {
+        let got = p.read(off, 4096).await.unwrap();
+        assert_eq!(&got[..], &d[off as usize..off as usize + 4096]);
+    }
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        0,
+        "pieces found after a restart"
+    );
 }

@@ -391,6 +391,44 @@ impl CloudFs {
             return Ok(());
         }
         self.writable()?;
+        // Joining counts a handle, so a session whose last handle is being released cannot be
+        // retired under this change (it was then lost: made to a session nobody uploaded).
+        let Some(w) = self.sessions.join(ino) else {
+            let node = self.apply_attrs(ino, &change).await?;
+            return self.store_attrs(&node).await;
+        };
+        // Other writers send it with what they close; alone, this is a complete operation.
+        let alone = self.sessions.handles(ino) == 1;
+        let mut st = w.lock().await;
+        // Under the session's lock: an upload of the last close has finished.
+        if alone && !st.dirty {
+            // Its content is on the server: the change goes as for a closed file, made on the
+            // inode once the session is gone (its end sets what it stored).
+            drop(st);
+            self.end_handle(ino).await;
+            let node = self.apply_attrs(ino, &change).await?;
+            return self.store_attrs(&node).await;
+        }
+        let result = match self.apply_attrs(ino, &change).await {
+            Err(e) => Err(e),
+            Ok(_) if !alone => {
+                st.dirty = true;
+                Ok(())
+            }
+            Ok(_) => {
+                // Its content is not on the server yet (an upload failed): send both.
+                st.dirty = true;
+                st.unclosed = false;
+                self.upload_locked(ino, &mut st).await
+            }
+        };
+        drop(st);
+        self.end_handle(ino).await;
+        result
+    }
+
+    /// Set `change` on the inode of `ino` (with ctime now); its node as it is then.
+    async fn apply_attrs(&self, ino: u64, change: &PosixMeta) -> FsResult<Node> {
         let node = self.node_with_meta(ino).await?;
         let mut stat = node.stat.clone();
         stat.meta = stat.meta.merged(&PosixMeta {
@@ -400,9 +438,16 @@ impl CloudFs {
                 (stat.meta.mode.unwrap_or(kind_bits) & libc::S_IFMT) | (m & 0o7777)
             }),
             ctime: Some(SystemTime::now()),
-            ..change
+            ..change.clone()
         });
         self.inodes.refresh(ino, stat, self.expiry());
+        Ok(node)
+    }
+
+    /// Store the attributes the inode of `node` has now, for a file no session holds or a
+    /// directory.
+    async fn store_attrs(&self, node: &Node) -> FsResult<()> {
+        let ino = node.ino;
         if node.unlinked {
             // fchmod of an unlinked file: its object is gone; storing would bring it back.
             return Ok(());
@@ -422,18 +467,14 @@ impl CloudFs {
                 Err(e) => Err(e.into()),
             };
         }
-        if let Some(w) = self.open_write(ino) {
-            w.lock().await.dirty = true;
-            return Ok(());
-        }
         if self.inodes.is_local(ino) {
             return Ok(());
         }
-        if self.stored_meta_alone(&node).await? {
+        if self.stored_meta_alone(node).await? {
             return Ok(());
         }
         // Closed, on a store that changes metadata only with the content: send it again.
-        let w = self.stage(&node, false).await?;
+        let w = self.stage(node, false).await?;
         let result = {
             let mut st = w.lock().await;
             st.dirty = true;

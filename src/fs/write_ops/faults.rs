@@ -349,3 +349,72 @@ async fn a_truncate_of_a_closed_file_whose_upload_failed_reaches_the_server() {
         "sent, the session is gone"
     );
 }
+
+/// A chmod of a closed file whose session stays (its upload failed) is a complete operation:
+/// content and mode reach the server (the mode was marked on the session, which nothing sent).
+#[tokio::test]
+async fn a_chmod_of_a_closed_file_whose_upload_failed_reaches_the_server() {
+    let b = streaming();
+    let (fs, f) = faulty(&b);
+    let (e, o) = fs
+        .create(ROOT_INO, "m.txt", PosixMeta::default())
+        .await
+        .unwrap();
+    fs.write(o.fh, 0, Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    f.fail(Op::Put, "m.txt", 2);
+    assert!(fs.flush(o.fh).await.is_err());
+    fs.release(o.fh).await;
+    assert!(fs.is_open_for_write(e.attr.ino), "the session stays");
+    let change = PosixMeta {
+        mode: Some(0o600),
+        ..PosixMeta::default()
+    };
+    fs.set_attrs(e.attr.ino, change).await.unwrap();
+    assert_eq!(object(&b, "m.txt").await.as_deref(), Some(&b"hello"[..]));
+    let stored = b.head("m.txt").await.unwrap().meta.mode.unwrap_or(0);
+    assert_eq!(stored & 0o7777, 0o600, "the mode is on the server");
+    assert!(
+        !fs.is_open_for_write(e.attr.ino),
+        "sent, the session is gone"
+    );
+}
+
+/// A utimens that arrives while the last close is uploading (as `touch -d` right after a
+/// write) is not lost: it lands on the object after that upload, not on the retired session.
+#[tokio::test]
+async fn an_attribute_change_during_the_last_close_upload_reaches_the_server() {
+    let b = streaming();
+    let (fs, f) = faulty(&b);
+    let (e, o) = fs
+        .create(ROOT_INO, "u.txt", PosixMeta::default())
+        .await
+        .unwrap();
+    fs.write(o.fh, 0, Bytes::from_static(b"data"))
+        .await
+        .unwrap();
+    let (at_put, go) = f.hold(Op::Put, "u.txt");
+    let release = {
+        let fs = fs.clone();
+        tokio::spawn(async move { fs.release(o.fh).await })
+    };
+    reached(&at_put).await;
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let touch = {
+        let fs = fs.clone();
+        let ino = e.attr.ino;
+        let change = PosixMeta {
+            mtime: Some(when),
+            ..PosixMeta::default()
+        };
+        tokio::spawn(async move { fs.set_attrs(ino, change).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    go.notify_one();
+    release.await.unwrap();
+    touch.await.unwrap().unwrap();
+    assert_eq!(object(&b, "u.txt").await.as_deref(), Some(&b"data"[..]));
+    assert_eq!(b.head("u.txt").await.unwrap().meta.mtime, Some(when));
+    assert!(!fs.is_open_for_write(e.attr.ino));
+}

@@ -314,6 +314,14 @@ impl BlockSource {
         }
     }
 
+    /// Whether the disk cache may hold bytes `offset..end` of `obj` as blocks (no I/O).
+    pub fn may_hold(&self, obj: &ObjectRef, offset: u64, end: u64) -> bool {
+        match (&self.cache, &obj.etag) {
+            (Some(cache), Some(etag)) => cache.may_hold(&obj.key, etag, offset, end),
+            _ => false,
+        }
+    }
+
     /// Bytes `offset..end` of `obj` from the disk cache when the version is complete there
     /// (read without a per-block CRC; see `block_cache::range`).
     pub async fn complete_range(&self, obj: &ObjectRef, offset: u64, end: u64) -> Option<Bytes> {

@@ -364,7 +364,7 @@ impl Prefetcher {
         let bs = self.src.block_size();
         let (b0, b1) = (offset / bs, (end - 1) / bs);
         // Reads are at most a few MiB (FUSE's max_read); anything larger is no random read.
-        if b1 - b0 >= 64 {
+        if b1 - b0 >= 64 || !self.src.may_hold(&self.obj, offset, end) {
             return None;
         }
         if let Some(hit) = self.src.complete_range(&self.obj, offset, end).await {

@@ -42,6 +42,19 @@ impl DiskBlockCache {
         Some(bytes::Bytes::from(buf))
     }
 
+    /// Whether the bytes `offset .. end` of `key` at version `etag` may be in the cache as
+    /// blocks: the version is complete, or every block they span is recorded (no I/O; lets a
+    /// random read skip the cache's blocking reads when nothing is there).
+    pub fn may_hold(&self, key: &str, etag: &str, offset: u64, end: u64) -> bool {
+        let h = object_hash(key, etag);
+        let idx = self.lock();
+        idx.objects.get(&h).is_some_and(|o| {
+            o.meta.complete
+                || (offset / self.block_size..end.div_ceil(self.block_size))
+                    .all(|i| o.meta.entries.get(i as usize).is_some_and(|e| e.present()))
+        })
+    }
+
     /// Whether every block `first .. end` of `key` at version `etag` is recorded (no I/O).
     pub fn has_blocks(&self, key: &str, etag: &str, first: u64, end: u64) -> bool {
         let h = object_hash(key, etag);

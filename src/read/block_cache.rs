@@ -75,6 +75,10 @@ struct Obj {
     pins: u32,
     /// Pieces recorded outside present blocks (see [`pieces`]).
     pieces: std::collections::BTreeMap<u64, Entry>,
+    /// Blocks whose bytes in the data file are known good in this run: written by it, or read
+    /// back whole and checked against their CRC. A part of such a block is read without
+    /// reading and checking the whole block (see `range`).
+    verified: std::collections::HashSet<u64>,
 }
 
 #[derive(Debug)]
@@ -262,6 +266,7 @@ impl DiskBlockCache {
         let len = entry.len as u64;
         *entry = Entry::default();
         obj.present -= 1;
+        obj.verified.remove(&i);
         let was_complete = std::mem::take(&mut obj.meta.complete);
         if obj.present == 0 && obj.pieces.is_empty() {
             idx.objects.remove(&h);
@@ -362,6 +367,11 @@ impl DiskBlockCache {
             self.do_io(io);
             return None;
         }
+        if let Some(o) = self.lock().objects.get_mut(&h) {
+            if o.meta.entries.get(index as usize) == Some(&entry) {
+                o.verified.insert(index);
+            }
+        }
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         self.stats
             .hit_bytes
@@ -443,6 +453,7 @@ impl DiskBlockCache {
                         *slot = entry;
                         o.present += 1;
                     }
+                    o.verified.insert(index);
                     let all = o.present == o.meta.entries.len() as u64;
                     let at = (o.meta.entry_offset(index), all && !o.meta.complete);
                     (at.0, at.1, None, self.supersede_pieces(&mut idx, h, index))
@@ -528,6 +539,7 @@ impl DiskBlockCache {
                 present: 0,
                 pins: 0,
                 pieces: Default::default(),
+                verified: Default::default(),
             },
         );
         Ok(())

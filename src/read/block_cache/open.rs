@@ -149,6 +149,7 @@ impl DiskBlockCache {
                     meta,
                     pins: 0,
                     pieces,
+                    verified: Default::default(),
                 },
             );
             for (i, len) in present {

@@ -3,8 +3,10 @@
 //! A random 4 KiB read should not cost a 1 MiB disk read and CRC: once a version is
 //! *complete* (every block present, data file and record synced), its data file is trusted as
 //! the object, byte for byte — exactly the trust FUSE passthrough already gives it — and a
-//! range is read straight from it. Versions still being filled are read a verified block at a
-//! time.
+//! range is read straight from it. So is a range of blocks known good in this run (written by
+//! it, or read back whole and checked once): a version being filled in the background serves
+//! its random readers without a whole-block read and CRC each. Other blocks (recorded by an
+//! earlier run, not yet checked) are read a verified block at a time.
 
 use super::{object_hash, DiskBlockCache};
 use std::fs::File;
@@ -13,7 +15,8 @@ use std::sync::atomic::Ordering;
 
 impl DiskBlockCache {
     /// Bytes `offset .. offset + len` of `key` at version `etag`, read from the data file
-    /// without a CRC check, when the version is complete; `None` otherwise.
+    /// without a CRC check, when the version is complete or every block they span is present
+    /// and known good in this run; `None` otherwise.
     pub fn complete_range(
         &self,
         key: &str,
@@ -23,13 +26,29 @@ impl DiskBlockCache {
     ) -> Option<bytes::Bytes> {
         let h = object_hash(key, etag);
         let end = offset.checked_add(len)?;
+        if len == 0 {
+            return None;
+        }
+        let (first, last) = (offset / self.block_size, (end - 1) / self.block_size);
+        let usable = |idx: &super::Index| {
+            idx.objects.get(&h).is_some_and(|obj| {
+                let known_good = |i: u64| {
+                    obj.verified.contains(&i)
+                        && obj
+                            .meta
+                            .entries
+                            .get(i as usize)
+                            .is_some_and(|e| e.present())
+                };
+                end <= obj.meta.size && (obj.meta.complete || (first..=last).all(known_good))
+            })
+        };
         {
             let mut idx = self.lock();
-            let obj = idx.objects.get(&h)?;
-            if !obj.meta.complete || end > obj.meta.size || len == 0 {
+            if !usable(&idx) {
                 return None;
             }
-            for i in offset / self.block_size..=(end - 1) / self.block_size {
+            for i in first..=last {
                 idx.lru.promote(&(h, i));
             }
         }
@@ -37,6 +56,11 @@ impl DiskBlockCache {
         File::open(self.data_path(h))
             .and_then(|f| f.read_exact_at(&mut buf, offset))
             .ok()?;
+        // An eviction clears the record before it punches the bytes out: still recorded after
+        // the read means the read was before any punch.
+        if !usable(&self.lock()) {
+            return None;
+        }
         self.stats.hits.fetch_add(1, Ordering::Relaxed);
         self.stats.hit_bytes.fetch_add(len, Ordering::Relaxed);
         Some(bytes::Bytes::from(buf))

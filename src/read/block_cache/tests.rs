@@ -267,3 +267,51 @@ fn unusable_cache_root_says_how_to_fix_it() {
         "{err}"
     );
 }
+
+/// A part of a block is read without the whole block and its CRC only when the block is known
+/// good in this run (written by it, or read whole and checked once); a block recorded by an
+/// earlier run is checked whole first, so a damaged one is still caught.
+#[test]
+fn ranges_of_blocks_known_good_in_this_run_skip_the_whole_block_check() {
+    let root = tempfile::tempdir().unwrap();
+    let size = 3 * BS;
+    let block: Vec<u8> = (0..BS).map(|i| i as u8).collect();
+    {
+        let c = open(root.path(), "s3://r", 1 << 20);
+        c.put("k", "e", size, 1, &block);
+        assert_eq!(
+            c.complete_range("k", "e", BS + 10, 20).as_deref(),
+            Some(&block[10..30]),
+            "written in this run"
+        );
+        assert!(
+            c.complete_range("k", "e", 10, 20).is_none(),
+            "block 0 absent"
+        );
+    }
+    {
+        let c = open(root.path(), "s3://r", 1 << 20);
+        assert!(
+            c.complete_range("k", "e", BS + 10, 20).is_none(),
+            "recorded by an earlier run: not trusted unchecked"
+        );
+        assert_eq!(c.get("k", "e", 1).as_deref(), Some(&block[..]));
+        assert_eq!(
+            c.complete_range("k", "e", BS + 10, 20).as_deref(),
+            Some(&block[10..30]),
+            "checked once"
+        );
+    }
+    let data = {
+        let c = open(root.path(), "s3://r", 1 << 20);
+        c.data_path(object_hash("k", "e"))
+    };
+    let mut bytes = fs::read(&data).unwrap();
+    bytes[(BS + 2000) as usize] ^= 0xff;
+    fs::write(&data, &bytes).unwrap();
+    let c = open(root.path(), "s3://r", 1 << 20);
+    assert!(c.complete_range("k", "e", BS + 10, 20).is_none());
+    assert!(c.get("k", "e", 1).is_none(), "the damage is caught");
+    assert_eq!(c.stats.corrupt.load(Ordering::Relaxed), 1);
+    assert!(c.complete_range("k", "e", BS + 10, 20).is_none(), "dropped");
+}

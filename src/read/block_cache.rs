@@ -413,31 +413,41 @@ impl DiskBlockCache {
         match known {
             Some(true) => return Ok(()),
             Some(false) => {}
-            None => {
-                if let Err(e) = self.create_object(h, key, etag, size) {
-                    self.write_failed(&e);
-                    return Err(e);
-                }
-            }
+            None => self.create_object(h, key, etag, size)?,
         }
-        if !self.charge(h, index, data.len() as u64) {
-            return Ok(());
+        if self.charge_and_write(h, index, index * self.block_size, data)? {
+            self.record(h, index, Entry::of(data));
+        }
+        Ok(())
+    }
+
+    /// Charge `lru_key` (a block, or a piece with [`pieces::PIECE_KEY`]) of version `h` and
+    /// write `data` at `offset` of its data file. `Ok(false)`: not kept (it cannot fit); on a
+    /// write error (logged) the charge is returned.
+    fn charge_and_write(
+        &self,
+        h: u128,
+        lru_key: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<bool, String> {
+        if !self.charge(h, lru_key, data.len() as u64) {
+            return Ok(false);
         }
         let written = OpenOptions::new()
             .write(true)
             .open(self.data_path(h))
-            .and_then(|f| f.write_all_at(data, index * self.block_size));
+            .and_then(|f| f.write_all_at(data, offset));
         if let Err(e) = written {
             self.write_failed(&e.to_string());
             let mut idx = self.lock();
-            if let Some(s) = idx.lru.pop(&(h, index)) {
+            if let Some(s) = idx.lru.pop(&(h, lru_key)) {
                 idx.total -= s;
             }
             return Err(e.to_string());
         }
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
-        self.record(h, index, Entry::of(data));
-        Ok(())
+        Ok(true)
     }
 
     /// Record a written block (unless it was evicted meanwhile) and complete the version when
@@ -530,6 +540,7 @@ impl DiskBlockCache {
         })()
         .map_err(|e| {
             self.remove_files(h);
+            self.write_failed(&e.to_string());
             e.to_string()
         })?;
         idx.objects.insert(

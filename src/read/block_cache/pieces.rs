@@ -117,29 +117,13 @@ impl DiskBlockCache {
         match known {
             Some(true) => return Ok(()),
             Some(false) => {}
-            None => self
-                .create_object(h, key, etag, size)
-                .inspect_err(|e| self.write_failed(e))?,
+            None => self.create_object(h, key, etag, size)?,
         }
         self.create_pieces_file(h, size)
             .inspect_err(|e| self.write_failed(e))?;
-        if !self.charge(h, PIECE_KEY | piece, data.len() as u64) {
-            return Ok(());
+        if self.charge_and_write(h, PIECE_KEY | piece, piece * PIECE, data)? {
+            self.record_piece(h, piece, Entry::of(data));
         }
-        let written = OpenOptions::new()
-            .write(true)
-            .open(self.data_path(h))
-            .and_then(|f| f.write_all_at(data, piece * PIECE));
-        if let Err(e) = written {
-            self.write_failed(&e.to_string());
-            let mut idx = self.lock();
-            if let Some(s) = idx.lru.pop(&(h, PIECE_KEY | piece)) {
-                idx.total -= s;
-            }
-            return Err(e.to_string());
-        }
-        self.stats.writes.fetch_add(1, Ordering::Relaxed);
-        self.record_piece(h, piece, Entry::of(data));
         Ok(())
     }
 

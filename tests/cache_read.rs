@@ -137,13 +137,7 @@ fn random_readers_get_the_object_filled_into_the_cache() {
     );
     let m = cmd.mount();
     let f = std::fs::File::open(m.p("rand.bin")).unwrap();
-    let on_disk = || -> u64 {
-        walk(&cache)
-            .iter()
-            .filter(|p| p.is_file() && p.extension().is_none())
-            .map(|p| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap()) * 512)
-            .sum()
-    };
+    let on_disk = || data_on_disk(&cache);
     let mut reads = 0u64;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while on_disk() < 24 << 20 && std::time::Instant::now() < deadline {
@@ -245,12 +239,7 @@ fn random_reads_leave_pieces_a_remount_finds() {
             .any(|p| p.extension().is_some_and(|e| e == "pieces")),
         "a pieces record was written: {files:?}"
     );
-    let data_bytes: u64 = files
-        .iter()
-        .filter(|p| p.is_file() && p.extension().is_none())
-        .filter(|p| p.to_string_lossy().contains("/objects/"))
-        .map(|p| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap()) * 512)
-        .sum();
+    let data_bytes = data_on_disk(&cache);
     // Four pieces: the first read spans two.
     assert!(
         data_bytes <= 4 * (64 << 10),
@@ -301,6 +290,17 @@ fn setup(
         .env("AWS_ACCESS_KEY_ID", &s3.access_key)
         .env("AWS_SECRET_ACCESS_KEY", &s3.secret_key);
     Setup { s3, proxy, cmd }
+}
+
+/// Bytes the cache's data files (not their records) take on disk: sparse files count only what
+/// they hold.
+fn data_on_disk(cache: &std::path::Path) -> u64 {
+    walk(cache)
+        .iter()
+        .filter(|p| p.is_file() && p.extension().is_none())
+        .filter(|p| p.to_string_lossy().contains("/objects/"))
+        .map(|p| std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(p).unwrap()) * 512)
+        .sum()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

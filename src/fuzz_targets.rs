@@ -96,3 +96,8 @@ pub fn cache_meta(data: &[u8]) {
         assert_eq!(m.encode(), data);
     }
 }
+
+/// Block cache `.pieces` files: no panic, and what decodes is exactly the file's records.
+pub fn cache_pieces(data: &[u8]) {
+    crate::read::block_cache::pieces::fuzz_property(data);
+}

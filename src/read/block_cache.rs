@@ -28,7 +28,7 @@
 mod files;
 pub mod meta;
 mod open;
-mod pieces;
+pub mod pieces;
 mod range;
 
 use files::punch_hole;

@@ -24,11 +24,12 @@ use std::sync::atomic::Ordering;
 /// Size of a piece: the unit of a random read's GET.
 pub const PIECE: u64 = 64 << 10;
 /// Set in the index part of an LRU key that names a piece, not a block.
-pub(super) const PIECE_KEY: u64 = 1 << 63;
+pub(crate) const PIECE_KEY: u64 = 1 << 63;
 const MAGIC: &[u8; 8] = b"CMPCS001";
 const HEADER: u64 = 24;
 
-fn entry_at(piece: u64) -> u64 {
+/// Offset of the record of piece `piece` in a pieces file.
+pub fn entry_at(piece: u64) -> u64 {
     HEADER + 8 * piece
 }
 
@@ -43,7 +44,7 @@ fn header(size: u64) -> [u8; HEADER as usize] {
 
 /// The present entries of a pieces file for an object of `size` bytes; `None` when the file is
 /// not a well-formed record of that object.
-fn decode(buf: &[u8], size: u64) -> Option<BTreeMap<u64, Entry>> {
+pub fn decode(buf: &[u8], size: u64) -> Option<BTreeMap<u64, Entry>> {
     let n = size.div_ceil(PIECE);
     if buf.get(..HEADER as usize)? != header(size) || buf.len() as u64 != entry_at(n) {
         return None;
@@ -359,6 +360,26 @@ impl DiskBlockCache {
     }
 }
 
+/// Fuzz property of pieces files (decoded against the size their header names): no panic, no
+/// allocation the file cannot back, and what decodes is exactly the file's non-empty records.
+/// Panics when it fails.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn fuzz_property(data: &[u8]) {
+    let size = data
+        .get(16..24)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes);
+    if let Some(found) = decode(data, size) {
+        assert_eq!(data.len() as u64, entry_at(size.div_ceil(PIECE)));
+        for (i, e) in &found {
+            let at = entry_at(*i) as usize;
+            assert_eq!(&data[at..at + 8], &e.encode()[..]);
+        }
+        let records = data[HEADER as usize..].chunks_exact(8);
+        assert_eq!(records.filter(|r| r[..4] != [0; 4]).count(), found.len());
+    }
+}
+
 /// The ranges of `start .. end` not covered by the pieces `kept` (ascending).
 pub(super) fn gaps(start: u64, end: u64, kept: &[u64]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
@@ -394,6 +415,26 @@ mod tests {
         let mut other = buf.clone();
         other[0] = b'X';
         assert!(decode(&other, size).is_none(), "bad magic");
+    }
+
+    fn samples() -> Vec<Vec<u8>> {
+        let size = 3 * PIECE + 5;
+        let mut buf = header(size).to_vec();
+        buf.resize(entry_at(4) as usize, 0);
+        let at = entry_at(1) as usize;
+        buf[at..at + 8].copy_from_slice(&Entry::of(b"abc").encode());
+        vec![buf, header(0).to_vec()]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Fuzz target: the block cache's `.pieces` files, as a crash or another process may
+        /// leave them (see [`fuzz_property`]).
+        #[test]
+        fn fuzz_pieces_files(buf in crate::fuzz::bytes(samples())) {
+            fuzz_property(&buf);
+        }
     }
 
     #[test]

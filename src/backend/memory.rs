@@ -6,6 +6,7 @@
 use super::{Backend, BackendError, ListPage, ObjectInfo, PosixMeta};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +46,8 @@ pub struct MemoryBackend {
     pub counters: Counters,
     /// `get_range` of a key containing `.0` sleeps `.1` first.
     slow_get: Mutex<Option<(String, Duration)>>,
+    /// Streamed bodies come in pieces of this many bytes, this far apart (0: in one piece).
+    trickle: Mutex<(usize, Duration)>,
     /// Every `put` fails while set (a server that is down).
     failing_puts: std::sync::atomic::AtomicBool,
     /// Moves files and whole directories in one step ([`Backend::rename`]), as Drive does.
@@ -95,6 +98,14 @@ impl MemoryBackend {
     pub fn slow_down_gets(&self, needle: &str, delay: Duration) {
         if let Ok(mut s) = self.slow_get.lock() {
             *s = Some((needle.to_string(), delay));
+        }
+    }
+
+    /// Hand the bodies of streamed GETs ([`Backend::get_range_stream`]) out in pieces of
+    /// `chunk` bytes, `delay` apart, as a network would (`chunk` 0: in one piece).
+    pub fn trickle_bodies(&self, chunk: usize, delay: Duration) {
+        if let Ok(mut t) = self.trickle.lock() {
+            *t = (chunk, delay);
         }
     }
 
@@ -296,6 +307,29 @@ impl Backend for MemoryBackend {
             last = Some(item);
         }
         Ok(page)
+    }
+
+    async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<super::ByteStream, BackendError> {
+        let data = self.get_range(key, range, etag).await?;
+        let (chunk, delay) = self.trickle.lock().map(|t| *t).unwrap_or_default();
+        let chunk = if chunk == 0 { data.len().max(1) } else { chunk };
+        let pieces: Vec<Bytes> = (0..data.len())
+            .step_by(chunk)
+            .map(|a| data.slice(a..(a + chunk).min(data.len())))
+            .collect();
+        let stream =
+            futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| async move {
+                if i > 0 && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(p)
+            });
+        Ok(Box::pin(stream))
     }
 
     async fn get_range(

@@ -3,13 +3,18 @@
 //! An object is cut into blocks of `block_size` bytes. [`BlockSource::blocks`] returns a run of
 //! blocks: each comes from the disk cache when present, joins a GET already in flight for it
 //! (from any handle of the mount), or is fetched; consecutive missing blocks go out as one ranged
-//! GET (with If-Match on the ETag) and are written to the cache when they arrive. Objects
+//! GET (with If-Match on the ETag), streamed: each block is handed out and written to the cache
+//! as soon as its bytes are in ([`run`]). Objects
 //! without an ETag are never cached (nothing could tell their versions apart).
 
+mod run;
+
 use super::block_cache::DiskBlockCache;
+use super::budget::MemoryBudget;
 use crate::backend::{Backend, BackendError};
 use bytes::Bytes;
-use futures::future::{BoxFuture, FutureExt, Shared};
+pub use run::{Block, BlockSlot, Pending};
+use run::{BlockFuture, RunCtl};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,8 +33,9 @@ pub struct ObjectRef {
 /// Most bytes waiting to be written to the disk cache.
 const PENDING_WRITE_LIMIT: u64 = 8 << 20;
 
-type RunFuture = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, BackendError>>>;
 type BlockKey = (String, String, u64);
+/// A block of a GET in flight: its future, its run, its position in the run.
+type InFlight = (BlockFuture, Arc<RunCtl>, u64);
 
 /// Request counters of a block source.
 #[derive(Debug, Default)]
@@ -50,7 +56,8 @@ pub struct BlockSource {
     backend: Arc<dyn Backend>,
     cache: Option<Arc<DiskBlockCache>>,
     block_size: u64,
-    inflight: Mutex<HashMap<BlockKey, (RunFuture, usize)>>,
+    /// Blocks of GETs in flight: their future, their run, their position in it.
+    inflight: Mutex<HashMap<BlockKey, InFlight>>,
     /// KiB handed to the cache writer and not yet on disk; when all are taken, a fetch waits
     /// for the writer before handing its blocks out, so memory stays bounded.
     pending_writes: Arc<tokio::sync::Semaphore>,
@@ -109,137 +116,68 @@ impl BlockSource {
         start..(start + self.block_size).min(obj.size)
     }
 
-    /// Blocks `first .. first + count` of `obj` (clamped to the object).
+    /// Blocks `first .. first + count` of `obj` (clamped to the object): those in the disk
+    /// cache read now (their memory taken from `budget`), the others joined to a GET in flight
+    /// or fetched by a new one per run of missing blocks, streamed (see [`run`]).
     pub async fn blocks(
         self: &Arc<Self>,
         obj: &ObjectRef,
         first: u64,
         count: u64,
-    ) -> Result<Vec<Bytes>, BackendError> {
+        budget: &Arc<MemoryBudget>,
+    ) -> Result<Vec<BlockSlot>, BackendError> {
         let end = (first + count).min(self.block_count(obj));
-        let mut slots: Vec<Option<Bytes>> = vec![None; end.saturating_sub(first) as usize];
+        let mut hits: Vec<Option<Bytes>> = vec![None; end.saturating_sub(first) as usize];
         if let (Some(cache), Some(etag)) = (&self.cache, &obj.etag) {
             let (cache, key, etag) = (cache.clone(), obj.key.clone(), etag.clone());
-            let hits = tokio::task::spawn_blocking(move || {
+            hits = tokio::task::spawn_blocking(move || {
                 (first..end)
                     .map(|i| cache.get(&key, &etag, i))
                     .collect::<Vec<_>>()
             })
             .await
             .map_err(|e| BackendError::Other(format!("cache read task failed: {e}")))?;
-            slots = hits;
         }
+        let mut slots = Vec::with_capacity(hits.len());
+        let etag = obj.etag.clone().unwrap_or_default();
+        let key = |i: u64| (obj.key.clone(), etag.clone(), i);
         // Join GETs in flight, then start one GET per run of still-missing blocks.
-        let mut waits: Vec<(usize, RunFuture, usize)> = Vec::new();
-        {
-            let etag = obj.etag.clone().unwrap_or_default();
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            let mut i = 0;
-            while i < slots.len() {
-                if slots[i].is_some() {
-                    i += 1;
-                    continue;
-                }
-                let idx = first + i as u64;
-                if let Some((fut, pos)) = inflight.get(&(obj.key.clone(), etag.clone(), idx)) {
-                    self.stats.shared.fetch_add(1, Ordering::Relaxed);
-                    waits.push((i, fut.clone(), *pos));
-                    i += 1;
-                    continue;
-                }
-                let run_start = i;
-                while i < slots.len()
-                    && slots[i].is_none()
-                    && !inflight.contains_key(&(obj.key.clone(), etag.clone(), first + i as u64))
-                {
-                    i += 1;
-                }
-                let run = first + run_start as u64..first + i as u64;
-                let fut = self.fetch_run(obj, run.clone());
-                for (pos, idx) in run.clone().enumerate() {
-                    inflight.insert((obj.key.clone(), etag.clone(), idx), (fut.clone(), pos));
-                    waits.push((run_start + pos, fut.clone(), pos));
-                }
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let mut i = 0;
+        while i < hits.len() {
+            let idx = first + i as u64;
+            if let Some(data) = hits[i].take() {
+                let mem = budget.reserve(data.len() as u64);
+                slots.push(BlockSlot::Ready(Block::new(data, Some(mem))));
+                i += 1;
+                continue;
             }
-        }
-        for (slot, fut, pos) in waits {
-            let run = fut.await?;
-            slots[slot] = run.get(pos).cloned();
-        }
-        slots
-            .into_iter()
-            .map(|b| {
-                b.ok_or_else(|| BackendError::Other(format!("{}: a block went missing", obj.key)))
-            })
-            .collect()
-    }
-
-    /// One GET for blocks `run`, split into blocks, cached, and removed from the in-flight map.
-    fn fetch_run(self: &Arc<Self>, obj: &ObjectRef, run: std::ops::Range<u64>) -> RunFuture {
-        let this = self.clone();
-        let obj = obj.clone();
-        let task = tokio::spawn(async move {
-            let range =
-                this.block_range(&obj, run.start).start..this.block_range(&obj, run.end - 1).end;
-            this.stats.gets.fetch_add(1, Ordering::Relaxed);
-            let got = this
-                .backend
-                .get_range(&obj.key, range.clone(), obj.etag.as_deref())
-                .await;
-            let etag = obj.etag.clone().unwrap_or_default();
-            {
-                let mut inflight = this.inflight.lock().unwrap_or_else(|p| p.into_inner());
-                for idx in run.clone() {
-                    inflight.remove(&(obj.key.clone(), etag.clone(), idx));
-                }
-            }
-            let data = got?;
-            if data.len() as u64 != range.end - range.start {
-                return Err(BackendError::Changed(format!(
-                    "{}: expected {} bytes at {}, got {}",
-                    obj.key,
-                    range.end - range.start,
-                    range.start,
-                    data.len()
+            if let Some((fut, ctl, pos)) = inflight.get(&key(idx)) {
+                self.stats.shared.fetch_add(1, Ordering::Relaxed);
+                slots.push(BlockSlot::Pending(Pending::new(
+                    fut.clone(),
+                    ctl.clone(),
+                    *pos,
                 )));
+                i += 1;
+                continue;
             }
-            this.stats
-                .bytes_fetched
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
-            let blocks: Vec<Bytes> = run
-                .clone()
-                .map(|i| {
-                    let r = this.block_range(&obj, i);
-                    data.slice((r.start - range.start) as usize..(r.end - range.start) as usize)
-                })
-                .collect();
-            if let (Some(cache), Some(etag)) = (this.cache.clone(), obj.etag.clone()) {
-                // Wait (bounded) for the writer to catch up, so memory stays bounded and a
-                // streamed object ends up fully cached.
-                let kib = (data.len() as u64)
-                    .div_ceil(1024)
-                    .clamp(1, PENDING_WRITE_LIMIT / 1024) as u32;
-                if let Ok(permit) = this.pending_writes.clone().acquire_many_owned(kib).await {
-                    let (to_cache, key, first) = (blocks.clone(), obj.key.clone(), run.start);
-                    let size = obj.size;
-                    tokio::task::spawn_blocking(move || {
-                        for (i, b) in to_cache.iter().enumerate() {
-                            cache.put(&key, &etag, size, first + i as u64, b);
-                        }
-                        drop(permit);
-                    });
-                }
+            let run_start = i;
+            while i < hits.len()
+                && hits[i].is_none()
+                && !inflight.contains_key(&key(first + i as u64))
+            {
+                i += 1;
             }
-            Ok(Arc::new(blocks))
-        });
-        async move {
-            match task.await {
-                Ok(r) => r,
-                Err(e) => Err(BackendError::Other(format!("fetch task failed: {e}"))),
+            let run = first + run_start as u64..first + i as u64;
+            let (ctl, futs) = self.start_run(obj, run.clone(), budget);
+            for (pos, (idx, fut)) in run.zip(futs).enumerate() {
+                let pos = pos as u64;
+                inflight.insert(key(idx), (fut.clone(), ctl.clone(), pos));
+                slots.push(BlockSlot::Pending(Pending::new(fut, ctl.clone(), pos)));
             }
         }
-        .boxed()
-        .shared()
+        Ok(slots)
     }
 
     /// Wait (at most `limit`) until every block handed to the cache writer is on disk; called
@@ -305,6 +243,14 @@ impl BlockSource {
             .flatten()
     }
 
+    /// Whether a GET in flight is bringing block `index` of `obj` (without joining it).
+    #[cfg(test)]
+    pub fn in_flight(&self, obj: &ObjectRef, index: u64) -> bool {
+        let etag = obj.etag.clone().unwrap_or_default();
+        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        inflight.contains_key(&(obj.key.clone(), etag, index))
+    }
+
     /// Whether blocks `first .. end` of `obj` are all in the disk cache (no I/O).
     #[cfg(test)]
     pub fn has_blocks(&self, obj: &ObjectRef, first: u64, end: u64) -> bool {
@@ -336,26 +282,12 @@ impl BlockSource {
     /// Block `index` of `obj` from a GET already in flight for it (another handle's stream),
     /// if there is one. (A background fill's streamed GETs are not joinable: their blocks go
     /// to the cache as they arrive.)
-    pub fn joined(
-        &self,
-        obj: &ObjectRef,
-        index: u64,
-    ) -> Option<impl std::future::Future<Output = Result<Bytes, BackendError>>> {
+    pub fn joined(&self, obj: &ObjectRef, index: u64) -> Option<Pending> {
         let etag = obj.etag.clone().unwrap_or_default();
-        let (fut, pos) = self
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&(obj.key.clone(), etag, index))
-            .cloned()?;
+        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let (fut, ctl, pos) = inflight.get(&(obj.key.clone(), etag, index))?;
         self.stats.shared.fetch_add(1, Ordering::Relaxed);
-        let key = obj.key.clone();
-        Some(async move {
-            fut.await?
-                .get(pos)
-                .cloned()
-                .ok_or_else(|| BackendError::Other(format!("{key}: a block went missing")))
-        })
+        Some(Pending::new(fut.clone(), ctl.clone(), *pos))
     }
 
     /// Blocks `first .. end` of `obj` by one ranged GET whose body goes to the disk cache a
@@ -440,3 +372,6 @@ impl BlockSource {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,7 @@
 //! parts. Optional prefetching asks with [`MemoryBudget::try_reserve`] and backs off (its window
 //! shrinks) when the budget is spent; the bytes a read needs right now are taken with
 //! [`MemoryBudget::reserve`], which may overdraw by at most that read's part, so reads always
-//! make progress.
+//! make progress. Streamed blocks wait for room with [`MemoryBudget::released`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,6 +13,8 @@ pub struct MemoryBudget {
     limit: u64,
     used: AtomicU64,
     peak: AtomicU64,
+    /// Woken whenever a reservation is released.
+    released: tokio::sync::Notify,
 }
 
 /// Bytes held until dropped.
@@ -29,6 +31,7 @@ impl MemoryBudget {
             limit,
             used: AtomicU64::new(0),
             peak: AtomicU64::new(0),
+            released: tokio::sync::Notify::new(),
         })
     }
 
@@ -45,6 +48,12 @@ impl MemoryBudget {
     /// Most bytes ever in use at once.
     pub fn peak(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Completes at the next release of a reservation. `enable()` it before checking for room,
+    /// or a release in between is missed.
+    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
     }
 
     /// `bytes` if they fit under the limit, else `None`.
@@ -85,6 +94,7 @@ impl MemoryBudget {
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.budget.released.notify_waiters();
     }
 }
 

@@ -16,7 +16,7 @@ fn data(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-async fn setup(
+pub(super) async fn setup(
     len: usize,
     cache: Option<Arc<DiskBlockCache>>,
     bs: u64,
@@ -98,6 +98,7 @@ async fn window_grows_geometrically_and_a_far_seek_resets_it() {
     let (_b, src, obj, d) = setup(40 << 20, None, 1 << 20).await;
     let cfg = PrefetchConfig {
         max_window: 16 << 20,
+        part_size: 2 << 20,
         ..PrefetchConfig::default()
     };
     let p = Prefetcher::new(src.clone(), MemoryBudget::new(1 << 30), obj, cfg);
@@ -107,6 +108,26 @@ async fn window_grows_geometrically_and_a_far_seek_resets_it() {
         windows.push(p.window().await >> 20);
     }
     assert_eq!(windows, [1, 2, 4, 8, 16, 16], "MiB: doubles to the maximum");
+    // From the second read on, the window is at least a part (one round trip of ramp).
+    let q = Prefetcher::new(
+        src.clone(),
+        MemoryBudget::new(24 << 20),
+        p.object().clone(),
+        PrefetchConfig {
+            max_window: 64 << 20,
+            ..PrefetchConfig::default()
+        },
+    );
+    let mut windows = vec![];
+    for i in 0..5u64 {
+        q.read(i * (128 << 10), 128 << 10).await.unwrap();
+        windows.push(q.window().await >> 20);
+    }
+    assert_eq!(
+        windows,
+        [1, 8, 16, 32, 32],
+        "MiB: capped at the budget plus a part"
+    );
     let got = p.read(30 << 20, 4096).await.unwrap();
     assert_eq!(&got[..], &d[30 << 20..(30 << 20) + 4096]);
     assert_eq!(
@@ -246,35 +267,6 @@ async fn cached_blocks_need_no_get_after_a_restart_and_new_etags_miss() {
         "a new ETag reads new bytes"
     );
     assert!(src.stats.gets.load(Relaxed) > 0);
-}
-
-/// Case 12 of issue 11: a part dropped while still fetching (a far seek, a closed file) kept
-/// running after its memory left the budget, so `max_memory` could be exceeded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parts_still_fetching_stay_in_the_budget_until_they_finish() {
-    let (b, src, obj, _) = setup(32 << 20, None, 1 << 20).await;
-    b.slow_down_gets("obj", std::time::Duration::from_millis(300));
-    let budget = MemoryBudget::new(64 << 20);
-    let p = Prefetcher::new(src, budget.clone(), obj, PrefetchConfig::default());
-    // Sequential reads grow the window past the part being read: parts ahead are fetching.
-    for i in 0..6u64 {
-        p.read(i << 20, 1 << 20).await.unwrap();
-    }
-    drop(p);
-    assert!(budget.used() > 0, "parts still fetching are still counted");
-    let mut settled = false;
-    for _ in 0..500 {
-        if budget.used() == 0 {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(
-        settled,
-        "released once the fetches ended: {}",
-        budget.used()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

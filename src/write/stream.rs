@@ -270,16 +270,28 @@ impl Streamer {
         }
     }
 
-    /// Whether the parts sent while following the kernel's writes still hold what was sent.
-    async fn sent_unchanged(&self, staged: &Staged) -> bool {
-        for (range, crc) in self.sums.iter().flatten() {
-            let len = range.end - range.start;
-            match staged.read_at(range.start, len).await {
-                Ok(d) if d.len() as u64 == len && crc32fast::hash(&d) == *crc => {}
-                _ => return false,
+    /// The rest of the file after what was sent, in parts of the plan's size (several in
+    /// flight), the last one shorter.
+    async fn send_rest(
+        &mut self,
+        staged: &Staged,
+        upload: &mut dyn Upload,
+    ) -> Result<(), BackendError> {
+        for _ in 0..(1u64 << 20) {
+            let rest = staged.size().saturating_sub(self.sent);
+            if rest == 0 {
+                break;
             }
+            let len = rest.min(self.plan.stream(self.parts));
+            let data = self
+                .next_bytes(staged, len)
+                .await
+                .map_err(|e| BackendError::Other(e.to_string()))?;
+            upload.put_part(data).await?;
+            self.sent += len;
+            self.parts += 1;
         }
-        true
+        Ok(())
     }
 
     async fn put(&mut self, data: Vec<Bytes>) -> Result<(), BackendError> {
@@ -338,29 +350,24 @@ impl Streamer {
             upload.abort().await;
             return None;
         }
-        if !self.sent_unchanged(staged).await {
+        // The parts sent while following the kernel's writes are checked again while the rest
+        // goes out (nothing is visible on the server before `complete`): the check reads the
+        // whole file back, and the rest waits on the network (512 MiB written by `dd`: the
+        // close took 0.45 s with the check first).
+        let sums = self.sums.clone().unwrap_or_default();
+        let (unchanged, sent) = tokio::join!(
+            staged.ranges_match(sums),
+            self.send_rest(staged, upload.as_mut())
+        );
+        if !unchanged {
             tracing::debug!(%key, "a part sent while the kernel wrote the file changed since; the file goes up whole");
             upload.abort().await;
             return None;
         }
-        // The rest in parts of the plan's size (several in flight), the last one shorter.
-        for _ in 0..(1u64 << 20) {
-            let rest = staged.size().saturating_sub(self.sent);
-            if rest == 0 {
-                break;
-            }
-            let len = rest.min(self.plan.stream(self.parts));
-            let sent = match self.next_bytes(staged, len).await {
-                Ok(data) => upload.put_part(data).await,
-                Err(e) => Err(BackendError::Other(e.to_string())),
-            };
-            if let Err(e) = sent {
-                tracing::debug!(%key, error = %e, "last part failed; the file goes up whole");
-                upload.abort().await;
-                return None;
-            }
-            self.sent += len;
-            self.parts += 1;
+        if let Err(e) = sent {
+            tracing::debug!(%key, error = %e, "last part failed; the file goes up whole");
+            upload.abort().await;
+            return None;
         }
         let done = upload.complete(staged.size()).await;
         if !same_meta {

@@ -201,3 +201,32 @@ fn a_temporary_area_is_private_and_goes_whole() {
         "the directory it made goes with it, lost+found included"
     );
 }
+
+#[tokio::test]
+async fn ranges_match_checks_every_range_across_read_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let area = StagingArea::open(&dir.path().join("staging")).unwrap();
+    let mut s = area.create("k").unwrap();
+    // 3 MiB + 5 bytes: ranges span the 1 MiB read pieces.
+    let data: Vec<u8> = (0..(3 << 20) + 5).map(|i: u32| (i % 253) as u8).collect();
+    s.write_at(0, bytes::Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    let sum = |r: std::ops::Range<usize>| (r.start as u64..r.end as u64, crc32fast::hash(&data[r]));
+    let good = vec![sum(0..(2 << 20) + 7), sum((2 << 20) + 7..data.len())];
+    assert!(s.ranges_match(good.clone()).await);
+    assert!(s.ranges_match(Vec::new()).await, "nothing to check");
+    let mut bad = good.clone();
+    bad[1].1 ^= 1;
+    assert!(!s.ranges_match(bad).await, "a changed CRC");
+    let past_end = vec![(0..data.len() as u64 + 1, crc32fast::hash(&data))];
+    assert!(
+        !s.ranges_match(past_end).await,
+        "a range the file no longer has"
+    );
+    // One byte changed late in the first range.
+    s.write_at(2 << 20, bytes::Bytes::from_static(b"X"))
+        .await
+        .unwrap();
+    assert!(!s.ranges_match(good).await, "a byte rewritten");
+}

@@ -7,12 +7,14 @@
 //! as soon as its bytes are in ([`run`]). Objects
 //! without an ETag are never cached (nothing could tell their versions apart).
 
+mod cut;
 mod run;
 
 use super::block_cache::DiskBlockCache;
 use super::budget::MemoryBudget;
 use crate::backend::{Backend, BackendError};
 use bytes::Bytes;
+use cut::Cutter;
 pub use run::{Block, BlockSlot, Pending};
 use run::{BlockFuture, RunCtl};
 use std::collections::HashMap;
@@ -109,11 +111,6 @@ impl BlockSource {
     /// Number of blocks of `obj`.
     pub fn block_count(&self, obj: &ObjectRef) -> u64 {
         obj.size.div_ceil(self.block_size)
-    }
-
-    fn block_range(&self, obj: &ObjectRef, index: u64) -> std::ops::Range<u64> {
-        let start = index * self.block_size;
-        start..(start + self.block_size).min(obj.size)
     }
 
     /// Blocks `first .. first + count` of `obj` (clamped to the object): those in the disk
@@ -309,67 +306,43 @@ impl BlockSource {
         if first >= end || cache.has_blocks(&obj.key, &etag, first, end) {
             return Ok(());
         }
-        let range = self.block_range(obj, first).start..self.block_range(obj, end - 1).end;
+        let mut cut = Cutter::new(obj, self.block_size, first, end);
         self.stats.gets.fetch_add(1, Ordering::Relaxed);
         let mut body = self
             .backend
-            .get_range_stream(&obj.key, range.clone(), obj.etag.as_deref())
+            .get_range_stream(&obj.key, cut.range(), obj.etag.as_deref())
             .await?;
-        let (mut idx, mut buf) = (first, bytes::BytesMut::new());
         while let Some(piece) = futures::StreamExt::next(&mut body).await {
             let mut piece = piece?;
             self.stats
                 .bytes_fetched
                 .fetch_add(piece.len() as u64, Ordering::Relaxed);
             while !piece.is_empty() {
-                if idx >= end {
-                    return Err(BackendError::Changed(format!(
-                        "{}: more than the {} bytes asked at {}",
-                        obj.key,
-                        range.end - range.start,
-                        range.start
-                    )));
-                }
-                let block_range = self.block_range(obj, idx);
-                let len = (block_range.end - block_range.start) as usize;
-                buf.reserve(len.saturating_sub(buf.len()));
-                let take = (len - buf.len()).min(piece.len());
-                buf.extend_from_slice(&piece.split_to(take));
-                if buf.len() == len {
-                    let block = buf.split().freeze();
-                    let (cache, key, etag, size) =
-                        (cache.clone(), obj.key.clone(), etag.clone(), obj.size);
-                    let stored = tokio::task::spawn_blocking(move || {
-                        cache.store(&key, &etag, size, idx, &block)
-                    })
-                    .await
-                    .map_err(|e| BackendError::Other(format!("cache write task failed: {e}")))?;
-                    // Fetching on is pointless when nothing can be kept.
-                    stored.map_err(|e| {
-                        BackendError::NoSpace(format!(
-                            "cannot write block {idx} of {} to the cache in {}: {e} (is its disk \
+                cut.current()?;
+                let Some((idx, block)) = cut.take(&mut piece) else {
+                    continue;
+                };
+                let (cache, key, etag, size) =
+                    (cache.clone(), obj.key.clone(), etag.clone(), obj.size);
+                let stored = tokio::task::spawn_blocking(move || {
+                    cache.store(&key, &etag, size, idx, &block)
+                })
+                .await
+                .map_err(|e| BackendError::Other(format!("cache write task failed: {e}")))?;
+                // Fetching on is pointless when nothing can be kept.
+                stored.map_err(|e| {
+                    BackendError::NoSpace(format!(
+                        "cannot write block {idx} of {} to the cache in {}: {e} (is its disk \
                              full?)",
-                            obj.key,
-                            self.cache
-                                .as_ref()
-                                .map_or(String::new(), |c| c.dir().display().to_string())
-                        ))
-                    })?;
-                    idx += 1;
-                }
+                        obj.key,
+                        self.cache
+                            .as_ref()
+                            .map_or(String::new(), |c| c.dir().display().to_string())
+                    ))
+                })?;
             }
         }
-        if idx != end {
-            return Err(BackendError::Changed(format!(
-                "{}: the answer ended {} bytes short of {}-{}",
-                obj.key,
-                self.block_range(obj, end - 1).end
-                    - (self.block_range(obj, idx).start + buf.len() as u64),
-                range.start,
-                range.end - 1
-            )));
-        }
-        Ok(())
+        cut.finish()
     }
 }
 

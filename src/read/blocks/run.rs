@@ -12,10 +12,11 @@
 //! leave the in-flight map (so a later reader starts its own GET). While memory is free it
 //! fetches on into the disk cache, like a run whose readers are all still there.
 
+use super::cut::Cutter;
 use super::{BlockSource, ObjectRef, PENDING_WRITE_LIMIT};
 use crate::backend::BackendError;
 use crate::read::budget::{MemoryBudget, Reservation};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -186,46 +187,29 @@ impl BlockSource {
         budget: &Arc<MemoryBudget>,
         senders: &mut std::vec::IntoIter<Sender>,
     ) -> Result<(), Stop> {
-        let range = self.block_range(obj, run.start).start..self.block_range(obj, run.end - 1).end;
+        let mut cut = Cutter::new(obj, self.block_size, run.start, run.end);
         self.stats.gets.fetch_add(1, Ordering::Relaxed);
         let mut body = self
             .backend
-            .get_range_stream(&obj.key, range.clone(), obj.etag.as_deref())
+            .get_range_stream(&obj.key, cut.range(), obj.etag.as_deref())
             .await
             .map_err(Stop::Failed)?;
-        let (mut idx, mut buf, mut mem) = (run.start, BytesMut::new(), None);
+        let mut mem = None;
         while let Some(piece) = futures::StreamExt::next(&mut body).await {
             let mut piece = piece.map_err(Stop::Failed)?;
             self.stats
                 .bytes_fetched
                 .fetch_add(piece.len() as u64, Ordering::Relaxed);
             while !piece.is_empty() {
-                if idx >= run.end {
-                    return Err(Stop::Failed(BackendError::Changed(format!(
-                        "{}: more than the {} bytes asked at {}",
-                        obj.key,
-                        range.end - range.start,
-                        range.start
-                    ))));
-                }
-                let r = self.block_range(obj, idx);
-                let len = (r.end - r.start) as usize;
+                let (idx, len) = cut.current().map_err(Stop::Failed)?;
                 if mem.is_none() {
                     mem = Some(
                         self.room_for(obj, idx, &run, len as u64, ctl, budget)
                             .await?,
                     );
                 }
-                let data = if buf.is_empty() && piece.len() >= len {
-                    piece.split_to(len)
-                } else {
-                    buf.reserve(len.saturating_sub(buf.len()));
-                    let take = (len - buf.len()).min(piece.len());
-                    buf.extend_from_slice(&piece.split_to(take));
-                    if buf.len() < len {
-                        continue;
-                    }
-                    buf.split().freeze()
+                let Some((idx, data)) = cut.take(&mut piece) else {
+                    continue;
                 };
                 let block = Block::new(data, mem.take());
                 self.forget(obj, idx..idx + 1);
@@ -233,19 +217,9 @@ impl BlockSource {
                     let _ = tx.send(Ok(block.clone()));
                 }
                 self.to_cache(obj, idx, block.data).await;
-                idx += 1;
             }
         }
-        if idx != run.end {
-            return Err(Stop::Failed(BackendError::Changed(format!(
-                "{}: the answer ended {} bytes short of {}-{}",
-                obj.key,
-                range.end - (self.block_range(obj, idx).start + buf.len() as u64),
-                range.start,
-                range.end - 1
-            ))));
-        }
-        Ok(())
+        cut.finish().map_err(Stop::Failed)
     }
 
     /// Memory for block `idx` of `run`: from the budget when it has room, at once when

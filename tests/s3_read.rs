@@ -228,3 +228,44 @@ fn a_server_that_stops_answering_gives_eio_in_bounded_time_and_the_mount_lives_o
         "stat needs no GET"
     );
 }
+
+/// A reader that stops for longer than `request_timeout` (a paused video player) while its
+/// read-ahead has spent the memory budget: the GETs paused for memory must not turn into
+/// timeouts and EIO (which the kernel's read-ahead would swallow, but a reader waiting for the
+/// block would get). The rest of the file reads back whole after the pause.
+#[test]
+fn a_reader_paused_longer_than_the_request_timeout_reads_on() {
+    let s3 = S3Server::start_moto();
+    s3.create_bucket("pause");
+    let data = pattern(48 << 20, 5);
+    s3.put_objects(
+        "pause",
+        vec![("movie.bin".into(), Bytes::from(data.clone()))],
+    );
+    let m = s3_mount(
+        &s3,
+        "s3://pause",
+        &[
+            "request_timeout=3s",
+            "retries=0",
+            "max_memory=8M",
+            "cache=off",
+        ],
+    );
+    let mut f = std::fs::File::open(m.p("movie.bin")).unwrap();
+    let mut got = vec![0u8; 4 << 20];
+    f.read_exact(&mut got).unwrap();
+    // The read-ahead fills the budget; its GETs pause with their requests open.
+    std::thread::sleep(Duration::from_secs(8));
+    f.read_to_end(&mut got)
+        .unwrap_or_else(|e| panic!("the read after the pause failed: {e}\n{}", m.log_text()));
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "the bytes after the pause are the file's");
+    // The kernel retries a failed read-ahead read itself, so the reader alone would not see
+    // an error: none may have reached the kernel at all.
+    let log = m.log_text();
+    assert!(
+        !log.contains("failed op"),
+        "a read failed after the pause:\n{log}"
+    );
+}

@@ -48,6 +48,10 @@ pub struct MemoryBackend {
     slow_get: Mutex<Option<(String, Duration)>>,
     /// Streamed bodies come in pieces of this many bytes, this far apart (0: in one piece).
     trickle: Mutex<(usize, Duration)>,
+    /// The next `.1` streamed bodies break off after `.0` bytes (a connection reset).
+    breaking: Mutex<(usize, u32)>,
+    /// A streamed body polled this long after its request fails (a client's request timeout).
+    body_timeout: Mutex<Option<Duration>>,
     /// Every `put` fails while set (a server that is down).
     failing_puts: std::sync::atomic::AtomicBool,
     /// Moves files and whole directories in one step ([`Backend::rename`]), as Drive does.
@@ -106,6 +110,21 @@ impl MemoryBackend {
     pub fn trickle_bodies(&self, chunk: usize, delay: Duration) {
         if let Ok(mut t) = self.trickle.lock() {
             *t = (chunk, delay);
+        }
+    }
+
+    /// Make the next `times` streamed bodies break off after `after` bytes, with an error.
+    pub fn break_bodies(&self, after: usize, times: u32) {
+        if let Ok(mut b) = self.breaking.lock() {
+            *b = (after, times);
+        }
+    }
+
+    /// Make a streamed body fail when it is read from `limit` after its request was made, as
+    /// a client's whole-request timeout does.
+    pub fn time_out_bodies(&self, limit: Duration) {
+        if let Ok(mut t) = self.body_timeout.lock() {
+            *t = Some(limit);
         }
     }
 
@@ -318,17 +337,39 @@ impl Backend for MemoryBackend {
         let data = self.get_range(key, range, etag).await?;
         let (chunk, delay) = self.trickle.lock().map(|t| *t).unwrap_or_default();
         let chunk = if chunk == 0 { data.len().max(1) } else { chunk };
-        let pieces: Vec<Bytes> = (0..data.len())
+        let mut pieces: Vec<Bytes> = (0..data.len())
             .step_by(chunk)
             .map(|a| data.slice(a..(a + chunk).min(data.len())))
             .collect();
-        let stream =
-            futures::stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| async move {
-                if i > 0 && !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                Ok(p)
-            });
+        let mut broken = false;
+        if let Ok(mut b) = self.breaking.lock() {
+            if b.1 > 0 && b.0 < data.len() {
+                b.1 -= 1;
+                broken = true;
+                let mut left = b.0;
+                pieces.retain_mut(|p| {
+                    let keep = left > 0;
+                    *p = p.slice(..left.min(p.len()));
+                    left -= p.len();
+                    keep
+                });
+            }
+        }
+        let timeout = self.body_timeout.lock().ok().and_then(|t| *t);
+        let started = tokio::time::Instant::now();
+        let items = pieces
+            .into_iter()
+            .map(Ok)
+            .chain(broken.then(|| Err(BackendError::Other("connection reset by peer".into()))));
+        let stream = futures::stream::iter(items.enumerate()).then(move |(i, p)| async move {
+            if i > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if timeout.is_some_and(|t| started.elapsed() > t) {
+                return Err(BackendError::Unreachable("operation timed out".into()));
+            }
+            p
+        });
         Ok(Box::pin(stream))
     }
 

@@ -79,6 +79,21 @@ impl Cutter {
         Some((self.idx - 1, data))
     }
 
+    /// The blocks not complete yet, to ask for again after a body broke off (the bytes of a
+    /// block begun are dropped: the new body starts at its first byte).
+    pub(super) fn rest(&self) -> Cutter {
+        let start = self.idx * self.block_size;
+        Cutter {
+            key: self.key.clone(),
+            block_size: self.block_size,
+            size: self.size,
+            range: start..self.range.end,
+            idx: self.idx,
+            end: self.end,
+            buf: BytesMut::new(),
+        }
+    }
+
     /// At the end of the body: an error when it ended short of the range.
     pub(super) fn finish(&self) -> Result<(), BackendError> {
         if self.idx == self.end {
@@ -132,6 +147,23 @@ mod tests {
             assert_eq!((blocks[0].0, &blocks[0].1[..]), (1, &[4u8, 5, 6, 7][..]));
             assert_eq!((blocks[1].0, &blocks[1].1[..]), (2, &[8u8, 9][..]));
         }
+    }
+
+    #[test]
+    fn the_rest_starts_at_the_block_begun() {
+        let mut c = Cutter::new(&obj(10), 4, 0, 3);
+        let mut piece = Bytes::from_static(&[0, 1, 2, 3, 4, 5]);
+        assert_eq!(c.take(&mut piece).map(|b| b.0), Some(0));
+        assert_eq!(
+            c.take(&mut piece),
+            None,
+            "block 1 begun, 2 of its 4 bytes in"
+        );
+        let mut r = c.rest();
+        assert_eq!(r.range(), 4..10);
+        let blocks = cut_all(&mut r, &[4, 5, 6, 7, 8, 9], 6).unwrap();
+        assert_eq!(blocks.iter().map(|b| b.0).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(&blocks[0].1[..], &[4u8, 5, 6, 7][..]);
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! A run nobody holds a [`Pending`] of any more, waiting for memory, ends: its remaining blocks
 //! leave the in-flight map (so a later reader starts its own GET). While memory is free it
 //! fetches on into the disk cache, like a run whose readers are all still there.
+//!
+//! A GET paused for memory longer than [`PAUSE_LIMIT`] lets its connection go (a request held
+//! open would run into the request timeout, as when a video player is left paused), and the
+//! run asks for the rest of its blocks again when memory comes back. A body that breaks off
+//! (connection reset, timeout, a busy server) is asked for again from the block it was in, up
+//! to [`RESUMES`] times in a row without a block delivered; then its waiters get the error.
 
 use super::cut::Cutter;
 use super::{BlockSource, ObjectRef, PENDING_WRITE_LIMIT};
@@ -20,7 +26,17 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// How long a GET waits for memory with its connection open; then the connection goes, and
+/// the rest of the run is asked for again once there is memory (well within the default 60 s
+/// request timeout; a shorter timeout is covered by [`RESUMES`]).
+pub(super) const PAUSE_LIMIT: Duration = Duration::from_secs(5);
+
+/// How many times in a row a run asks again for the rest of a body that broke off before it
+/// delivered another block.
+pub(super) const RESUMES: u32 = 2;
 
 /// A block of an object in memory, holding its share of the budget until the last clone goes.
 #[derive(Debug, Clone)]
@@ -123,6 +139,17 @@ enum Stop {
     Failed(BackendError),
     /// Nobody held a block of it and it had to wait for memory; its blocks left the map.
     Abandoned,
+    /// It waited for memory longer than [`PAUSE_LIMIT`]: its body is to be dropped.
+    Idle,
+}
+
+/// Whether a body that broke off with `e` is worth asking for again (the object did not
+/// change, the request was allowed, the mount is not offline).
+fn resumable(e: &BackendError) -> bool {
+    matches!(
+        e,
+        BackendError::Unreachable(_) | BackendError::Busy(_) | BackendError::Other(_)
+    )
 }
 
 type Sender = oneshot::Sender<Result<Block, BackendError>>;
@@ -178,7 +205,9 @@ impl BlockSource {
         }
     }
 
-    /// The GET of `run`, each block sent to its waiters (and the disk cache) as it completes.
+    /// The GET of `run`, each block sent to its waiters (and the disk cache) as it completes;
+    /// asked for again from the block it was in when the body was let go after a long pause
+    /// or broke off ([`RESUMES`]).
     async fn stream_run(
         &self,
         obj: &ObjectRef,
@@ -188,13 +217,60 @@ impl BlockSource {
         senders: &mut std::vec::IntoIter<Sender>,
     ) -> Result<(), Stop> {
         let mut cut = Cutter::new(obj, self.block_size, run.start, run.end);
+        let mut mem = None;
+        let mut stalls = 0;
+        loop {
+            let before = senders.len();
+            let stop = match self
+                .stream_body(obj, &run, &mut cut, ctl, budget, senders, &mut mem)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(stop) => stop,
+            };
+            stalls = if senders.len() < before {
+                1
+            } else {
+                stalls + 1
+            };
+            match stop {
+                Stop::Idle => {
+                    // No connection open while waiting; the next body starts at this block.
+                    let (idx, len) = cut.current().map_err(Stop::Failed)?;
+                    mem = Some(
+                        self.room_for(obj, idx, &run, len as u64, ctl, budget, None)
+                            .await?,
+                    );
+                    stalls = 0;
+                }
+                Stop::Failed(e) if resumable(&e) && stalls <= RESUMES => {
+                    tracing::debug!(key = %obj.key, error = %e, "a streamed GET broke off; asking for the rest again");
+                }
+                stop => return Err(stop),
+            }
+            cut = cut.rest();
+        }
+    }
+
+    /// One GET of what `cut` still needs; each block sent to its waiters (and the disk cache)
+    /// as it completes. `mem` carries the memory of the block begun across bodies.
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_body(
+        &self,
+        obj: &ObjectRef,
+        run: &std::ops::Range<u64>,
+        cut: &mut Cutter,
+        ctl: &RunCtl,
+        budget: &Arc<MemoryBudget>,
+        senders: &mut std::vec::IntoIter<Sender>,
+        mem: &mut Option<Reservation>,
+    ) -> Result<(), Stop> {
         self.stats.gets.fetch_add(1, Ordering::Relaxed);
         let mut body = self
             .backend
             .get_range_stream(&obj.key, cut.range(), obj.etag.as_deref())
             .await
             .map_err(Stop::Failed)?;
-        let mut mem = None;
         while let Some(piece) = futures::StreamExt::next(&mut body).await {
             let mut piece = piece.map_err(Stop::Failed)?;
             self.stats
@@ -203,8 +279,8 @@ impl BlockSource {
             while !piece.is_empty() {
                 let (idx, len) = cut.current().map_err(Stop::Failed)?;
                 if mem.is_none() {
-                    mem = Some(
-                        self.room_for(obj, idx, &run, len as u64, ctl, budget)
+                    *mem = Some(
+                        self.room_for(obj, idx, run, len as u64, ctl, budget, Some(PAUSE_LIMIT))
                             .await?,
                     );
                 }
@@ -224,7 +300,9 @@ impl BlockSource {
 
     /// Memory for block `idx` of `run`: from the budget when it has room, at once when
     /// somebody waits for this block or an earlier one of the run; else wait for a release.
-    /// Nobody holding a block of the run any more ends it instead ([`Stop::Abandoned`]).
+    /// Nobody holding a block of the run any more ends it instead ([`Stop::Abandoned`]);
+    /// waiting longer than `limit` gives up ([`Stop::Idle`]).
+    #[allow(clippy::too_many_arguments)]
     async fn room_for(
         &self,
         obj: &ObjectRef,
@@ -233,8 +311,10 @@ impl BlockSource {
         bytes: u64,
         ctl: &RunCtl,
         budget: &Arc<MemoryBudget>,
+        limit: Option<Duration>,
     ) -> Result<Reservation, Stop> {
         let pos = idx - run.start;
+        let deadline = limit.map(|l| tokio::time::Instant::now() + l);
         loop {
             let released = budget.released();
             tokio::pin!(released);
@@ -256,9 +336,16 @@ impl BlockSource {
                     return Err(Stop::Abandoned);
                 }
             }
+            let expired = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = released => {}
                 _ = ctl.wake.notified() => {}
+                _ = expired => return Err(Stop::Idle),
             }
         }
     }

@@ -120,3 +120,61 @@ async fn a_run_with_a_holder_left_waits_instead_of_ending() {
     assert_eq!(src.stats.gets.load(Relaxed), 1);
     drop(hog);
 }
+
+/// Reads every block of `slots` in turn, letting each go before the next, as a reader does.
+async fn read_through(slots: Vec<BlockSlot>, d: &[u8]) -> Result<(), BackendError> {
+    for (i, mut slot) in slots.into_iter().enumerate() {
+        let got = slot.get().await?.data.clone();
+        let at = i * MIB as usize;
+        assert_eq!(&got[..], &d[at..(at + got.len())], "block {i}");
+    }
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_get_paused_longer_than_the_request_timeout_still_delivers() {
+    let (b, src, obj, d) = setup(8).await;
+    // Every body fails when read 30 s after its request, as a 30 s request timeout does.
+    b.time_out_bodies(Duration::from_secs(30));
+    let budget = MemoryBudget::new(2 * MIB);
+    let mut slots = src.blocks(&obj, 0, 8, &budget).await.unwrap();
+    let first = slots[0].get().await.unwrap().data.clone();
+    // The reader stops for a minute (a paused player) with the budget spent ahead of it.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    drop(first);
+    read_through(slots, &d).await.unwrap();
+    assert_eq!(
+        src.stats.gets.load(Relaxed),
+        2,
+        "the paused GET let go of its connection and the rest came in a second one"
+    );
+    assert!(eventually(|| budget.used() == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_breaks_off_is_asked_for_again_from_the_block_it_was_in() {
+    let (b, src, obj, d) = setup(8).await;
+    b.break_bodies(3 * MIB as usize + 1000, 1);
+    let budget = MemoryBudget::new(64 * MIB);
+    let slots = src.blocks(&obj, 0, 8, &budget).await.unwrap();
+    read_through(slots, &d).await.unwrap();
+    assert_eq!(src.stats.gets.load(Relaxed), 2);
+    assert_eq!(
+        src.stats.bytes_fetched.load(Relaxed),
+        8 * MIB + 1000,
+        "only the block begun is fetched twice, and only what had come of it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_keeps_breaking_fails_its_waiters_after_a_bounded_number_of_tries() {
+    let (b, src, obj, d) = setup(8).await;
+    b.break_bodies(MIB as usize / 2, 100);
+    let budget = MemoryBudget::new(64 * MIB);
+    let slots = src.blocks(&obj, 0, 8, &budget).await.unwrap();
+    let e = read_through(slots, &d).await.unwrap_err();
+    assert!(e.to_string().contains("connection reset"), "{e}");
+    assert_eq!(src.stats.gets.load(Relaxed), 1 + super::run::RESUMES as u64);
+    assert!(!src.in_flight(&obj, 7), "its blocks left the in-flight map");
+    assert!(eventually(|| budget.used() == 0).await);
+}

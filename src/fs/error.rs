@@ -65,6 +65,9 @@ pub enum FsError {
     /// The file is open in a way that rules this open out (FUSE passthrough), with why.
     #[error("{0}")]
     InUse(String),
+    /// The file is being executed, so it may not be emptied (`O_TRUNC`).
+    #[error("{0}")]
+    TextBusy(String),
     /// The backend failed.
     #[error("{0}")]
     Backend(#[from] BackendError),
@@ -102,6 +105,7 @@ impl FsError {
             FsError::AttributeTooBig(_) => libc::E2BIG,
             FsError::MetadataFull(_) => libc::ENOSPC,
             FsError::InUse(_) => libc::EBUSY,
+            FsError::TextBusy(_) => libc::ETXTBSY,
             FsError::Backend(b) => match b {
                 BackendError::NotFound(_) => libc::ENOENT,
                 BackendError::Changed(_) => libc::ESTALE,
@@ -127,6 +131,7 @@ impl FsError {
                 | FsError::Exists
                 | FsError::NotEmpty
                 | FsError::NoAttribute
+                | FsError::TextBusy(_)
         ) || matches!(
             self,
             // Offline: the log said so once, when the store stopped answering.

@@ -11,6 +11,8 @@ pub struct FileHandle {
     pub reader: Prefetcher,
     /// Opened for writing.
     pub write: bool,
+    /// Opened to execute the file.
+    pub exec: bool,
     /// The size is unknown until read: reads go straight to the backend.
     pub size_unknown: bool,
     /// Some read of this handle has returned data: a change on the server from now on is a

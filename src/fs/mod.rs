@@ -370,10 +370,13 @@ impl CloudFs {
         access: Access,
         session: Option<Arc<std::fs::File>>,
     ) -> FsResult<Opened> {
+        if access == Access::ReadTruncate {
+            self.truncate_at_open(ino).await?;
+        }
         let node = match access {
             // What it stores besides its content is kept by the upload.
             Access::Write { .. } => self.node_with_meta(ino).await?,
-            Access::Read => self.fresh_node(ino).await?,
+            Access::Read | Access::Exec | Access::ReadTruncate => self.fresh_node(ino).await?,
         };
         if node.kind == Kind::Dir {
             return Err(FsError::IsDir);
@@ -388,7 +391,7 @@ impl CloudFs {
             }
             self.stage_joining(&node, truncate, session.as_ref())
                 .await?;
-            let fh = self.add_handle(&node, true);
+            let fh = self.add_handle(&node, true, false);
             return Ok(Opened {
                 fh,
                 keep_cache: false,
@@ -412,7 +415,7 @@ impl CloudFs {
         } else {
             self.whole_file(&obj).await
         };
-        let fh = self.add_handle(&node, false);
+        let fh = self.add_handle(&node, false, access == Access::Exec);
         Ok(Opened {
             fh,
             keep_cache: keep_cache && !node.stat.size_unknown,
@@ -469,7 +472,7 @@ impl CloudFs {
                 self.inodes.expire(handle.ino);
                 let node = self.fresh_node(handle.ino).await?;
                 tracing::debug!(key = %node.key, "a newer version than the one known at open; reading it");
-                self.set_handle(fh, &node, handle.write);
+                self.set_handle(fh, &node, handle.write, handle.exec);
                 let handle = self.handle(fh)?;
                 let data = handle.reader.read(offset, size as u64).await;
                 handle.served.store(true, Ordering::Relaxed);

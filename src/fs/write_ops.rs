@@ -26,6 +26,12 @@ use std::time::SystemTime;
 pub enum Access {
     /// Read only.
     Read,
+    /// Read only, to execute the file: while such a handle is open, the file may not be
+    /// emptied by an [`Access::ReadTruncate`] open (`ETXTBSY`).
+    Exec,
+    /// Read only with `O_TRUNC`: Linux empties the file (the kernel checked write
+    /// permission), unless it is being executed.
+    ReadTruncate,
     /// Read and write; `truncate` empties the file first (`O_TRUNC`).
     Write {
         /// `O_TRUNC`.
@@ -203,7 +209,7 @@ impl CloudFs {
             return Err(e);
         }
         self.inodes.remember(ino);
-        let fh = self.add_handle(&node, true);
+        let fh = self.add_handle(&node, true, false);
         // As staging left it: starting the session moved its times.
         let entry = self.entry(&self.with_staged_size(self.node(ino)?));
         Ok((
@@ -258,14 +264,14 @@ impl CloudFs {
     }
 
     /// Register an open handle of `node`.
-    pub(super) fn add_handle(&self, node: &Node, write: bool) -> u64 {
+    pub(super) fn add_handle(&self, node: &Node, write: bool, exec: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.set_handle(fh, node, write);
+        self.set_handle(fh, node, write, exec);
         fh
     }
 
     /// Make `fh` a handle of `node` as it is now (a new read-ahead stream).
-    pub(super) fn set_handle(&self, fh: u64, node: &Node, write: bool) {
+    pub(super) fn set_handle(&self, fh: u64, node: &Node, write: bool, exec: bool) {
         let obj = ObjectRef {
             key: node.key.clone(),
             etag: node.stat.etag.clone(),
@@ -283,6 +289,7 @@ impl CloudFs {
                 ino: node.ino,
                 reader,
                 write,
+                exec,
                 size_unknown: node.stat.size_unknown,
                 served: Default::default(),
             }),
@@ -403,6 +410,24 @@ impl CloudFs {
         }
     }
 
+    /// An `O_RDONLY|O_TRUNC` open of `ino`: empty it first, as Linux does, unless a program
+    /// runs from it (`ETXTBSY`). The kernel checks that itself, but with atomic `O_TRUNC` only
+    /// after the open was answered, when it has already cut its size to 0 and the running
+    /// program dies of SIGBUS; so the open must fail here.
+    pub(super) async fn truncate_at_open(&self, ino: u64) -> FsResult<()> {
+        if lock(&self.files).values().any(|h| h.ino == ino && h.exec) {
+            let key = self.inodes.get(ino).map(|n| n.key).unwrap_or_default();
+            return Err(FsError::TextBusy(format!(
+                "{key}: a program runs from this file; it cannot be emptied (O_TRUNC) until \
+                 the program exits"
+            )));
+        }
+        if self.node(ino)?.kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        self.set_size(ino, 0).await
+    }
+
     /// Change the size of `ino` (truncate/ftruncate).
     pub async fn set_size(&self, ino: u64, size: u64) -> FsResult<()> {
         self.writable()?;
@@ -490,6 +515,8 @@ impl CloudFs {
 }
 
 mod attrs;
+#[cfg(test)]
+mod exec;
 #[cfg(test)]
 mod faults;
 #[cfg(test)]

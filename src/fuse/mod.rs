@@ -29,6 +29,10 @@ use std::time::SystemTime;
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
+/// The kernel's `__FMODE_EXEC` open flag: the open of a file to execute it (FUSE passes the
+/// open's flags as they are; no `O_` flag uses this bit).
+const FMODE_EXEC: i32 = 0x20;
+
 /// `fuser::Filesystem` over a [`CloudFs`].
 #[derive(Debug)]
 pub struct FuseAdapter {
@@ -129,12 +133,12 @@ impl Filesystem for FuseAdapter {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let span = tracing::debug_span!("open", req = req.unique().0, ino = ino.0);
-        let access = if flags.acc_mode() == OpenAccMode::O_RDONLY {
-            Access::Read
-        } else {
-            Access::Write {
-                truncate: flags.0 & libc::O_TRUNC != 0,
-            }
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        let access = match flags.acc_mode() {
+            OpenAccMode::O_RDONLY if truncate => Access::ReadTruncate,
+            OpenAccMode::O_RDONLY if flags.0 & FMODE_EXEC != 0 => Access::Exec,
+            OpenAccMode::O_RDONLY => Access::Read,
+            _ => Access::Write { truncate },
         };
         let (fs, pt) = (self.fs.clone(), self.passthrough.clone());
         self.rt.spawn(

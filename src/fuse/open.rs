@@ -18,7 +18,7 @@ pub(super) async fn open(
     reply: ReplyOpen,
 ) {
     let gate = match access {
-        Access::Read => None,
+        Access::Read | Access::Exec | Access::ReadTruncate => None,
         Access::Write { .. } => match pt.begin_write(ino) {
             Some(g) => Some(g),
             None => return reply.error(errno(&fs, "open", &fs.write_refused(ino))),

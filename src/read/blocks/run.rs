@@ -15,8 +15,10 @@
 //! A GET paused for memory longer than [`PAUSE_LIMIT`] lets its connection go (a request held
 //! open would run into the request timeout, as when a video player is left paused), and the
 //! run asks for the rest of its blocks again when memory comes back. A body that breaks off
-//! (connection reset, timeout, a busy server) is asked for again from the block it was in, up
-//! to [`RESUMES`] times in a row without a block delivered; then its waiters get the error.
+//! after some of it came (connection reset, timeout, a busy server) is asked for again from
+//! the block it was in, up to [`RESUMES`] times in a row without a block delivered; then its
+//! waiters get the error. A request that fails before its body is not (the client has
+//! already tried it again, within `retries`).
 
 use super::cut::Cutter;
 use super::{BlockSource, ObjectRef, PENDING_WRITE_LIMIT};
@@ -137,6 +139,8 @@ impl BlockSlot {
 /// Why a run's task stopped before its last block.
 enum Stop {
     Failed(BackendError),
+    /// The body broke off after some of it had come: worth asking for the rest again.
+    Broke(BackendError),
     /// Nobody held a block of it and it had to wait for memory; its blocks left the map.
     Abandoned,
     /// It waited for memory longer than [`PAUSE_LIMIT`]: its body is to be dropped.
@@ -243,9 +247,10 @@ impl BlockSource {
                     );
                     stalls = 0;
                 }
-                Stop::Failed(e) if resumable(&e) && stalls <= RESUMES => {
+                Stop::Broke(e) if resumable(&e) && stalls <= RESUMES => {
                     tracing::debug!(key = %obj.key, error = %e, "a streamed GET broke off; asking for the rest again");
                 }
+                Stop::Broke(e) => return Err(Stop::Failed(e)),
                 stop => return Err(stop),
             }
             cut = cut.rest();
@@ -271,8 +276,15 @@ impl BlockSource {
             .get_range_stream(&obj.key, cut.range(), obj.etag.as_deref())
             .await
             .map_err(Stop::Failed)?;
+        // A request that failed before its body came was tried again by the client already;
+        // one that broke off after some of it is worth asking for again (see `stream_run`).
+        let mut begun = false;
         while let Some(piece) = futures::StreamExt::next(&mut body).await {
-            let mut piece = piece.map_err(Stop::Failed)?;
+            let mut piece = piece.map_err(|e| match begun {
+                true => Stop::Broke(e),
+                false => Stop::Failed(e),
+            })?;
+            begun = true;
             self.stats
                 .bytes_fetched
                 .fetch_add(piece.len() as u64, Ordering::Relaxed);

@@ -178,3 +178,16 @@ async fn a_body_that_keeps_breaking_fails_its_waiters_after_a_bounded_number_of_
     assert!(!src.in_flight(&obj, 7), "its blocks left the in-flight map");
     assert!(eventually(|| budget.used() == 0).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_fails_before_any_byte_is_not_asked_for_again() {
+    // The client already tried such a request again (within `retries`): another round of
+    // tries would multiply the time a reader waits on a server that does not answer.
+    let (b, src, obj, d) = setup(4).await;
+    b.break_bodies(0, 100);
+    let budget = MemoryBudget::new(64 * MIB);
+    let slots = src.blocks(&obj, 0, 4, &budget).await.unwrap();
+    let e = read_through(slots, &d).await.unwrap_err();
+    assert!(e.to_string().contains("connection reset"), "{e}");
+    assert_eq!(src.stats.gets.load(Relaxed), 1);
+}

@@ -122,7 +122,8 @@ pub struct MountConfig {
     pub cache_block_size: u64,
     /// Largest single ranged GET of a sequential reader, in bytes.
     pub part_size: u64,
-    /// Memory for read-ahead and in-flight parts across all open files, in bytes.
+    /// Memory for read-ahead across all open files (bytes that arrived and were not read yet),
+    /// in bytes.
     pub max_memory: u64,
     /// Part size of multipart uploads of written files, in bytes (files up to this size go up
     /// in one PUT).
@@ -254,12 +255,12 @@ impl Default for MountConfig {
             request_timeout: Duration::from_secs(60),
             retries: 3,
             fuse_threads: 2,
-            read_ahead_max: 64 << 20,
+            read_ahead_max: 32 << 20,
             cache: Some(None),
             cache_size: 10 << 30,
             cache_block_size: 1 << 20,
             part_size: 8 << 20,
-            max_memory: 24 << 20,
+            max_memory: 10 << 20,
             passthrough: true,
             write_passthrough: true,
             offline: true,

@@ -172,7 +172,7 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !(1..=64).contains(&n) { return Err(format!("must be 1 to 64, got {n}")); }
             c.fuse_threads = n
         }),
-    opt!("read_ahead_max", [], Takes::Value("SIZE"), "Largest read-ahead window of one sequential reader (default 64M, but never more than max_memory plus part_size).",
+    opt!("read_ahead_max", [], Takes::Value("SIZE"), "Largest read-ahead window of one sequential reader (default 32M): how many bytes its GETs ask for ahead of it. Bytes asked for take memory only as they arrive (see max_memory).",
         |c, v| {
             let n = size(need(v)?)?;
             if !(4096..=(1u64 << 30)).contains(&n) { return Err("must be 4K to 1G".to_string()); }
@@ -201,7 +201,7 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !((64u64 << 10)..=(1u64 << 30)).contains(&n) { return Err("must be 64K to 1G".to_string()); }
             c.part_size = n
         }),
-    opt!("max_memory", [], Takes::Value("SIZE"), "Memory for read-ahead of all open files: bytes that arrived and were not read yet (default 24M). When it is spent, GETs pause and windows stop growing; raise it for a store far away.",
+    opt!("max_memory", [], Takes::Value("SIZE"), "Memory for read-ahead of all open files: bytes that arrived and were not read yet (default 10M). When it is spent, GETs pause (the rest of their answers waits in the socket) until readers catch up; blocks a reader waits for are always read. The background fill of files read at random takes at most three quarters of it.",
         |c, v| {
             let n = size(need(v)?)?;
             if n < 1 << 20 { return Err("must be at least 1M".to_string()); }

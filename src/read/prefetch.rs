@@ -17,9 +17,11 @@
 //! - **Budget.** Parts stream in block by block: a block takes its memory from the budget as
 //!   its bytes arrive and holds it until the reader has passed it by `back_window` (bytes still
 //!   on their way take none, so several GETs wait out the store's latency at once). A spent
-//!   budget pauses GETs and stops new parts for this read, and the window does not grow again
-//!   until there is room. Blocks a read waits for are always taken, so a read never waits on
-//!   other handles' memory (it may overdraw the budget by its own blocks).
+//!   budget pauses GETs: the rest of their bodies waits in the socket. It does not stop new
+//!   parts or the window: asking costs no memory, and a GET asked for early has its first
+//!   bytes ready when the reader gets there (the window alone bounds the GETs of a stream).
+//!   Blocks a read waits for are always taken, so a read never waits on other handles' memory
+//!   (it may overdraw the budget by its own blocks).
 //! - **Fill.** After `fill_after` random reads in a row that each waited `fill_min_wait` or more
 //!   for the store, the rest of the object is fetched into
 //!   the disk cache in the background ([`super::fill`]); random reads then come from the
@@ -70,7 +72,7 @@ impl Default for PrefetchConfig {
         PrefetchConfig {
             // 1 MiB: the kernel's own read-ahead already asks for up to 1 MiB at once.
             initial_window: 1 << 20,
-            max_window: 64 << 20,
+            max_window: 32 << 20,
             // 8 MiB parts: large enough that per-request latency is amortised, small enough
             // that several run in parallel within the default 24 MiB budget (max_memory).
             part_size: 8 << 20,
@@ -124,8 +126,6 @@ impl Part {
 struct State {
     next: Option<u64>,
     window: u64,
-    /// The budget refused the last prefetch: do not grow the window on the next read.
-    starved: bool,
     parts: VecDeque<Part>,
     /// Random reads in a row.
     randoms: u32,
@@ -252,15 +252,13 @@ impl Prefetcher {
         st.randoms = 0;
         st.window = if st.window == 0 {
             self.cfg.initial_window
-        } else if st.starved {
-            st.window
         } else {
             // The second read in a row makes a stream: at least a whole part from then on, so
             // the ramp costs one round trip, not one per doubling (at 20 ms per request the
             // first 4 MiB of a 1 GiB read took 82 ms with the window doubling from 1 MiB).
             (st.window * 2)
                 .max(self.cfg.part_size)
-                .min(self.max_window())
+                .min(self.cfg.max_window.max(self.cfg.initial_window))
         };
         while st.parts.front().is_some_and(|p| p.end() <= b0) {
             st.parts.pop_front();
@@ -291,38 +289,24 @@ impl Prefetcher {
         Ok(out)
     }
 
-    /// The largest window: `max_window`, but no more than the budget plus a part. Bytes asked
-    /// for beyond what the budget can hold would only wait in the socket, and more GETs at once
-    /// split the bandwidth the next block needs (1 GiB cold at 20 ms per request, 3 rounds:
-    /// 679-735 MB/s with a 64 MiB window, 692-720 with 32 MiB and 7 MiB less peak RSS).
-    fn max_window(&self) -> u64 {
-        let cap = self.budget.limit().saturating_add(self.cfg.part_size);
-        self.cfg.max_window.min(cap).max(self.cfg.initial_window)
-    }
-
-    /// Spawn parts until they cover the window (or the budget says stop).
+    /// Spawn parts until they cover the window.
     ///
     /// Bytes asked for take memory only as they arrive (see `blocks::run`), so parts are
-    /// started while the budget has room, and a spent budget pauses their GETs instead.
+    /// started whatever the budget holds, and a spent budget pauses their GETs instead. With
+    /// the budget stopping new parts (as before), a 1 GiB cold read at 20 ms per request needed
+    /// a 24 MiB budget for 85 % of its speed at 0 ms (12 MiB: 66 %); without, 8 MiB does it
+    /// (peak RSS 43 → 29 MiB; docs/read-path.md).
     fn top_up(&self, st: &mut State, offset: u64, b0: u64, b1: u64) {
         let bs = self.src.block_size();
         let total = self.src.block_count(&self.obj);
         let part_blocks = (self.cfg.part_size / bs).max(1);
         let target = ((offset + st.window).div_ceil(bs)).max(b1 + 1).min(total);
         let mut next = st.parts.back().map_or(b0, Part::end);
-        st.starved = false;
         while next < target {
             let count = part_blocks.min(target - next);
             // Whole parts only, as the window moves on (else each read would add a part of
             // one block: a GET per block), unless the read needs it or the object ends there.
             if count < part_blocks && next > b1 && next + count < total {
-                break;
-            }
-            // The budget is the brake: stop here, keep the window (the current read's blocks
-            // are always asked for). Halving the window, as before, cost a tenth at 20 ms per
-            // request: 1 GiB cold at 505-513 MB/s against 561-565 without.
-            if next > b1 && self.budget.used() >= self.budget.limit() {
-                st.starved = true;
                 break;
             }
             let (src, obj, budget) = (self.src.clone(), self.obj.clone(), self.budget.clone());

@@ -82,3 +82,32 @@ async fn a_stream_asks_in_whole_parts() {
     let gets = src.stats.gets.load(Relaxed);
     assert!(gets <= 9, "{gets} GETs for 32 MiB in 4 MiB parts");
 }
+
+/// A spent budget pauses GETs but does not stop a stream from asking ahead: asking costs no
+/// memory, and a GET asked for early has its first bytes ready when the reader gets there (with
+/// new parts held back, a 1 GiB cold read at 20 ms per request needed a 24 MiB budget for 85 %
+/// of its speed at 0 ms; it now does with 10 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_does_not_stop_a_stream_asking_ahead() {
+    let (b, src, obj, d) = setup(40 << 20, None, 1 << 20).await;
+    b.trickle_bodies(256 << 10, std::time::Duration::from_millis(2));
+    let budget = MemoryBudget::new(2 << 20);
+    let p = Prefetcher::new(
+        src.clone(),
+        budget.clone(),
+        obj.clone(),
+        PrefetchConfig::default(),
+    );
+    for i in 0..4u64 {
+        let got = p.read(i << 20, 1 << 20).await.unwrap();
+        assert_eq!(&got[..], &d[(i << 20) as usize..((i + 1) << 20) as usize]);
+    }
+    // The window (16 MiB after 4 reads) is asked for, far past what 2 MiB can hold.
+    assert!(src.in_flight(&obj, 15), "block 15 asked for");
+    assert!(src.stats.gets.load(Relaxed) >= 3, "parts 0, 1 and 2 asked");
+    assert!(
+        budget.peak() <= (2 << 20) + (2 << 20),
+        "memory still within the budget and a read's own blocks: {}",
+        budget.peak()
+    );
+}

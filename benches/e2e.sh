@@ -174,7 +174,7 @@ raw_put() { # single-stream curl PUT of the 512 MiB source: the write ceiling
   local t0; t0=$(now)
   curl -s -o /dev/null -T "$SRC512" "$EP/bench/rawput/big512" || { echo fail; return; }
   echo "scale=1; 536.870912 / ($(now) - $t0)" | bc -l
-  rm -rf "$DATA/rawput"
+  rm -rf "${DATA:?}/rawput"
 }
 # The same 512 MiB as 4 parallel PUTs of 128 MiB (what a multipart upload with 4 parts in
 # flight can reach at best: the multipart ceiling).
@@ -184,7 +184,7 @@ raw_put_par() {
   for i in 0 1 2 3; do curl -s -o /dev/null -T "$WORK/src512.p$i" "$EP/bench/rawput/p$i" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p" || ok=0; done
   [ "$ok" = 1 ] && echo "scale=1; 536.870912 / ($(now) - $t0)" | bc -l || echo fail
-  rm -rf "$DATA/rawput"
+  rm -rf "${DATA:?}/rawput"
 }
 
 # The same 4 parts as one real multipart upload: initiate, the 4 parts in parallel, complete
@@ -199,7 +199,7 @@ raw_put_mpu() {
   curl -s -f -o /dev/null -X POST --data '<CompleteMultipartUpload/>' "$EP/bench/rawput/mpu?uploadId=$id" || ok=0
   [ "$ok" = 1 ] && [ "$(stat -c %s "$DATA/rawput/mpu" 2>/dev/null)" = 536870912 ] \
     && echo "scale=1; 536.870912 / ($(now) - $t0)" | bc -l || echo fail
-  rm -rf "$DATA/rawput"
+  rm -rf "${DATA:?}/rawput"
 }
 
 echo "round,setting,tool,metric,value,unit,note" >"$CSV"

@@ -422,9 +422,6 @@ impl CloudFs {
                  the program exits"
             )));
         }
-        if self.node(ino)?.kind == Kind::Dir {
-            return Err(FsError::IsDir);
-        }
         self.set_size(ino, 0).await
     }
 

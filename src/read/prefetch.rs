@@ -294,8 +294,8 @@ impl Prefetcher {
     /// Bytes asked for take memory only as they arrive (see `blocks::run`), so parts are
     /// started whatever the budget holds, and a spent budget pauses their GETs instead. With
     /// the budget stopping new parts (as before), a 1 GiB cold read at 20 ms per request needed
-    /// a 24 MiB budget for 85 % of its speed at 0 ms (12 MiB: 66 %); without, 8 MiB does it
-    /// (peak RSS 43 → 29 MiB; docs/read-path.md).
+    /// a 24 MiB budget for 85 % of its speed at 0 ms (12 MiB: 66 %); without, 10 MiB does it
+    /// (peak RSS 39–43 → 30–31 MiB at 20 ms; docs/benchmarks.md).
     fn top_up(&self, st: &mut State, offset: u64, b0: u64, b1: u64) {
         let bs = self.src.block_size();
         let total = self.src.block_count(&self.obj);

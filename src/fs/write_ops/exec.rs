@@ -31,3 +31,23 @@ async fn a_truncating_read_open_is_refused_while_the_file_runs_and_empties_it_af
     fs.release(emptied.fh).await;
     fs.release(reader.fh).await;
 }
+
+#[tokio::test]
+async fn a_truncating_read_open_that_cannot_reach_the_server_fails_and_opens_nothing() {
+    let b = Arc::new(MemoryBackend::new());
+    b.insert("prog", b"#!/bin/sh\nsleep 1\n".to_vec());
+    let fs = CloudFs::new(b.clone(), &MountConfig::default());
+    let ino = fs.lookup(ROOT_INO, "prog").await.unwrap().attr.ino;
+    b.fail_puts(true);
+    let e = fs.open(ino, Access::ReadTruncate).await.unwrap_err();
+    assert_eq!(e.errno(), libc::EIO, "{e}");
+    assert_eq!(
+        b.head("prog").await.unwrap().size,
+        18,
+        "the server still holds the file"
+    );
+    assert!(
+        !lock(&fs.files).values().any(|h| h.ino == ino),
+        "no handle left open"
+    );
+}

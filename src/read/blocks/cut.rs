@@ -79,19 +79,12 @@ impl Cutter {
         Some((self.idx - 1, data))
     }
 
-    /// The blocks not complete yet, to ask for again after a body broke off (the bytes of a
-    /// block begun are dropped: the new body starts at its first byte).
-    pub(super) fn rest(&self) -> Cutter {
-        let start = self.idx * self.block_size;
-        Cutter {
-            key: self.key.clone(),
-            block_size: self.block_size,
-            size: self.size,
-            range: start..self.range.end,
-            idx: self.idx,
-            end: self.end,
-            buf: BytesMut::new(),
-        }
+    /// Start again at the block begun, for a new body after one broke off: the bytes to ask
+    /// for from then on are the blocks not complete yet (what came of the block begun is
+    /// dropped, the new body starts at its first byte).
+    pub(super) fn restart(&mut self) {
+        self.range.start = self.idx * self.block_size;
+        self.buf.clear();
     }
 
     /// At the end of the body: an error when it ended short of the range.
@@ -159,9 +152,9 @@ mod tests {
             None,
             "block 1 begun, 2 of its 4 bytes in"
         );
-        let mut r = c.rest();
-        assert_eq!(r.range(), 4..10);
-        let blocks = cut_all(&mut r, &[4, 5, 6, 7, 8, 9], 6).unwrap();
+        c.restart();
+        assert_eq!(c.range(), 4..10);
+        let blocks = cut_all(&mut c, &[4, 5, 6, 7, 8, 9], 6).unwrap();
         assert_eq!(blocks.iter().map(|b| b.0).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(&blocks[0].1[..], &[4u8, 5, 6, 7][..]);
     }

@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 /// How long a GET waits for memory with its connection open; then the connection goes, and
 /// the rest of the run is asked for again once there is memory (well within the default 60 s
 /// request timeout; a shorter timeout is covered by [`RESUMES`]).
-pub(super) const PAUSE_LIMIT: Duration = Duration::from_secs(5);
+const PAUSE_LIMIT: Duration = Duration::from_secs(5);
 
 /// How many times in a row a run asks again for the rest of a body that broke off before it
 /// delivered another block.
@@ -147,13 +147,11 @@ enum Stop {
     Idle,
 }
 
-/// Whether a body that broke off with `e` is worth asking for again (the object did not
-/// change, the request was allowed, the mount is not offline).
+/// Whether a body that broke off with `e` is worth asking for again: a failure a later try may
+/// mend, or an unclassified one (a reset connection reads as `Other`); not a changed object,
+/// a refusal or a full disk.
 fn resumable(e: &BackendError) -> bool {
-    matches!(
-        e,
-        BackendError::Unreachable(_) | BackendError::Busy(_) | BackendError::Other(_)
-    )
+    e.is_transient() || matches!(e, BackendError::Other(_))
 }
 
 type Sender = oneshot::Sender<Result<Block, BackendError>>;
@@ -232,11 +230,6 @@ impl BlockSource {
                 Ok(()) => return Ok(()),
                 Err(stop) => stop,
             };
-            stalls = if senders.len() < before {
-                1
-            } else {
-                stalls + 1
-            };
             match stop {
                 Stop::Idle => {
                     // No connection open while waiting; the next body starts at this block.
@@ -247,13 +240,22 @@ impl BlockSource {
                     );
                     stalls = 0;
                 }
-                Stop::Broke(e) if resumable(&e) && stalls <= RESUMES => {
+                Stop::Broke(e) if resumable(&e) => {
+                    // Broken bodies in a row without a block delivered.
+                    stalls = if senders.len() < before {
+                        1
+                    } else {
+                        stalls + 1
+                    };
+                    if stalls > RESUMES {
+                        return Err(Stop::Failed(e));
+                    }
                     tracing::debug!(key = %obj.key, error = %e, "a streamed GET broke off; asking for the rest again");
                 }
                 Stop::Broke(e) => return Err(Stop::Failed(e)),
                 stop => return Err(stop),
             }
-            cut = cut.rest();
+            cut.restart();
         }
     }
 

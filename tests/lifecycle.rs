@@ -160,3 +160,46 @@ fn a_dead_s3_mount_is_cleared_at_once_even_while_stat_still_works() {
     );
     remount_right_after_a_kill(MountCmd::s3(&s3, "dead", &[]), "f");
 }
+
+/// `cloudmount unmount` returns once the daemon has finished its stop, so a new mount of the
+/// same bucket never sees the old daemon's last writes land after it. (The stop's flush of
+/// directory times once put an `a/b/` marker back after the next mount had renamed `a`.)
+#[test]
+fn unmount_returns_once_the_daemon_has_sent_its_last_writes() {
+    let s3 = support::S3Server::start_moto();
+    s3.create_bucket("stop");
+    // Every directory marker write (mkdir, directory times) takes 1.5 s.
+    let proxy = support::DelayProxy::start(
+        &format!("127.0.0.1:{}", s3.port),
+        "x-directory",
+        Duration::from_millis(1500),
+    );
+    let m = MountCmd::s3_via(&s3, &proxy.endpoint(), "stop", &[]).mount();
+    let d = m.path.join("d");
+    std::fs::create_dir(&d).unwrap();
+    // A new entry moves d's times: the stop writes them onto its marker.
+    std::fs::write(d.join("f"), "x").unwrap();
+    let out = harness::run_bounded(
+        std::process::Command::new(harness::bin())
+            .arg("unmount")
+            .arg(&m.path),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "unmount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!harness::is_mounted(&m.path));
+    // The socket goes last, the process a moment after; without the wait it stays 1.5 s.
+    assert!(
+        support::wait_until(Duration::from_millis(500), || daemon_pids(&m.path)
+            .is_empty()),
+        "the daemon was still running when unmount returned: {}",
+        m.log_text()
+    );
+    assert!(
+        proxy.delayed_count() >= 2,
+        "mkdir and the stop's times went through the proxy"
+    );
+}

@@ -120,6 +120,26 @@ pub fn remove_if_dead(path: &Path) {
     }
 }
 
+/// Wait, at most `limit`, until no daemon listens on the control socket `path` any more (it
+/// removes its socket as the last step of its stop); whether it is gone. `waiting` is called
+/// once, when the daemon is still there after a second.
+pub fn wait_until_closed(path: &Path, limit: Duration, waiting: impl FnOnce()) -> bool {
+    let start = std::time::Instant::now();
+    let mut waiting = Some(waiting);
+    while std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if start.elapsed() >= limit {
+            return false;
+        }
+        if start.elapsed() >= Duration::from_secs(1) {
+            if let Some(say) = waiting.take() {
+                say();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
 /// Send `request` to the daemon listening on `path`; its answer is read from the stream
 /// returned, each read waiting at most `wait`.
 pub fn request(
@@ -168,6 +188,26 @@ mod tests {
         remove_if_dead(&dead);
         assert!(!dead.exists());
         remove_if_dead(&dir.path().join("missing.sock"));
+    }
+
+    #[test]
+    fn waits_until_the_daemon_closes_its_socket_and_no_longer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        assert!(wait_until_closed(&path, Duration::ZERO, || {}), "no socket");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let said = std::cell::Cell::new(false);
+        let gone = wait_until_closed(&path, Duration::from_millis(1200), || said.set(true));
+        assert!(
+            !gone && said.get(),
+            "still listening: waited, said so, gave up"
+        );
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(listener);
+        });
+        assert!(wait_until_closed(&path, Duration::from_secs(10), || {}));
+        closer.join().unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ mod run;
 pub use checks::{
     check_allow_other, check_mountpoint, cloudmount_mounts, fuse_mount_source, unmount_path,
 };
-pub use control::{query, query_status, request};
+pub use control::{query, query_status, request, wait_until_closed};
 pub use daemonize::{daemonize, Readiness};
 pub use logging::{default_log_file, init_logging, set_log_level};
 pub use names::{control_socket, escape_path, runtime_dir};

@@ -172,7 +172,7 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !(1..=64).contains(&n) { return Err(format!("must be 1 to 64, got {n}")); }
             c.fuse_threads = n
         }),
-    opt!("read_ahead_max", [], Takes::Value("SIZE"), "Largest read-ahead window of one sequential reader (default 32M): how many bytes its GETs ask for ahead of it. Bytes asked for take memory only as they arrive (see max_memory).",
+    opt!("read_ahead_max", [], Takes::Value("SIZE"), "Largest read-ahead window of one sequential reader (default 48M): how many bytes its GETs ask for ahead of it. Bytes asked for take memory only as they arrive (see max_memory).",
         |c, v| {
             let n = size(need(v)?)?;
             if !(4096..=(1u64 << 30)).contains(&n) { return Err("must be 4K to 1G".to_string()); }
@@ -195,7 +195,7 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !((64u64 << 10)..=(64u64 << 20)).contains(&n) { return Err("must be 64K to 64M".to_string()); }
             c.cache_block_size = n
         }),
-    opt!("part_size", [], Takes::Value("SIZE"), "Largest single ranged GET of a sequential reader (default 8M).",
+    opt!("part_size", [], Takes::Value("SIZE"), "Largest single ranged GET of a sequential reader (default 16M).",
         |c, v| {
             let n = size(need(v)?)?;
             if !((64u64 << 10)..=(1u64 << 30)).contains(&n) { return Err("must be 64K to 1G".to_string()); }

@@ -35,9 +35,9 @@ pub fn run_mount(req: MountRequest, readiness: &mut Readiness) -> Result<(), Str
     result
 }
 
-/// Keep the allocator from hoarding freed part buffers: glibc raises its mmap threshold to the
-/// size of every large block freed (our 8 MiB parts), after which they stay in per-thread arenas
-/// and the resident size grows far past the read-ahead budget. A fixed threshold returns them.
+/// Keep the allocator from hoarding freed block buffers: glibc gives threads arenas of their
+/// own, and a block freed in one arena is not reused by another, so the resident size grows
+/// far past the read-ahead budget. One arena reuses them.
 fn tune_allocator() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator parameters; called before other threads exist.

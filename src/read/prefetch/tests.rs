@@ -116,6 +116,7 @@ async fn window_grows_geometrically_and_a_far_seek_resets_it() {
         p.object().clone(),
         PrefetchConfig {
             max_window: 32 << 20,
+            part_size: 8 << 20,
             ..PrefetchConfig::default()
         },
     );

@@ -21,16 +21,29 @@ const MAX_REQUEST: u64 = 64 << 10;
 /// How long a client has to send its request.
 const REQUEST_WAIT: Duration = Duration::from_secs(5);
 
-/// The socket file, removed when dropped.
+/// The socket file, removed when dropped unless another daemon has replaced it meanwhile (a
+/// new mount on the same path, started while this daemon was still finishing its stop).
 #[derive(Debug)]
 pub struct ControlSocket {
     path: PathBuf,
+    /// Device and inode of the file this daemon bound.
+    id: Option<(u64, u64)>,
 }
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if file_id(&self.path).is_some_and(|id| Some(id) == self.id) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
+}
+
+/// Device and inode of `path`, if it exists.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Listen on `path` (in the current tokio runtime) and answer each connection's request
@@ -63,6 +76,7 @@ pub fn serve_control(path: &Path, handler: Handler) -> std::io::Result<ControlSo
     });
     Ok(ControlSocket {
         path: path.to_path_buf(),
+        id: file_id(path),
     })
 }
 
@@ -244,5 +258,26 @@ mod tests {
             err.to_string().contains("only its owner can write"),
             "{err}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_daemon_ending_late_leaves_the_socket_of_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/x.sock");
+        let answer = |pid: &'static str| -> Handler {
+            Arc::new(move |_| futures::stream::iter(vec![format!("pid={pid}\n")]).boxed())
+        };
+        let old = serve_control(&path, answer("1")).unwrap();
+        // A new mount on the same path while the old daemon still finishes its stop.
+        let new = serve_control(&path, answer("2")).unwrap();
+        drop(old);
+        let p = path.clone();
+        let text = tokio::task::spawn_blocking(move || query_status(&p))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(text, "pid=2\n", "the new daemon's socket is still there");
+        drop(new);
+        assert!(!path.exists());
     }
 }

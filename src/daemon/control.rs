@@ -134,13 +134,21 @@ pub fn remove_if_dead(path: &Path) {
     }
 }
 
-/// Wait, at most `limit`, until no daemon listens on the control socket `path` any more (it
-/// removes its socket as the last step of its stop); whether it is gone. `waiting` is called
-/// once, when the daemon is still there after a second.
+/// Wait, at most `limit`, until the daemon of the control socket `path` is gone: it removes
+/// its socket as the last step of its stop, and a killed one leaves a file nobody listens on
+/// (probed once a second, each probe being a connection the daemon answers). Whether it is
+/// gone; `waiting` is called once, when the daemon is still there after a second.
 pub fn wait_until_closed(path: &Path, limit: Duration, waiting: impl FnOnce()) -> bool {
     let start = std::time::Instant::now();
     let mut waiting = Some(waiting);
-    while std::os::unix::net::UnixStream::connect(path).is_ok() {
+    let mut probed: Option<std::time::Instant> = None;
+    while path.exists() {
+        if probed.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            if std::os::unix::net::UnixStream::connect(path).is_err() {
+                return true;
+            }
+            probed = Some(std::time::Instant::now());
+        }
         if start.elapsed() >= limit {
             return false;
         }
@@ -149,7 +157,7 @@ pub fn wait_until_closed(path: &Path, limit: Duration, waiting: impl FnOnce()) -
                 say();
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     true
 }
@@ -222,6 +230,26 @@ mod tests {
         });
         assert!(wait_until_closed(&path, Duration::from_secs(10), || {}));
         closer.join().unwrap();
+        assert!(
+            path.exists(),
+            "a killed daemon leaves its file: nobody listens, so gone"
+        );
+        std::fs::remove_file(&path).unwrap();
+        // The file removed at the end of the stop.
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let p = path.clone();
+        let remover = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::remove_file(&p).unwrap();
+        });
+        let t = std::time::Instant::now();
+        assert!(wait_until_closed(&path, Duration::from_secs(10), || {}));
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "seen gone without a probe"
+        );
+        remover.join().unwrap();
+        drop(listener);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,12 +7,18 @@ use crate::backend::memory::MemoryBackend;
 use crate::backend::Backend;
 use crate::config::MountConfig;
 
-#[tokio::test]
-async fn a_truncating_read_open_is_refused_while_the_file_runs_and_empties_it_after() {
+/// A mount of a store holding one 18-byte script, `prog`, and its inode.
+async fn with_program() -> (Arc<MemoryBackend>, CloudFs, u64) {
     let b = Arc::new(MemoryBackend::new());
     b.insert("prog", b"#!/bin/sh\nsleep 1\n".to_vec());
     let fs = CloudFs::new(b.clone(), &MountConfig::default());
     let ino = fs.lookup(ROOT_INO, "prog").await.unwrap().attr.ino;
+    (b, fs, ino)
+}
+
+#[tokio::test]
+async fn a_truncating_read_open_is_refused_while_the_file_runs_and_empties_it_after() {
+    let (b, fs, ino) = with_program().await;
     let reader = fs.open(ino, Access::Read).await.unwrap();
     let running = fs.open(ino, Access::Exec).await.unwrap();
     let e = fs.open(ino, Access::ReadTruncate).await.unwrap_err();
@@ -34,10 +40,7 @@ async fn a_truncating_read_open_is_refused_while_the_file_runs_and_empties_it_af
 
 #[tokio::test]
 async fn a_truncating_read_open_that_cannot_reach_the_server_fails_and_opens_nothing() {
-    let b = Arc::new(MemoryBackend::new());
-    b.insert("prog", b"#!/bin/sh\nsleep 1\n".to_vec());
-    let fs = CloudFs::new(b.clone(), &MountConfig::default());
-    let ino = fs.lookup(ROOT_INO, "prog").await.unwrap().attr.ino;
+    let (b, fs, ino) = with_program().await;
     b.fail_puts(true);
     let e = fs.open(ino, Access::ReadTruncate).await.unwrap_err();
     assert_eq!(e.errno(), libc::EIO, "{e}");

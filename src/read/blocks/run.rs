@@ -139,7 +139,8 @@ impl BlockSlot {
 /// Why a run's task stopped before its last block.
 enum Stop {
     Failed(BackendError),
-    /// The body broke off after some of it had come: worth asking for the rest again.
+    /// The body broke off after some of it had come, in a way a new request may mend
+    /// ([`resumable`]): worth asking for the rest again.
     Broke(BackendError),
     /// Nobody held a block of it and it had to wait for memory; its blocks left the map.
     Abandoned,
@@ -240,7 +241,7 @@ impl BlockSource {
                     );
                     stalls = 0;
                 }
-                Stop::Broke(e) if resumable(&e) => {
+                Stop::Broke(e) => {
                     // Broken bodies in a row without a block delivered.
                     stalls = if senders.len() < before {
                         1
@@ -252,7 +253,6 @@ impl BlockSource {
                     }
                     tracing::debug!(key = %obj.key, error = %e, "a streamed GET broke off; asking for the rest again");
                 }
-                Stop::Broke(e) => return Err(Stop::Failed(e)),
                 stop => return Err(stop),
             }
             cut.restart();
@@ -282,9 +282,12 @@ impl BlockSource {
         // one that broke off after some of it is worth asking for again (see `stream_run`).
         let mut begun = false;
         while let Some(piece) = futures::StreamExt::next(&mut body).await {
-            let mut piece = piece.map_err(|e| match begun {
-                true => Stop::Broke(e),
-                false => Stop::Failed(e),
+            let mut piece = piece.map_err(|e| {
+                if begun && resumable(&e) {
+                    Stop::Broke(e)
+                } else {
+                    Stop::Failed(e)
+                }
             })?;
             begun = true;
             self.stats
